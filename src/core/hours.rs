@@ -1,0 +1,506 @@
+//! Business hours and the business-time arithmetic behind every SLA figure.
+//!
+//! The semantics, exactly (they are a contract, see the README):
+//! - open intervals are `[open, close)` on the local wall clock of one IANA time
+//!   zone; `24:00` is the end of the local day; weekdays come from the local date;
+//! - a holiday closes the whole local day;
+//! - a local time that does not exist (spring-forward gap) moves one hour later,
+//!   an ambiguous one (fall-back) takes its first occurrence (jiff's
+//!   "compatible" disambiguation);
+//! - [`BusinessHours::add`] starting outside hours begins counting at the next
+//!   opening, and a target used up exactly at a closing time is due at the *next
+//!   opening*, so nothing ever falls due outside business hours;
+//! - precision is one second.
+//!
+//! Pure code: no clock is read here, `now` is always an argument.
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+use jiff::civil::{Date, DateTime, Time};
+use jiff::tz::TimeZone;
+
+/// Seconds since local midnight; `86_400` stands for `24:00`.
+pub type DaySeconds = u32;
+
+/// One open interval of a weekday, `[open, close)` in local wall-clock seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub open: DaySeconds,
+    pub close: DaySeconds,
+}
+
+impl Span {
+    /// Parses `"09:00-17:00"`; `24:00` is allowed as a close. Rejects empty or
+    /// inverted spans.
+    pub fn parse(text: &str) -> Result<Span, String> {
+        let (open, close) = text
+            .split_once('-')
+            .ok_or_else(|| format!("\"{text}\" is not an interval; write it as \"09:00-17:00\""))?;
+        let open = parse_clock(open.trim()).ok_or_else(|| {
+            format!("\"{text}\" has a bad opening time; use 24-hour HH:MM such as \"09:00\"")
+        })?;
+        let close = parse_clock(close.trim()).ok_or_else(|| {
+            format!("\"{text}\" has a bad closing time; use 24-hour HH:MM such as \"17:00\" (\"24:00\" for midnight)")
+        })?;
+        if open >= 86_400 {
+            return Err(format!(
+                "\"{text}\" opens at 24:00; an interval opens between 00:00 and 23:59"
+            ));
+        }
+        if close <= open {
+            return Err(format!(
+                "\"{text}\" closes before it opens; an interval may not cross midnight, split it into \"..-24:00\" and \"00:00-..\" on the next day"
+            ));
+        }
+        Ok(Span { open, close })
+    }
+}
+
+fn parse_clock(text: &str) -> Option<DaySeconds> {
+    let (h, m) = text.split_once(':')?;
+    if h.is_empty() || h.len() > 2 || m.len() != 2 {
+        return None;
+    }
+    let h: u32 = h.parse().ok()?;
+    let m: u32 = m.parse().ok()?;
+    if m > 59 || h > 24 || (h == 24 && m != 0) {
+        return None;
+    }
+    Some(h * 3600 + m * 60)
+}
+
+/// A team's opening hours: a time zone, the open spans of each weekday
+/// (Monday first) and whole-day holidays.
+#[derive(Debug, Clone)]
+pub struct BusinessHours {
+    tz: TimeZone,
+    /// Index 0 is Monday. Spans are sorted and do not overlap.
+    week: [Vec<Span>; 7],
+    holidays: BTreeSet<Date>,
+}
+
+impl BusinessHours {
+    /// Builds the schedule. Returns an error when spans overlap or the week has
+    /// no open time at all (then nothing could ever fall due).
+    pub fn new(
+        tz: TimeZone,
+        mut week: [Vec<Span>; 7],
+        holidays: BTreeSet<Date>,
+    ) -> Result<Self, String> {
+        for day in &mut week {
+            day.sort_by_key(|s| s.open);
+            if let Some(pair) = day.windows(2).find(|w| w[1].open < w[0].close) {
+                return Err(format!(
+                    "intervals {} and {} overlap; merge them into one",
+                    fmt_span(pair[0]),
+                    fmt_span(pair[1])
+                ));
+            }
+        }
+        if week.iter().all(Vec::is_empty) {
+            return Err("the week has no open hours; give at least one day an interval such as \"09:00-17:00\"".into());
+        }
+        Ok(BusinessHours { tz, week, holidays })
+    }
+
+    /// Open around the clock, every day, in UTC: the schedule when none is configured.
+    pub fn always_open() -> Self {
+        let all = vec![Span {
+            open: 0,
+            close: 86_400,
+        }];
+        BusinessHours {
+            tz: TimeZone::UTC,
+            week: std::array::from_fn(|_| all.clone()),
+            holidays: BTreeSet::new(),
+        }
+    }
+
+    pub fn time_zone(&self) -> &TimeZone {
+        &self.tz
+    }
+
+    /// The instant at which `seconds` of business time have passed since `start`.
+    ///
+    /// Starting outside hours counts from the next opening; a total used up
+    /// exactly at a closing time is due at the next opening.
+    pub fn add(&self, start: Timestamp, seconds: i64) -> Timestamp {
+        let mut remaining = seconds.max(0);
+        let mut cursor = start.as_second();
+        loop {
+            let (open, close) = self.next_interval(cursor);
+            let begin = open.max(cursor);
+            if remaining == 0 {
+                return from_second(begin);
+            }
+            let available = close - begin;
+            if remaining < available {
+                return from_second(begin + remaining);
+            }
+            remaining -= available;
+            cursor = close;
+        }
+    }
+
+    /// Business seconds in `[from, to)`; zero when `to` is not after `from`.
+    pub fn elapsed(&self, from: Timestamp, to: Timestamp) -> i64 {
+        let (from, to) = (from.as_second(), to.as_second());
+        let mut total = 0;
+        let mut cursor = from;
+        while cursor < to {
+            let (open, close) = self.next_interval(cursor);
+            if open >= to {
+                break;
+            }
+            total += close.min(to) - open.max(cursor);
+            cursor = close;
+        }
+        total
+    }
+
+    /// Whether `at` falls inside an open interval.
+    pub fn is_open(&self, at: Timestamp) -> bool {
+        let (open, _) = self.next_interval(at.as_second());
+        open <= at.as_second()
+    }
+
+    /// The first open interval (unix seconds) whose close is after `after`.
+    fn next_interval(&self, after: i64) -> (i64, i64) {
+        let local = self.tz.to_datetime(from_second(after)).date();
+        // Start a day early: a DST shift can push yesterday's 24:00 past local midnight.
+        let mut date = local.yesterday().unwrap_or(local);
+        // `new` guarantees an open span every week; holidays can close more days.
+        for _ in 0..(self.holidays.len() + 16) {
+            if !self.holidays.contains(&date) {
+                let mut previous_close = i64::MIN;
+                for span in &self.week[weekday_index(date)] {
+                    let open = self.local_instant(date, span.open).max(previous_close);
+                    let close = self.local_instant(date, span.close);
+                    if close <= open {
+                        continue;
+                    }
+                    previous_close = close;
+                    if close > after {
+                        return (open, close);
+                    }
+                }
+            }
+            match date.tomorrow() {
+                Ok(next) => date = next,
+                Err(_) => break,
+            }
+        }
+        // Unreachable with a validated schedule short of the end of time.
+        (i64::MAX / 2, i64::MAX / 2)
+    }
+
+    /// The instant of local wall-clock `seconds` after midnight on `date`.
+    fn local_instant(&self, date: Date, seconds: DaySeconds) -> i64 {
+        let (date, seconds) = if seconds >= 86_400 {
+            (date.tomorrow().unwrap_or(date), seconds - 86_400)
+        } else {
+            (date, seconds)
+        };
+        let time = Time::new(
+            (seconds / 3600) as i8,
+            (seconds / 60 % 60) as i8,
+            (seconds % 60) as i8,
+            0,
+        )
+        .unwrap_or(Time::midnight());
+        self.tz
+            .to_ambiguous_timestamp(DateTime::from_parts(date, time))
+            .compatible()
+            .map(|t| t.as_second())
+            .unwrap_or(i64::MAX / 2)
+    }
+}
+
+fn weekday_index(date: Date) -> usize {
+    date.weekday().to_monday_zero_offset() as usize
+}
+
+fn from_second(s: i64) -> Timestamp {
+    Timestamp::from_second(s).unwrap_or(Timestamp::MAX)
+}
+
+fn fmt_span(s: Span) -> String {
+    let f = |v: u32| format!("{:02}:{:02}", v / 3600, v / 60 % 60);
+    format!("\"{}-{}\"", f(s.open), f(s.close))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// New York, Monday to Friday 09:00-17:00, with Christmas 2026 off.
+    fn new_york_office() -> BusinessHours {
+        let day = vec![Span::parse("09:00-17:00").unwrap()];
+        let week = [
+            day.clone(),
+            day.clone(),
+            day.clone(),
+            day.clone(),
+            day,
+            vec![],
+            vec![],
+        ];
+        let holidays = [Date::new(2026, 12, 25).unwrap()].into_iter().collect();
+        BusinessHours::new(TimeZone::get("America/New_York").unwrap(), week, holidays).unwrap()
+    }
+
+    fn check_add(hours: &BusinessHours, cases: &[(&str, i64, &str)]) {
+        for &(start, secs, due) in cases {
+            assert_eq!(hours.add(ts(start), secs), ts(due), "add({start}, {secs}s)");
+        }
+    }
+
+    #[test]
+    fn spans_parse_and_reject_bad_input() {
+        assert_eq!(
+            Span::parse("09:00-17:00"),
+            Ok(Span {
+                open: 32_400,
+                close: 61_200
+            })
+        );
+        assert_eq!(
+            Span::parse("00:00-24:00"),
+            Ok(Span {
+                open: 0,
+                close: 86_400
+            })
+        );
+        for bad in [
+            "17:00-09:00",
+            "09:00",
+            "9-17",
+            "25:00-26:00",
+            "09:60-10:00",
+            "24:00-24:00",
+            "10:00-10:00",
+            "24:30-01:00",
+        ] {
+            assert!(Span::parse(bad).is_err(), "{bad}");
+        }
+        assert!(
+            Span::parse("17:00-09:00")
+                .unwrap_err()
+                .contains("cross midnight")
+        );
+    }
+
+    #[test]
+    fn overlapping_spans_and_empty_weeks_are_rejected() {
+        let day = vec![
+            Span::parse("09:00-12:00").unwrap(),
+            Span::parse("11:00-17:00").unwrap(),
+        ];
+        let week = [day, vec![], vec![], vec![], vec![], vec![], vec![]];
+        let err = BusinessHours::new(TimeZone::UTC, week, BTreeSet::new()).unwrap_err();
+        assert!(err.contains("overlap"), "{err}");
+        let err =
+            BusinessHours::new(TimeZone::UTC, Default::default(), BTreeSet::new()).unwrap_err();
+        assert!(err.contains("no open hours"), "{err}");
+    }
+
+    #[test]
+    fn a_start_inside_hours_counts_straight_away() {
+        // 2026-11-23 is a Monday; New York is UTC-5 in November.
+        check_add(
+            &new_york_office(),
+            &[
+                ("2026-11-23T15:00:00Z", 3600, "2026-11-23T16:00:00Z"),
+                ("2026-11-23T15:00:00Z", 0, "2026-11-23T15:00:00Z"),
+                ("2026-11-23T15:00:01Z", 1, "2026-11-23T15:00:02Z"),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_start_outside_hours_counts_from_the_next_opening() {
+        check_add(
+            &new_york_office(),
+            &[
+                // 03:00 local Monday -> opens 09:00 local (14:00Z).
+                ("2026-11-23T08:00:00Z", 3600, "2026-11-23T15:00:00Z"),
+                // Friday 18:00 local -> Monday 09:00 local.
+                ("2026-11-27T23:00:00Z", 3600, "2026-11-30T15:00:00Z"),
+                // Saturday, zero target: due at the next opening.
+                ("2026-11-28T12:00:00Z", 0, "2026-11-30T14:00:00Z"),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_target_used_up_at_closing_is_due_at_the_next_opening() {
+        check_add(
+            &new_york_office(),
+            &[
+                // 16:00 local + 1h ends exactly at 17:00 close -> next day 09:00.
+                ("2026-11-23T21:00:00Z", 3600, "2026-11-24T14:00:00Z"),
+                // One second less is due at 16:59:59 the same day.
+                ("2026-11-23T21:00:00Z", 3599, "2026-11-23T21:59:59Z"),
+                // One second more is due one second after the next opening.
+                ("2026-11-23T21:00:00Z", 3601, "2026-11-24T14:00:01Z"),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_holiday_closes_the_whole_local_day() {
+        // Thursday 2026-12-24 16:30 local + 1h: Friday 25th is a holiday, the
+        // weekend is closed, so 30 minutes remain for Monday 28th 09:00.
+        check_add(
+            &new_york_office(),
+            &[("2026-12-24T21:30:00Z", 3600, "2026-12-28T14:30:00Z")],
+        );
+        assert!(!new_york_office().is_open(ts("2026-12-25T16:00:00Z")));
+    }
+
+    #[test]
+    fn split_days_skip_the_lunch_break() {
+        let day = vec![
+            Span::parse("09:00-12:00").unwrap(),
+            Span::parse("13:00-17:00").unwrap(),
+        ];
+        let week = std::array::from_fn(|_| day.clone());
+        let hours = BusinessHours::new(TimeZone::UTC, week, BTreeSet::new()).unwrap();
+        check_add(
+            &hours,
+            &[
+                ("2026-11-23T11:30:00Z", 3600, "2026-11-23T13:30:00Z"),
+                // Used up exactly at 12:00 -> due when the afternoon opens.
+                ("2026-11-23T11:00:00Z", 3600, "2026-11-23T13:00:00Z"),
+                ("2026-11-23T12:30:00Z", 60, "2026-11-23T13:01:00Z"),
+            ],
+        );
+        assert_eq!(
+            hours.elapsed(ts("2026-11-23T11:00:00Z"), ts("2026-11-23T14:00:00Z")),
+            7200
+        );
+    }
+
+    #[test]
+    fn twenty_four_hundred_runs_to_the_end_of_the_local_day() {
+        let late = vec![Span::parse("20:00-24:00").unwrap()];
+        let early = vec![Span::parse("00:00-02:00").unwrap()];
+        let week = [late, early, vec![], vec![], vec![], vec![], vec![]];
+        let hours = BusinessHours::new(
+            TimeZone::get("Europe/Berlin").unwrap(),
+            week,
+            BTreeSet::new(),
+        )
+        .unwrap();
+        // Monday 23:00 Berlin (22:00Z) + 2h runs across midnight without a gap:
+        // Monday's 24:00 and Tuesday's 00:00 are the same instant.
+        check_add(
+            &hours,
+            &[("2026-11-23T22:00:00Z", 7200, "2026-11-24T00:00:00Z")],
+        );
+        assert_eq!(
+            hours.elapsed(ts("2026-11-23T19:00:00Z"), ts("2026-11-24T01:00:00Z")),
+            6 * 3600
+        );
+        let all_day = std::array::from_fn(|_| vec![Span::parse("00:00-24:00").unwrap()]);
+        let hours = BusinessHours::new(TimeZone::UTC, all_day, BTreeSet::new()).unwrap();
+        check_add(
+            &hours,
+            &[("2026-11-23T23:30:00Z", 3 * 86_400, "2026-11-26T23:30:00Z")],
+        );
+    }
+
+    #[test]
+    fn spring_forward_moves_a_missing_local_time_one_hour_later() {
+        // 2026-03-08 is a Sunday; New York jumps 02:00 -> 03:00.
+        let sunday = vec![Span::parse("02:30-05:00").unwrap()];
+        let week = [vec![], vec![], vec![], vec![], vec![], vec![], sunday];
+        let hours = BusinessHours::new(
+            TimeZone::get("America/New_York").unwrap(),
+            week,
+            BTreeSet::new(),
+        )
+        .unwrap();
+        // 02:30 does not exist: the interval opens at 03:30 EDT (07:30Z) and
+        // closes at 05:00 EDT (09:00Z): 90 minutes of business time that day.
+        check_add(
+            &hours,
+            &[("2026-03-08T00:00:00Z", 0, "2026-03-08T07:30:00Z")],
+        );
+        assert_eq!(
+            hours.elapsed(ts("2026-03-08T00:00:00Z"), ts("2026-03-09T00:00:00Z")),
+            5400
+        );
+    }
+
+    #[test]
+    fn fall_back_takes_the_first_occurrence_and_counts_real_seconds() {
+        // 2026-11-01 is a Sunday; New York repeats 01:00-02:00.
+        let sunday = vec![Span::parse("01:30-03:00").unwrap()];
+        let week = [vec![], vec![], vec![], vec![], vec![], vec![], sunday];
+        let hours = BusinessHours::new(
+            TimeZone::get("America/New_York").unwrap(),
+            week,
+            BTreeSet::new(),
+        )
+        .unwrap();
+        // Opens at the first 01:30 (EDT, 05:30Z), closes at 03:00 EST (08:00Z):
+        // two and a half real hours.
+        check_add(
+            &hours,
+            &[("2026-11-01T00:00:00Z", 0, "2026-11-01T05:30:00Z")],
+        );
+        assert_eq!(
+            hours.elapsed(ts("2026-11-01T00:00:00Z"), ts("2026-11-02T00:00:00Z")),
+            9000
+        );
+    }
+
+    #[test]
+    fn a_full_working_day_is_eight_hours_across_both_dst_changes() {
+        let hours = new_york_office();
+        // Monday after spring-forward and Monday after fall-back.
+        assert_eq!(
+            hours.elapsed(ts("2026-03-09T00:00:00Z"), ts("2026-03-10T00:00:00Z")),
+            8 * 3600
+        );
+        assert_eq!(
+            hours.elapsed(ts("2026-11-02T00:00:00Z"), ts("2026-11-03T00:00:00Z")),
+            8 * 3600
+        );
+        // Weekend and reversed ranges count nothing.
+        assert_eq!(
+            hours.elapsed(ts("2026-11-28T00:00:00Z"), ts("2026-11-30T00:00:00Z")),
+            0
+        );
+        assert_eq!(
+            hours.elapsed(ts("2026-11-24T00:00:00Z"), ts("2026-11-23T00:00:00Z")),
+            0
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn elapsed_inverts_add(start in 1_700_000_000i64..1_900_000_000, secs in 0i64..400_000) {
+            let hours = new_york_office();
+            let start = Timestamp::from_second(start).unwrap();
+            let due = hours.add(start, secs);
+            prop_assert_eq!(hours.elapsed(start, due), secs);
+            prop_assert!(hours.is_open(due), "due {} is outside hours", due);
+        }
+
+        #[test]
+        fn add_is_monotonic(start in 1_700_000_000i64..1_900_000_000, a in 0i64..200_000, b in 0i64..200_000) {
+            let hours = new_york_office();
+            let start = Timestamp::from_second(start).unwrap();
+            let (lo, hi) = (a.min(b), a.max(b));
+            prop_assert!(hours.add(start, lo) <= hours.add(start, hi));
+        }
+    }
+}

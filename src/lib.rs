@@ -1,0 +1,2 @@
+//! concierge (work in progress)
+pub mod core;
