@@ -8,3 +8,4 @@
 
 pub mod duration;
 pub mod hours;
+pub mod rules;
