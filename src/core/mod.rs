@@ -8,4 +8,7 @@
 
 pub mod duration;
 pub mod hours;
+pub mod router;
 pub mod rules;
+pub mod stats;
+pub mod template;

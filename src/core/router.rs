@@ -1,0 +1,943 @@
+//! The router: a sans-IO state machine that threads messages into
+//! conversations, runs the first-response clock, checks agent replies and
+//! schedules surveys.
+//!
+//! Shape (after quinn-proto): inputs arrive through [`Router::handle`] with the
+//! current instant, timers fire through [`Router::poll_timers`], and
+//! [`Router::next_deadline`] says when to call again. Each call returns
+//! [`Step`]s: the actions to carry out plus snapshots of the state that
+//! changed, which the shell writes in one transaction with the actions (the
+//! outbox). No clock is read and nothing is sent from here.
+//!
+//! Decisions where the issue is silent:
+//! - only the customer's *first* message opens the clock; later customer
+//!   messages in an unanswered conversation do not restart it;
+//! - an agent message on an unknown thread opens an agent-started conversation
+//!   with no customer and no clock (it is checked, never counted as a response);
+//! - a resolve cancels pending nudges; a conversation resolved before any
+//!   answer is not nudged again if the customer writes back (it is reopened);
+//! - nudges go to the conversation's agent once one has replied, else to
+//!   `agents`; escalations and detractor alerts go to `managers` (or the
+//!   recipients configured per escalation level).
+
+use std::collections::{BTreeSet, HashMap};
+
+use hmac::{Hmac, Mac};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use super::duration::Human;
+use super::hours::BusinessHours;
+use super::rules::{CheckContext, CheckResult, RuleSet, first_name};
+use super::stats::{NpsClass, classify};
+use super::template::{Templates, render};
+
+/// Where a conversation happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Email,
+    Discord,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Discord => "discord",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Channel> {
+        match s {
+            "email" => Some(Channel::Email),
+            "discord" => Some(Channel::Discord),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Customer,
+    Agent,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Agent => "agent",
+        }
+    }
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Author {
+    pub role: Role,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A message seen on a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub channel: Channel,
+    pub thread: String,
+    /// The channel's own id for the message; the same id twice is one message.
+    pub id: String,
+    pub author: Author,
+    pub text: String,
+}
+
+/// Everything the router reacts to, besides time passing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Message(Message),
+    /// Close a conversation; `survey: false` asks for no survey.
+    Resolve {
+        channel: Option<Channel>,
+        thread: String,
+        by: String,
+        survey: bool,
+    },
+    SurveyAnswer {
+        channel: Option<Channel>,
+        thread: String,
+        score: u8,
+        comment: Option<String>,
+    },
+}
+
+/// What the shell is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    Acknowledgement,
+    NudgeWarning,
+    NudgeBreach,
+    Escalation,
+    Feedback,
+    Survey,
+    DetractorAlert,
+}
+
+impl ActionKind {
+    pub const ALL: [ActionKind; 7] = [
+        ActionKind::Acknowledgement,
+        ActionKind::NudgeWarning,
+        ActionKind::NudgeBreach,
+        ActionKind::Escalation,
+        ActionKind::Feedback,
+        ActionKind::Survey,
+        ActionKind::DetractorAlert,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Acknowledgement => "acknowledgement",
+            ActionKind::NudgeWarning => "nudge_warning",
+            ActionKind::NudgeBreach => "nudge_breach",
+            ActionKind::Escalation => "escalation",
+            ActionKind::Feedback => "feedback",
+            ActionKind::Survey => "survey",
+            ActionKind::DetractorAlert => "detractor_alert",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ActionKind> {
+        ActionKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One side effect, with an idempotency key unique for its cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    pub key: String,
+    pub at: Timestamp,
+    pub kind: ActionKind,
+    pub conversation: String,
+    pub channel: Channel,
+    pub thread: String,
+    /// A customer id, an agent id, `agents` or `managers` (or a configured recipient).
+    pub to: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Open,
+    Resolved,
+}
+
+/// The state of one conversation, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    /// `channel:thread`.
+    pub id: String,
+    pub channel: Channel,
+    pub thread: String,
+    pub customer_id: Option<String>,
+    pub customer_name: Option<String>,
+    pub opened_at: Timestamp,
+    /// The first-response due instant; `None` for agent-started conversations.
+    pub due_at: Option<Timestamp>,
+    pub first_reply_at: Option<Timestamp>,
+    pub first_reply_by: Option<String>,
+    pub status: Status,
+    pub resolved_at: Option<Timestamp>,
+    pub assigned: Option<String>,
+    /// How many SLA stages (warning, breach, escalation levels) have fired.
+    pub sla_stage: u32,
+    /// How many surveys this conversation has scheduled.
+    pub surveys: u32,
+}
+
+impl Conversation {
+    pub fn key(channel: Channel, thread: &str) -> String {
+        format!("{}:{thread}", channel.as_str())
+    }
+
+    fn awaiting_first_reply(&self) -> bool {
+        self.status == Status::Open && self.first_reply_at.is_none() && self.due_at.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SurveyStatus {
+    Pending,
+    Sent,
+    Cancelled,
+    Skipped,
+    Answered,
+}
+
+impl SurveyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SurveyStatus::Pending => "pending",
+            SurveyStatus::Sent => "sent",
+            SurveyStatus::Cancelled => "cancelled",
+            SurveyStatus::Skipped => "skipped",
+            SurveyStatus::Answered => "answered",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SurveyStatus> {
+        [
+            Self::Pending,
+            Self::Sent,
+            Self::Cancelled,
+            Self::Skipped,
+            Self::Answered,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// One NPS survey, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Survey {
+    /// `conversation#n`.
+    pub id: String,
+    pub conversation: String,
+    pub customer_id: String,
+    pub status: SurveyStatus,
+    /// When it goes out (resolve + `surveys.delay`).
+    pub due_at: Timestamp,
+    pub sent_at: Option<Timestamp>,
+    /// The signed token that identifies the answer; set when sent.
+    pub token: Option<String>,
+    pub score: Option<u8>,
+    pub comment: Option<String>,
+    pub answered_at: Option<Timestamp>,
+}
+
+/// The verdict on an agent reply, to be stored with the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyCheck {
+    pub message_id: String,
+    pub conversation: String,
+    pub agent: String,
+    pub at: Timestamp,
+    pub first: bool,
+    pub late: bool,
+    pub result: CheckResult,
+}
+
+/// The outcome of one input or timer: actions plus what changed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Step {
+    pub actions: Vec<Action>,
+    pub conversation: Option<Conversation>,
+    pub survey: Option<Survey>,
+    pub check: Option<ReplyCheck>,
+    /// Why an input changed nothing (unknown thread, nothing to answer...).
+    pub notice: Option<String>,
+}
+
+/// One escalation level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escalation {
+    /// Business seconds past the due instant.
+    pub after: i64,
+    pub to: String,
+}
+
+/// The service policy the router applies.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub hours: BusinessHours,
+    /// First-response target, business seconds.
+    pub first_response: i64,
+    /// Warning nudge at this percentage of the target.
+    pub warn_at_percent: u32,
+    pub escalations: Vec<Escalation>,
+    /// Wall-clock seconds from resolve to survey.
+    pub survey_delay: i64,
+    /// No survey to a customer sent one within this many seconds.
+    pub survey_throttle: i64,
+    pub surveys_enabled: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            hours: BusinessHours::always_open(),
+            first_response: 3600,
+            warn_at_percent: 75,
+            escalations: vec![Escalation {
+                after: 3600,
+                to: "managers".into(),
+            }],
+            survey_delay: 3600,
+            survey_throttle: 30 * 86_400,
+            surveys_enabled: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    Sla,
+    Survey,
+}
+
+/// The state machine. See the module docs.
+pub struct Router {
+    policy: Policy,
+    rules: RuleSet,
+    templates: Templates,
+    secret: Vec<u8>,
+    conversations: HashMap<String, Conversation>,
+    /// The latest survey of each conversation.
+    surveys: HashMap<String, Survey>,
+    /// When each customer was last sent a survey.
+    last_survey_sent: HashMap<String, Timestamp>,
+    /// The newest conversation of each thread, for inputs that name no channel.
+    by_thread: HashMap<String, String>,
+    timers: BTreeSet<(Timestamp, String, TimerKind)>,
+}
+
+impl Router {
+    pub fn new(policy: Policy, rules: RuleSet, templates: Templates, secret: Vec<u8>) -> Router {
+        Router {
+            policy,
+            rules,
+            templates,
+            secret,
+            conversations: HashMap::new(),
+            surveys: HashMap::new(),
+            last_survey_sent: HashMap::new(),
+            by_thread: HashMap::new(),
+            timers: BTreeSet::new(),
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Loads stored state and re-arms every pending timer, so a restart loses
+    /// no nudge or survey. Stages already fired are not fired again.
+    pub fn restore(&mut self, conversations: Vec<Conversation>, surveys: Vec<Survey>) {
+        for c in conversations {
+            self.by_thread.insert(c.thread.clone(), c.id.clone());
+            self.conversations.insert(c.id.clone(), c);
+        }
+        for s in surveys {
+            if let Some(sent) = s.sent_at {
+                let last = self
+                    .last_survey_sent
+                    .entry(s.customer_id.clone())
+                    .or_insert(sent);
+                *last = (*last).max(sent);
+            }
+            let newer = self
+                .surveys
+                .get(&s.conversation)
+                .is_none_or(|old| survey_seq(&old.id) < survey_seq(&s.id));
+            if newer {
+                self.surveys.insert(s.conversation.clone(), s);
+            }
+        }
+        let ids: Vec<String> = self.conversations.keys().cloned().collect();
+        for id in ids {
+            self.arm_sla(&id);
+            if let Some(s) = self
+                .surveys
+                .get(&id)
+                .filter(|s| s.status == SurveyStatus::Pending)
+            {
+                self.timers
+                    .insert((s.due_at, id.clone(), TimerKind::Survey));
+            }
+        }
+    }
+
+    pub fn conversation(&self, id: &str) -> Option<&Conversation> {
+        self.conversations.get(id)
+    }
+
+    /// The earliest pending timer, if any: call [`Router::poll_timers`] then.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.timers.first().map(|(at, _, _)| *at)
+    }
+
+    /// Applies one input at `now`.
+    pub fn handle(&mut self, now: Timestamp, input: Input) -> Step {
+        match input {
+            Input::Message(m) => match m.author.role {
+                Role::Customer => self.customer_message(now, m),
+                Role::Agent => self.agent_message(now, m),
+            },
+            Input::Resolve {
+                channel,
+                thread,
+                by,
+                survey,
+            } => self.resolve(now, channel, &thread, &by, survey),
+            Input::SurveyAnswer {
+                channel,
+                thread,
+                score,
+                comment,
+            } => self.survey_answer(now, channel, &thread, score, comment),
+        }
+    }
+
+    /// Fires every timer due at or before `now`, in time order.
+    pub fn poll_timers(&mut self, now: Timestamp) -> Vec<Step> {
+        let mut steps = Vec::new();
+        while let Some((at, id, kind)) = self.timers.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            let step = match kind {
+                TimerKind::Sla => self.fire_sla(at, &id),
+                TimerKind::Survey => self.fire_survey(at, &id),
+            };
+            steps.extend(step);
+        }
+        steps
+    }
+
+    fn customer_message(&mut self, now: Timestamp, m: Message) -> Step {
+        let id = Conversation::key(m.channel, &m.thread);
+        let mut step = Step::default();
+        if let Some(conv) = self.conversations.get_mut(&id) {
+            if conv.customer_id.is_none() {
+                conv.customer_id = Some(m.author.id.clone());
+                conv.customer_name = m.author.name.clone();
+            }
+            if conv.status == Status::Resolved {
+                conv.status = Status::Open;
+                conv.resolved_at = None;
+            }
+            step.conversation = Some(conv.clone());
+            step.survey = self.cancel_pending_survey(&id);
+            return step;
+        }
+        let due = self.policy.hours.add(now, self.policy.first_response);
+        let conv = Conversation {
+            id: id.clone(),
+            channel: m.channel,
+            thread: m.thread.clone(),
+            customer_id: Some(m.author.id.clone()),
+            customer_name: m.author.name.clone(),
+            opened_at: now,
+            due_at: Some(due),
+            first_reply_at: None,
+            first_reply_by: None,
+            status: Status::Open,
+            resolved_at: None,
+            assigned: None,
+            sla_stage: 0,
+            surveys: 0,
+        };
+        let name = m
+            .author
+            .name
+            .as_deref()
+            .and_then(first_name)
+            .unwrap_or("there");
+        let due_text = self.customer_time(due);
+        let target = Human(self.policy.first_response).to_string();
+        let body = render(
+            &self.templates.acknowledgement,
+            &[
+                ("customer_name", name),
+                ("due", &due_text),
+                ("ticket", &m.thread),
+                ("target", &target),
+            ],
+        );
+        step.actions.push(self.action(
+            &conv,
+            now,
+            ActionKind::Acknowledgement,
+            format!("{id}/ack"),
+            &m.author.id,
+            body,
+        ));
+        self.by_thread.insert(m.thread, id.clone());
+        self.conversations.insert(id.clone(), conv);
+        self.arm_sla(&id);
+        step.conversation = self.conversations.get(&id).cloned();
+        step
+    }
+
+    fn agent_message(&mut self, now: Timestamp, m: Message) -> Step {
+        let id = Conversation::key(m.channel, &m.thread);
+        let conv = self
+            .conversations
+            .entry(id.clone())
+            .or_insert_with(|| Conversation {
+                id: id.clone(),
+                channel: m.channel,
+                thread: m.thread.clone(),
+                customer_id: None,
+                customer_name: None,
+                opened_at: now,
+                due_at: None,
+                first_reply_at: None,
+                first_reply_by: None,
+                status: Status::Open,
+                resolved_at: None,
+                assigned: Some(m.author.id.clone()),
+                sla_stage: 0,
+                surveys: 0,
+            });
+        self.by_thread
+            .entry(m.thread.clone())
+            .or_insert_with(|| id.clone());
+        let first = conv.customer_id.is_some() && conv.first_reply_at.is_none();
+        // A reply at exactly the due instant is on time.
+        let late = first && conv.due_at.is_some_and(|due| now > due);
+        if first {
+            conv.first_reply_at = Some(now);
+            conv.first_reply_by = Some(m.author.id.clone());
+        }
+        conv.assigned.get_or_insert_with(|| m.author.id.clone());
+        let conv = conv.clone();
+        if first {
+            self.timers
+                .retain(|(_, t, k)| !(t == &id && *k == TimerKind::Sla));
+        }
+        let result = self.rules.check(
+            &m.text,
+            CheckContext {
+                customer_name: conv.customer_name.as_deref(),
+                first,
+                late,
+            },
+        );
+        let mut step = Step::default();
+        if !result.findings.is_empty() {
+            let feedback = result.feedback();
+            let body = render(
+                &self.templates.feedback,
+                &[("ticket", &conv.thread), ("feedback", feedback.trim_end())],
+            );
+            let key = format!("feedback/{}:{}", m.channel.as_str(), m.id);
+            step.actions.push(self.action(
+                &conv,
+                now,
+                ActionKind::Feedback,
+                key,
+                &m.author.id,
+                body,
+            ));
+        }
+        step.check = Some(ReplyCheck {
+            message_id: m.id,
+            conversation: id,
+            agent: m.author.id,
+            at: now,
+            first,
+            late,
+            result,
+        });
+        step.conversation = Some(conv);
+        step
+    }
+
+    fn resolve(
+        &mut self,
+        now: Timestamp,
+        channel: Option<Channel>,
+        thread: &str,
+        by: &str,
+        survey: bool,
+    ) -> Step {
+        let Some(id) = self.find(channel, thread) else {
+            return notice(format!("resolve of unknown thread \"{thread}\" ignored"));
+        };
+        let conv = self.conversations.get_mut(&id).expect("found above");
+        if conv.status == Status::Resolved {
+            return notice(format!("thread \"{thread}\" is already resolved"));
+        }
+        conv.status = Status::Resolved;
+        conv.resolved_at = Some(now);
+        conv.assigned.get_or_insert_with(|| by.to_string());
+        self.timers
+            .retain(|(_, t, k)| !(t == &id && *k == TimerKind::Sla));
+        let mut step = Step::default();
+        if survey
+            && self.policy.surveys_enabled
+            && let Some(customer) = conv.customer_id.clone()
+        {
+            conv.surveys += 1;
+            let s = Survey {
+                id: format!("{id}#{}", conv.surveys),
+                conversation: id.clone(),
+                customer_id: customer,
+                status: SurveyStatus::Pending,
+                due_at: plus(now, self.policy.survey_delay),
+                sent_at: None,
+                token: None,
+                score: None,
+                comment: None,
+                answered_at: None,
+            };
+            self.timers
+                .insert((s.due_at, id.clone(), TimerKind::Survey));
+            self.surveys.insert(id.clone(), s.clone());
+            step.survey = Some(s);
+        }
+        step.conversation = Some(conv.clone());
+        step
+    }
+
+    fn survey_answer(
+        &mut self,
+        now: Timestamp,
+        channel: Option<Channel>,
+        thread: &str,
+        score: u8,
+        comment: Option<String>,
+    ) -> Step {
+        let Some(id) = self.find(channel, thread) else {
+            return notice(format!(
+                "survey answer for unknown thread \"{thread}\" ignored"
+            ));
+        };
+        let Some(survey) = self
+            .surveys
+            .get_mut(&id)
+            .filter(|s| s.status == SurveyStatus::Sent)
+        else {
+            return notice(format!(
+                "thread \"{thread}\" has no survey awaiting an answer; answer ignored"
+            ));
+        };
+        survey.status = SurveyStatus::Answered;
+        survey.score = Some(score.min(10));
+        survey.comment = comment;
+        survey.answered_at = Some(now);
+        let survey = survey.clone();
+        let conv = self.conversations[&id].clone();
+        let mut step = Step::default();
+        if classify(score) == NpsClass::Detractor {
+            let customer = display_customer(&conv);
+            let score_text = score.to_string();
+            let body = render(
+                &self.templates.detractor_alert,
+                &[
+                    ("customer", &customer),
+                    ("ticket", &conv.thread),
+                    ("score", &score_text),
+                    ("comment", survey.comment.as_deref().unwrap_or("(none)")),
+                ],
+            );
+            let key = format!("{}/detractor", survey.id);
+            step.actions.push(self.action(
+                &conv,
+                now,
+                ActionKind::DetractorAlert,
+                key,
+                "managers",
+                body,
+            ));
+        }
+        step.survey = Some(survey);
+        step
+    }
+
+    fn fire_sla(&mut self, at: Timestamp, id: &str) -> Option<Step> {
+        let conv = self.conversations.get(id)?;
+        if !conv.awaiting_first_reply() {
+            return None;
+        }
+        let stage = conv.sla_stage;
+        let due = conv.due_at?;
+        let (_, kind, to) = self.stage(conv, stage)?;
+        let customer = display_customer(conv);
+        let due_text = self.agent_time(due);
+        let body = match kind {
+            ActionKind::NudgeWarning => {
+                let left = Human(self.policy.hours.elapsed(at, due)).to_string();
+                render(
+                    &self.templates.nudge_warning,
+                    &[
+                        ("ticket", &conv.thread),
+                        ("customer", &customer),
+                        ("due", &due_text),
+                        ("remaining", &left),
+                    ],
+                )
+            }
+            ActionKind::NudgeBreach => render(
+                &self.templates.nudge_breach,
+                &[
+                    ("ticket", &conv.thread),
+                    ("customer", &customer),
+                    ("due", &due_text),
+                ],
+            ),
+            _ => {
+                let level = (stage - 1).to_string();
+                let overdue = Human(self.policy.hours.elapsed(due, at)).to_string();
+                render(
+                    &self.templates.escalation,
+                    &[
+                        ("ticket", &conv.thread),
+                        ("customer", &customer),
+                        ("due", &due_text),
+                        ("overdue", &overdue),
+                        ("level", &level),
+                    ],
+                )
+            }
+        };
+        let action = self.action(conv, at, kind, format!("{id}/sla/{stage}"), &to, body);
+        let conv = self.conversations.get_mut(id)?;
+        conv.sla_stage += 1;
+        let snapshot = conv.clone();
+        self.arm_sla(id);
+        Some(Step {
+            actions: vec![action],
+            conversation: Some(snapshot),
+            ..Step::default()
+        })
+    }
+
+    fn fire_survey(&mut self, at: Timestamp, id: &str) -> Option<Step> {
+        let survey = self
+            .surveys
+            .get(id)
+            .filter(|s| s.status == SurveyStatus::Pending)?
+            .clone();
+        let conv = self.conversations.get(id)?.clone();
+        let throttled = self
+            .last_survey_sent
+            .get(&survey.customer_id)
+            .is_some_and(|last| at.as_second() - last.as_second() < self.policy.survey_throttle);
+        let mut updated = survey.clone();
+        let mut step = Step::default();
+        if throttled {
+            updated.status = SurveyStatus::Skipped;
+        } else {
+            let token = self.sign(&survey.id);
+            updated.status = SurveyStatus::Sent;
+            updated.sent_at = Some(at);
+            updated.token = Some(token.clone());
+            let name = conv
+                .customer_name
+                .as_deref()
+                .and_then(first_name)
+                .unwrap_or("there");
+            let body = render(
+                &self.templates.survey,
+                &[
+                    ("customer_name", name),
+                    ("ticket", &conv.thread),
+                    ("token", &token),
+                ],
+            );
+            step.actions.push(self.action(
+                &conv,
+                at,
+                ActionKind::Survey,
+                format!("{}/send", survey.id),
+                &survey.customer_id,
+                body,
+            ));
+            self.last_survey_sent.insert(survey.customer_id.clone(), at);
+        }
+        self.surveys.insert(id.to_string(), updated.clone());
+        step.survey = Some(updated);
+        Some(step)
+    }
+
+    /// The SLA stages of a conversation: 0 warning, 1 breach, 2.. escalations.
+    fn stage(&self, conv: &Conversation, stage: u32) -> Option<(Timestamp, ActionKind, String)> {
+        let due = conv.due_at?;
+        let agent = conv.assigned.clone().unwrap_or_else(|| "agents".into());
+        match stage {
+            0 => {
+                let warn =
+                    self.policy.first_response * i64::from(self.policy.warn_at_percent) / 100;
+                Some((
+                    self.policy.hours.add(conv.opened_at, warn),
+                    ActionKind::NudgeWarning,
+                    agent,
+                ))
+            }
+            1 => Some((due, ActionKind::NudgeBreach, agent)),
+            n => {
+                let level = self.policy.escalations.get((n - 2) as usize)?;
+                Some((
+                    self.policy.hours.add(due, level.after),
+                    ActionKind::Escalation,
+                    level.to.clone(),
+                ))
+            }
+        }
+    }
+
+    fn arm_sla(&mut self, id: &str) {
+        let Some(conv) = self.conversations.get(id) else {
+            return;
+        };
+        if !conv.awaiting_first_reply() {
+            return;
+        }
+        if let Some((at, _, _)) = self.stage(conv, conv.sla_stage) {
+            self.timers.insert((at, id.to_string(), TimerKind::Sla));
+        }
+    }
+
+    fn cancel_pending_survey(&mut self, id: &str) -> Option<Survey> {
+        let survey = self
+            .surveys
+            .get_mut(id)
+            .filter(|s| s.status == SurveyStatus::Pending)?;
+        survey.status = SurveyStatus::Cancelled;
+        let survey = survey.clone();
+        self.timers
+            .retain(|(_, t, k)| !(t == id && *k == TimerKind::Survey));
+        Some(survey)
+    }
+
+    fn find(&self, channel: Option<Channel>, thread: &str) -> Option<String> {
+        match channel {
+            Some(c) => {
+                let id = Conversation::key(c, thread);
+                self.conversations.contains_key(&id).then_some(id)
+            }
+            None => self.by_thread.get(thread).cloned(),
+        }
+    }
+
+    fn action(
+        &self,
+        conv: &Conversation,
+        at: Timestamp,
+        kind: ActionKind,
+        key: String,
+        to: &str,
+        body: String,
+    ) -> Action {
+        Action {
+            key,
+            at,
+            kind,
+            conversation: conv.id.clone(),
+            channel: conv.channel,
+            thread: conv.thread.clone(),
+            to: to.to_string(),
+            body,
+        }
+    }
+
+    /// A survey token: 48 hex digits of HMAC-SHA256(secret, survey id).
+    pub fn sign(&self, survey_id: &str) -> String {
+        sign(&self.secret, survey_id)
+    }
+
+    /// "Monday, November 23 at 9:00 AM EST" in the business time zone.
+    fn customer_time(&self, at: Timestamp) -> String {
+        at.to_zoned(self.policy.hours.time_zone().clone())
+            .strftime("%A, %B %-d at %-I:%M %p %Z")
+            .to_string()
+    }
+
+    /// "Mon 2026-11-23 09:00 EST" for agents and managers.
+    fn agent_time(&self, at: Timestamp) -> String {
+        at.to_zoned(self.policy.hours.time_zone().clone())
+            .strftime("%a %Y-%m-%d %H:%M %Z")
+            .to_string()
+    }
+}
+
+/// HMAC-SHA256 of `message` under `secret`, as 48 hex digits.
+pub fn sign(secret: &[u8], message: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(message.as_bytes());
+    mac.finalize().into_bytes()[..24]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn notice(text: String) -> Step {
+    Step {
+        notice: Some(text),
+        ..Step::default()
+    }
+}
+
+fn display_customer(conv: &Conversation) -> String {
+    match (&conv.customer_name, &conv.customer_id) {
+        (Some(name), Some(id)) => format!("{name} <{id}>"),
+        (None, Some(id)) => id.clone(),
+        (Some(name), None) => name.clone(),
+        (None, None) => "an unknown customer".into(),
+    }
+}
+
+fn survey_seq(id: &str) -> u32 {
+    id.rsplit_once('#')
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn plus(t: Timestamp, secs: i64) -> Timestamp {
+    Timestamp::from_second(t.as_second().saturating_add(secs)).unwrap_or(Timestamp::MAX)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,450 @@
+//! Router behaviour, driven with explicit instants.
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use super::*;
+use crate::core::hours::{BusinessHours, Span};
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+/// UTC, Monday to Friday 09:00-17:00; 1h target, warning at 75%, escalation 1h
+/// after the breach; survey 1h after resolve, throttle 30 days.
+fn router() -> Router {
+    let day = vec![Span::parse("09:00-17:00").unwrap()];
+    let week = [
+        day.clone(),
+        day.clone(),
+        day.clone(),
+        day.clone(),
+        day,
+        vec![],
+        vec![],
+    ];
+    let hours = BusinessHours::new(TimeZone::UTC, week, BTreeSet::new()).unwrap();
+    let policy = Policy {
+        hours,
+        ..Policy::default()
+    };
+    Router::new(
+        policy,
+        RuleSet::default_rules(),
+        Templates::builtin(),
+        b"test-secret".to_vec(),
+    )
+}
+
+fn customer(thread: &str, id: &str, text: &str) -> Input {
+    Input::Message(Message {
+        channel: Channel::Email,
+        thread: thread.into(),
+        id: id.into(),
+        author: Author {
+            role: Role::Customer,
+            id: "ana@example.com".into(),
+            name: Some("Ana Lima".into()),
+        },
+        text: text.into(),
+    })
+}
+
+fn agent(thread: &str, id: &str, text: &str) -> Input {
+    Input::Message(Message {
+        channel: Channel::Email,
+        thread: thread.into(),
+        id: id.into(),
+        author: Author {
+            role: Role::Agent,
+            id: "sam".into(),
+            name: Some("Sam".into()),
+        },
+        text: text.into(),
+    })
+}
+
+fn resolve(thread: &str) -> Input {
+    Input::Resolve {
+        channel: None,
+        thread: thread.into(),
+        by: "sam".into(),
+        survey: true,
+    }
+}
+
+fn answer(thread: &str, score: u8) -> Input {
+    Input::SurveyAnswer {
+        channel: None,
+        thread: thread.into(),
+        score,
+        comment: Some("meh".into()),
+    }
+}
+
+const GOOD_REPLY: &str = "Hi Ana,\n\nThanks for writing. The invoice is fixed.\n\nLet me know if anything else comes up.\nBest, Sam";
+
+/// Fires every timer up to `until`, returning (instant, kind, to) of each action.
+fn run_until(r: &mut Router, until: &str) -> Vec<(String, ActionKind, String)> {
+    r.poll_timers(ts(until))
+        .into_iter()
+        .flat_map(|s| s.actions)
+        .map(|a| (a.at.to_string(), a.kind, a.to))
+        .collect()
+}
+
+#[test]
+fn a_first_customer_message_opens_the_conversation_and_acknowledges_with_the_due_time() {
+    let mut r = router();
+    let step = r.handle(
+        ts("2026-11-23T10:00:00Z"),
+        customer("t1", "m1", "My invoice is wrong"),
+    );
+    let conv = step.conversation.unwrap();
+    assert_eq!(conv.due_at, Some(ts("2026-11-23T11:00:00Z")));
+    assert_eq!(conv.customer_name.as_deref(), Some("Ana Lima"));
+    let [ack] = &step.actions[..] else {
+        panic!("{:?}", step.actions)
+    };
+    assert_eq!(
+        (ack.kind, ack.to.as_str()),
+        (ActionKind::Acknowledgement, "ana@example.com")
+    );
+    assert!(
+        ack.body.contains("Hi Ana,") && ack.body.contains("Monday, November 23 at 11:00 AM UTC"),
+        "{}",
+        ack.body
+    );
+    assert_eq!(r.next_deadline(), Some(ts("2026-11-23T10:45:00Z")));
+}
+
+#[test]
+fn an_unanswered_conversation_is_warned_breached_and_escalated_each_once_in_business_hours() {
+    let mut r = router();
+    // Friday 16:30: 30 minutes left that day, due Monday 09:30.
+    r.handle(ts("2026-11-27T16:30:00Z"), customer("t1", "m1", "Help"));
+    let actions = run_until(&mut r, "2026-12-05T00:00:00Z");
+    assert_eq!(
+        actions,
+        vec![
+            (
+                "2026-11-30T09:15:00Z".to_string(),
+                ActionKind::NudgeWarning,
+                "agents".to_string()
+            ),
+            (
+                "2026-11-30T09:30:00Z".to_string(),
+                ActionKind::NudgeBreach,
+                "agents".to_string()
+            ),
+            (
+                "2026-11-30T10:30:00Z".to_string(),
+                ActionKind::Escalation,
+                "managers".to_string()
+            ),
+        ]
+    );
+    assert_eq!(r.next_deadline(), None);
+    assert!(
+        run_until(&mut r, "2027-01-01T00:00:00Z").is_empty(),
+        "each nudge is sent once"
+    );
+}
+
+#[test]
+fn timers_fire_to_the_second() {
+    let mut r = router();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    assert!(run_until(&mut r, "2026-11-23T10:44:59Z").is_empty());
+    assert_eq!(run_until(&mut r, "2026-11-23T10:45:00Z").len(), 1);
+}
+
+#[test]
+fn an_answer_cancels_pending_nudges() {
+    let mut r = router();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    let warned = run_until(&mut r, "2026-11-23T10:50:00Z");
+    assert_eq!(warned.len(), 1);
+    let step = r.handle(ts("2026-11-23T10:50:00Z"), agent("t1", "a1", GOOD_REPLY));
+    let conv = step.conversation.unwrap();
+    assert_eq!(
+        (conv.first_reply_at, conv.first_reply_by.as_deref()),
+        (Some(ts("2026-11-23T10:50:00Z")), Some("sam"))
+    );
+    assert_eq!(r.next_deadline(), None);
+}
+
+#[test]
+fn a_reply_at_exactly_the_due_instant_is_on_time() {
+    let mut r = router();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    run_until(&mut r, "2026-11-23T10:59:59Z");
+    // The shell applies inputs before timers due at the same instant.
+    let check = r
+        .handle(ts("2026-11-23T11:00:00Z"), agent("t1", "a1", GOOD_REPLY))
+        .check
+        .unwrap();
+    assert!(check.first && !check.late);
+    assert!(
+        run_until(&mut r, "2026-11-23T11:00:00Z").is_empty(),
+        "no breach after an on-time reply"
+    );
+}
+
+#[test]
+fn a_late_first_reply_is_checked_for_an_apology_and_feedback_goes_to_the_agent() {
+    let mut r = router();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    let step = r.handle(ts("2026-11-23T11:00:01Z"), agent("t1", "a1", GOOD_REPLY));
+    let check = step.check.unwrap();
+    assert!(check.first && check.late);
+    let rules: Vec<_> = check
+        .result
+        .findings
+        .iter()
+        .map(|f| f.rule.as_str())
+        .collect();
+    assert_eq!(rules, ["apology-when-late"]);
+    let [feedback] = &step.actions[..] else {
+        panic!("{:?}", step.actions)
+    };
+    assert_eq!(
+        (feedback.kind, feedback.to.as_str()),
+        (ActionKind::Feedback, "sam")
+    );
+    assert!(feedback.body.contains("apologise"), "{}", feedback.body);
+}
+
+#[test]
+fn a_reply_that_meets_every_standard_gets_no_feedback_message() {
+    let mut r = router();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    let step = r.handle(ts("2026-11-23T10:10:00Z"), agent("t1", "a1", GOOD_REPLY));
+    assert!(step.actions.is_empty());
+    assert_eq!(step.check.unwrap().result.score, 100);
+}
+
+#[test]
+fn a_later_reply_is_not_a_first_reply() {
+    let mut r = router();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    r.handle(ts("2026-11-23T10:10:00Z"), agent("t1", "a1", GOOD_REPLY));
+    let check = r
+        .handle(ts("2026-11-23T12:00:00Z"), agent("t1", "a2", GOOD_REPLY))
+        .check
+        .unwrap();
+    assert!(!check.first && !check.late);
+    assert_eq!(
+        r.conversation("email:t1").unwrap().first_reply_at,
+        Some(ts("2026-11-23T10:10:00Z"))
+    );
+}
+
+#[test]
+fn a_resolved_conversation_gets_a_survey_after_the_delay_and_a_detractor_alerts_managers() {
+    let mut r = router();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    r.handle(ts("2026-11-23T10:10:00Z"), agent("t1", "a1", GOOD_REPLY));
+    let step = r.handle(ts("2026-11-23T10:20:00Z"), resolve("t1"));
+    assert_eq!(step.survey.unwrap().due_at, ts("2026-11-23T11:20:00Z"));
+    // Surveys use wall-clock time: this one is due in the evening too.
+    let steps = r.poll_timers(ts("2026-11-23T11:20:00Z"));
+    let sent = steps[0].survey.clone().unwrap();
+    assert_eq!(sent.status, SurveyStatus::Sent);
+    let token = sent.token.unwrap();
+    assert_eq!(token.len(), 48);
+    assert_eq!(token, r.sign("email:t1#1"));
+    assert!(steps[0].actions[0].body.contains(&token));
+    let step = r.handle(ts("2026-11-23T12:00:00Z"), answer("t1", 3));
+    assert_eq!(step.survey.unwrap().score, Some(3));
+    let [alert] = &step.actions[..] else {
+        panic!("{:?}", step.actions)
+    };
+    assert_eq!(
+        (alert.kind, alert.to.as_str()),
+        (ActionKind::DetractorAlert, "managers")
+    );
+    assert!(
+        alert.body.contains("3/10") && alert.body.contains("meh"),
+        "{}",
+        alert.body
+    );
+    // An answer is recorded once.
+    let again = r.handle(ts("2026-11-23T12:01:00Z"), answer("t1", 10));
+    assert!(again.survey.is_none() && again.notice.is_some());
+}
+
+#[test]
+fn a_promoter_raises_no_alert() {
+    let mut r = router();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    r.handle(ts("2026-11-23T10:20:00Z"), resolve("t1"));
+    r.poll_timers(ts("2026-11-23T11:20:00Z"));
+    let step = r.handle(ts("2026-11-23T12:00:00Z"), answer("t1", 9));
+    assert!(step.actions.is_empty());
+    assert_eq!(step.survey.unwrap().status, SurveyStatus::Answered);
+}
+
+#[test]
+fn a_customer_writing_again_cancels_the_survey_and_reopens_keeping_the_first_response() {
+    let mut r = router();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    r.handle(ts("2026-11-23T10:10:00Z"), agent("t1", "a1", GOOD_REPLY));
+    r.handle(ts("2026-11-23T10:20:00Z"), resolve("t1"));
+    let step = r.handle(
+        ts("2026-11-23T10:30:00Z"),
+        customer("t1", "m2", "Still broken"),
+    );
+    assert_eq!(step.survey.unwrap().status, SurveyStatus::Cancelled);
+    let conv = step.conversation.unwrap();
+    assert_eq!(conv.status, Status::Open);
+    assert_eq!(conv.first_reply_at, Some(ts("2026-11-23T10:10:00Z")));
+    assert!(
+        step.actions.is_empty(),
+        "a reopen sends no second acknowledgement"
+    );
+    assert!(r.poll_timers(ts("2026-12-01T00:00:00Z")).is_empty());
+}
+
+#[test]
+fn a_customer_surveyed_recently_is_not_surveyed_again_but_cancelled_ones_do_not_count() {
+    let mut r = router();
+    for (thread, day) in [("t1", "23"), ("t2", "24")] {
+        r.handle(
+            ts(&format!("2026-11-{day}T10:00:00Z")),
+            customer(thread, &format!("{thread}m"), "Help"),
+        );
+        r.handle(ts(&format!("2026-11-{day}T10:20:00Z")), resolve(thread));
+        r.poll_timers(ts(&format!("2026-11-{day}T12:00:00Z")));
+    }
+    assert_eq!(r.surveys["email:t1"].status, SurveyStatus::Sent);
+    assert_eq!(r.surveys["email:t2"].status, SurveyStatus::Skipped);
+    // A new customer whose first survey was cancelled still gets the next one.
+    let mut r = router();
+    let bob = |thread: &str, id: &str| {
+        Input::Message(Message {
+            channel: Channel::Email,
+            thread: thread.into(),
+            id: id.into(),
+            author: Author {
+                role: Role::Customer,
+                id: "bob@example.com".into(),
+                name: None,
+            },
+            text: "hi".into(),
+        })
+    };
+    r.handle(ts("2026-11-23T10:00:00Z"), bob("b1", "1"));
+    r.handle(ts("2026-11-23T10:20:00Z"), resolve("b1"));
+    r.handle(ts("2026-11-23T10:30:00Z"), bob("b1", "2"));
+    r.handle(ts("2026-11-24T10:00:00Z"), bob("b2", "3"));
+    r.handle(ts("2026-11-24T10:20:00Z"), resolve("b2"));
+    r.poll_timers(ts("2026-11-24T12:00:00Z"));
+    assert_eq!(r.surveys["email:b2"].status, SurveyStatus::Sent);
+}
+
+#[test]
+fn resolving_without_a_survey_schedules_none() {
+    let mut r = router();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    let step = r.handle(
+        ts("2026-11-23T10:20:00Z"),
+        Input::Resolve {
+            channel: Some(Channel::Email),
+            thread: "t1".into(),
+            by: "sam".into(),
+            survey: false,
+        },
+    );
+    assert!(step.survey.is_none());
+    assert_eq!(r.next_deadline(), None, "resolving cancels nudges too");
+}
+
+#[test]
+fn inputs_for_unknown_threads_change_nothing_and_say_why() {
+    let mut r = router();
+    for input in [resolve("nope"), answer("nope", 5)] {
+        let step = r.handle(ts("2026-11-23T10:00:00Z"), input);
+        assert!(step.conversation.is_none() && step.actions.is_empty());
+        assert!(step.notice.unwrap().contains("unknown thread"));
+    }
+}
+
+#[test]
+fn a_restored_router_neither_loses_nor_repeats_a_nudge_or_survey() {
+    let mut r = router();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t2", "m2", "Help"));
+    r.handle(ts("2026-11-23T10:05:00Z"), resolve("t2"));
+    let warned = r.poll_timers(ts("2026-11-23T10:50:00Z"));
+    assert_eq!(warned.len(), 1);
+    // Persist what the steps said, as the shell does, then start afresh.
+    let convs: Vec<_> = ["email:t1", "email:t2"]
+        .iter()
+        .map(|id| r.conversation(id).unwrap().clone())
+        .collect();
+    let surveys = vec![r.surveys["email:t2"].clone()];
+    let mut restarted = router();
+    restarted.restore(convs, surveys);
+    let actions = run_until(&mut restarted, "2026-11-23T13:00:00Z");
+    assert_eq!(
+        actions,
+        vec![
+            (
+                "2026-11-23T11:00:00Z".to_string(),
+                ActionKind::NudgeBreach,
+                "agents".to_string()
+            ),
+            (
+                "2026-11-23T11:05:00Z".to_string(),
+                ActionKind::Survey,
+                "ana@example.com".to_string()
+            ),
+            (
+                "2026-11-23T12:00:00Z".to_string(),
+                ActionKind::Escalation,
+                "managers".to_string()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn several_escalation_levels_go_to_their_own_recipients() {
+    let mut r = router();
+    r.policy.escalations = vec![
+        Escalation {
+            after: 3600,
+            to: "team-lead".into(),
+        },
+        Escalation {
+            after: 4 * 3600,
+            to: "head-of-support".into(),
+        },
+    ];
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    let actions = run_until(&mut r, "2026-11-24T00:00:00Z");
+    let tail: Vec<_> = actions[2..]
+        .iter()
+        .map(|(at, _, to)| (at.as_str(), to.as_str()))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            ("2026-11-23T12:00:00Z", "team-lead"),
+            ("2026-11-23T15:00:00Z", "head-of-support")
+        ]
+    );
+}
+
+#[test]
+fn an_agent_started_conversation_has_no_clock_and_no_first_response() {
+    let mut r = router();
+    let step = r.handle(ts("2026-11-23T10:00:00Z"), agent("new", "a1", GOOD_REPLY));
+    let conv = step.conversation.unwrap();
+    assert_eq!((conv.due_at, conv.first_reply_at), (None, None));
+    assert!(!step.check.unwrap().first);
+    assert_eq!(r.next_deadline(), None);
+}

@@ -1,0 +1,128 @@
+//! Report maths: nearest-rank percentiles and the Net Promoter Score.
+//!
+//! Pure functions over plain numbers; the report module feeds them.
+
+use serde::Serialize;
+
+/// The value at rank ⌈p/100 × n⌉ of the sorted values (nearest-rank); `None`
+/// for no values. `sorted` must be ascending.
+pub fn nearest_rank(sorted: &[i64], p: u32) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let n = sorted.len() as u64;
+    let rank = (u64::from(p.min(100)) * n).div_ceil(100).max(1);
+    Some(sorted[(rank - 1) as usize])
+}
+
+/// Where an NPS answer falls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NpsClass {
+    Promoter,
+    Passive,
+    Detractor,
+}
+
+/// Promoters 9-10, passives 7-8, detractors 0-6.
+pub fn classify(score: u8) -> NpsClass {
+    match score {
+        9.. => NpsClass::Promoter,
+        7..=8 => NpsClass::Passive,
+        _ => NpsClass::Detractor,
+    }
+}
+
+/// Counts of NPS answers and the score they give.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Nps {
+    pub responses: u32,
+    pub promoters: u32,
+    pub passives: u32,
+    pub detractors: u32,
+}
+
+impl Nps {
+    pub fn from_scores(scores: impl IntoIterator<Item = u8>) -> Nps {
+        let mut nps = Nps::default();
+        for s in scores {
+            nps.responses += 1;
+            match classify(s) {
+                NpsClass::Promoter => nps.promoters += 1,
+                NpsClass::Passive => nps.passives += 1,
+                NpsClass::Detractor => nps.detractors += 1,
+            }
+        }
+        nps
+    }
+
+    /// %promoters − %detractors, rounded to the nearest whole number, from
+    /// −100 to 100; `None` with no answers.
+    pub fn score(&self) -> Option<i32> {
+        if self.responses == 0 {
+            return None;
+        }
+        let diff = f64::from(self.promoters) - f64::from(self.detractors);
+        Some((diff * 100.0 / f64::from(self.responses)).round() as i32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn nearest_rank_follows_the_definition() {
+        let v = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
+        assert_eq!(nearest_rank(&v, 50), Some(50));
+        assert_eq!(nearest_rank(&v, 90), Some(90));
+        assert_eq!(nearest_rank(&v, 91), Some(100));
+        assert_eq!(nearest_rank(&v, 0), Some(10));
+        assert_eq!(nearest_rank(&[7], 90), Some(7));
+        assert_eq!(nearest_rank(&[1, 2, 3], 50), Some(2));
+        assert_eq!(nearest_rank(&[1, 2, 3, 4], 50), Some(2));
+        assert_eq!(nearest_rank(&[], 50), None);
+    }
+
+    #[test]
+    fn answers_are_classified_at_the_documented_boundaries() {
+        let classes: Vec<_> = (0..=10).map(classify).collect();
+        assert_eq!(classes[..7], [NpsClass::Detractor; 7]);
+        assert_eq!(classes[7..9], [NpsClass::Passive; 2]);
+        assert_eq!(classes[9..], [NpsClass::Promoter; 2]);
+    }
+
+    #[test]
+    fn nps_is_promoters_minus_detractors_in_percent() {
+        let nps = Nps::from_scores([10, 9, 9, 8, 7, 6, 0, 10]);
+        assert_eq!(
+            (nps.responses, nps.promoters, nps.passives, nps.detractors),
+            (8, 4, 2, 2)
+        );
+        assert_eq!(nps.score(), Some(25));
+        assert_eq!(Nps::from_scores([10, 10]).score(), Some(100));
+        assert_eq!(Nps::from_scores([0, 3]).score(), Some(-100));
+        assert_eq!(Nps::from_scores([]).score(), None);
+        // 1 promoter, 2 detractors of 3: -33.3 rounds to -33.
+        assert_eq!(Nps::from_scores([9, 1, 2]).score(), Some(-33));
+    }
+
+    proptest! {
+        #[test]
+        fn nps_stays_in_range(scores in proptest::collection::vec(0u8..=10, 1..200)) {
+            let nps = Nps::from_scores(scores.iter().copied());
+            let s = nps.score().unwrap();
+            prop_assert!((-100..=100).contains(&s));
+            prop_assert_eq!(nps.promoters + nps.passives + nps.detractors, nps.responses);
+        }
+
+        #[test]
+        fn nearest_rank_is_an_element_with_enough_values_below(mut v in proptest::collection::vec(-1000i64..1000, 1..100), p in 1u32..=100) {
+            v.sort_unstable();
+            let x = nearest_rank(&v, p).unwrap();
+            let at_or_below = v.iter().filter(|&&y| y <= x).count() as f64;
+            prop_assert!(at_or_below >= f64::from(p) / 100.0 * v.len() as f64);
+        }
+    }
+}
