@@ -454,10 +454,12 @@ mod tests {
         assert_eq!((r.score, r.passed), (100, true));
     }
 
-    /// Data-driven: (reply, customer, first, late, rules expected to fire, passed).
+    /// (reply, customer, first, late, rules expected to fire, passed).
+    type Case<'a> = (&'a str, Option<&'a str>, bool, bool, &'a [&'a str], bool);
+
     #[test]
     fn poor_replies_are_caught_by_the_right_rules() {
-        let table: &[(&str, Option<&str>, bool, bool, &[&str], bool)] = &[
+        let table: &[Case] = &[
             (
                 "Hi Bob, as I already said, restart the router. Thanks, Sam",
                 Some("Bob"),
