@@ -1,2 +1,3 @@
 //! concierge (work in progress)
+pub mod config;
 pub mod core;

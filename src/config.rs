@@ -1,0 +1,814 @@
+//! Configuration: `concierge.toml` parsed, then validated as a whole.
+//!
+//! Every problem is collected and reported at once, each with its key and how
+//! to fix it (an unknown time zone, `17:00-09:00`, overlapping intervals, a bad
+//! duration, an unknown key...). Relative paths are taken from the directory of
+//! the config file. Secrets are read from the environment or a file named here,
+//! never from the file itself, and never printed.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use toml::{Table, Value};
+
+use crate::core::duration::{parse_duration, parse_percent};
+use crate::core::hours::{BusinessHours, Span};
+use crate::core::router::{Escalation, Policy};
+use crate::core::rules::{DEFAULT_PASS_SCORE, RuleSet};
+use crate::core::template::Templates;
+
+/// Default `[database] url`.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://concierge.db";
+
+const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// How reply checks act on a reply (used by channels that relay replies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Send the reply and tell the agent privately what to improve.
+    Coach,
+    /// Hold a reply with an error finding and return it to the agent.
+    Enforce,
+}
+
+/// The validated configuration.
+pub struct Config {
+    /// Where it came from, for messages.
+    pub source: String,
+    pub database_url: String,
+    pub policy: Policy,
+    pub rules: RuleSet,
+    pub templates: Templates,
+    pub mode: Mode,
+    /// The survey-signing secret, when configured; otherwise the store keeps one.
+    pub secret: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("source", &self.source)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("mode", &self.mode)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// One problem in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key, e.g. `sla.first_response`; empty for the whole file.
+    pub key: String,
+    pub message: String,
+}
+
+/// All problems found in one configuration source.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The file (or "built-in defaults").
+    pub origin: String,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        writeln!(
+            f,
+            "{}: {n} problem{} in the configuration:",
+            self.origin,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            if p.key.is_empty() {
+                writeln!(f, "  {}", p.message)?;
+            } else {
+                writeln!(f, "  {}: {}", p.key, p.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Loads `path`, or `concierge.toml` when present, or the built-in defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let default = Path::new("concierge.toml");
+        let path = match path {
+            Some(p) => p,
+            None if default.exists() => default,
+            None => return Config::parse("", "built-in defaults", None),
+        };
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: source.clone(),
+            problems: vec![Problem {
+                key: String::new(),
+                message: format!("cannot read the file: {e}; check --config"),
+            }],
+        })?;
+        Config::parse(&text, &source, path.parent())
+    }
+
+    /// Parses and validates config text. `dir` anchors relative paths.
+    pub fn parse(text: &str, source: &str, dir: Option<&Path>) -> Result<Config, ConfigError> {
+        let fail = |problems| ConfigError {
+            origin: source.to_string(),
+            problems,
+        };
+        let table: Table = text.parse().map_err(|e: toml::de::Error| {
+            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
+            let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
+            fail(vec![Problem {
+                key: String::new(),
+                message: format!("{at}{}", e.message().trim()),
+            }])
+        })?;
+        let mut v = Validator {
+            problems: Vec::new(),
+            dir: dir.map(Path::to_path_buf),
+        };
+        let config = v.config(&table, source);
+        match config {
+            Some(c) if v.problems.is_empty() => Ok(c),
+            _ => Err(fail(v.problems)),
+        }
+    }
+}
+
+struct Validator {
+    problems: Vec<Problem>,
+    dir: Option<PathBuf>,
+}
+
+impl Validator {
+    fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    /// The sub-table `name`, reporting keys not in `known`.
+    fn section<'a>(&mut self, root: &'a Table, name: &str, known: &[&str]) -> Option<&'a Table> {
+        match root.get(name) {
+            None => None,
+            Some(Value::Table(t)) => {
+                for key in t.keys().filter(|k| !known.contains(&k.as_str())) {
+                    self.problem(
+                        format!("{name}.{key}"),
+                        format!(
+                            "unknown key; the keys of [{name}] are: {}",
+                            known.join(", ")
+                        ),
+                    );
+                }
+                Some(t)
+            }
+            Some(_) => {
+                self.problem(
+                    name,
+                    format!("must be a table; write it as a [{name}] section"),
+                );
+                None
+            }
+        }
+    }
+
+    fn string<'a>(&mut self, t: Option<&'a Table>, section: &str, key: &str) -> Option<&'a str> {
+        match t?.get(key)? {
+            Value::String(s) => Some(s),
+            other => {
+                self.problem(
+                    format!("{section}.{key}"),
+                    format!("must be a string, not {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, t: Option<&Table>, section: &str, key: &str, default: i64) -> i64 {
+        let full = format!("{section}.{key}");
+        match self.string(t, section, key).map(parse_duration) {
+            None => default,
+            Some(Ok(secs)) => secs,
+            Some(Err(e)) => {
+                self.problem(full, e.0);
+                default
+            }
+        }
+    }
+
+    fn config(&mut self, root: &Table, source: &str) -> Option<Config> {
+        const SECTIONS: [&str; 6] = [
+            "database",
+            "business_hours",
+            "sla",
+            "standards",
+            "surveys",
+            "responses",
+        ];
+        for key in root.keys().filter(|k| !SECTIONS.contains(&k.as_str())) {
+            self.problem(
+                key.as_str(),
+                format!(
+                    "unknown section or key; the sections are: {}",
+                    SECTIONS.join(", ")
+                ),
+            );
+        }
+        let database = self.section(root, "database", &["url"]);
+        let database_url = self
+            .string(database, "database", "url")
+            .unwrap_or(DEFAULT_DATABASE_URL)
+            .to_string();
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            self.problem(
+                "database.url",
+                "must start with sqlite:// (e.g. \"sqlite://concierge.db\") or postgres://",
+            );
+        }
+        let hours = self.business_hours(root);
+        let mut policy = self.sla(root);
+        self.surveys(root, &mut policy);
+        let secret = self.secret(root);
+        let (rules, mode) = self.standards(root);
+        let templates = self.templates(root);
+        let hours = hours?;
+        let rules = rules?;
+        Some(Config {
+            source: source.to_string(),
+            database_url,
+            policy: Policy { hours, ..policy },
+            rules,
+            templates,
+            mode,
+            secret,
+        })
+    }
+
+    fn business_hours(&mut self, root: &Table) -> Option<BusinessHours> {
+        let mut known = vec!["time_zone", "holidays"];
+        known.extend(WEEKDAYS);
+        let section = self.section(root, "business_hours", &known);
+        let Some(t) = section else {
+            // Built-in default: Monday to Friday 09:00-17:00 UTC.
+            let day = vec![Span {
+                open: 9 * 3600,
+                close: 17 * 3600,
+            }];
+            let week = [
+                day.clone(),
+                day.clone(),
+                day.clone(),
+                day.clone(),
+                day,
+                vec![],
+                vec![],
+            ];
+            return BusinessHours::new(TimeZone::UTC, week, BTreeSet::new()).ok();
+        };
+        let tz = match self.string(section, "business_hours", "time_zone") {
+            None => {
+                self.problem(
+                    "business_hours.time_zone",
+                    "is missing; name an IANA time zone such as \"America/New_York\"",
+                );
+                None
+            }
+            Some(name) => match TimeZone::get(name) {
+                Ok(tz) => Some(tz),
+                Err(_) => {
+                    self.problem(
+                        "business_hours.time_zone",
+                        format!("\"{name}\" is not a known IANA time zone; use a name such as \"Europe/Berlin\" or \"UTC\""),
+                    );
+                    None
+                }
+            },
+        };
+        let mut week: [Vec<Span>; 7] = Default::default();
+        let mut spans_ok = true;
+        for (i, day) in WEEKDAYS.iter().enumerate() {
+            let key = format!("business_hours.{day}");
+            match t.get(*day) {
+                None => {}
+                Some(Value::Array(items)) => {
+                    for item in items {
+                        match item.as_str().map(Span::parse) {
+                            Some(Ok(span)) => week[i].push(span),
+                            Some(Err(e)) => {
+                                self.problem(&key, e);
+                                spans_ok = false;
+                            }
+                            None => {
+                                self.problem(
+                                    &key,
+                                    "intervals must be strings such as \"09:00-17:00\"",
+                                );
+                                spans_ok = false;
+                            }
+                        }
+                    }
+                }
+                Some(_) => {
+                    self.problem(
+                        &key,
+                        "must be a list of intervals, e.g. [\"09:00-12:00\", \"13:00-17:00\"]",
+                    );
+                    spans_ok = false;
+                }
+            }
+        }
+        let mut holidays = BTreeSet::new();
+        match t.get("holidays") {
+            None => {}
+            Some(Value::Array(items)) => {
+                for item in items {
+                    match item.as_str().map(str::parse::<Date>) {
+                        Some(Ok(d)) => {
+                            holidays.insert(d);
+                        }
+                        _ => self.problem(
+                            "business_hours.holidays",
+                            format!(
+                                "{} is not a date; write dates as \"YYYY-MM-DD\" strings",
+                                item.as_str().map_or_else(
+                                    || item.type_str().to_string(),
+                                    |s| format!("\"{s}\"")
+                                )
+                            ),
+                        ),
+                    }
+                }
+            }
+            Some(_) => self.problem(
+                "business_hours.holidays",
+                "must be a list of dates, e.g. [\"2026-12-25\"]",
+            ),
+        }
+        let tz = tz?;
+        if !spans_ok {
+            return None;
+        }
+        for (day, spans) in WEEKDAYS.iter().zip(&mut week) {
+            spans.sort_by_key(|s| s.open);
+            if spans.windows(2).any(|w| w[1].open < w[0].close) {
+                self.problem(
+                    format!("business_hours.{day}"),
+                    "has overlapping intervals; merge them into one",
+                );
+                return None;
+            }
+        }
+        match BusinessHours::new(tz, week, holidays) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                self.problem("business_hours", e);
+                None
+            }
+        }
+    }
+
+    fn sla(&mut self, root: &Table) -> Policy {
+        let t = self.section(
+            root,
+            "sla",
+            &["first_response", "warn_at", "escalate_after", "escalate_to"],
+        );
+        let defaults = Policy::default();
+        let first_response = self.duration(t, "sla", "first_response", defaults.first_response);
+        if first_response == 0 {
+            self.problem("sla.first_response", "must be longer than 0s, e.g. \"1h\"");
+        }
+        let warn_at_percent = match self.string(t, "sla", "warn_at").map(parse_percent) {
+            None => defaults.warn_at_percent,
+            Some(Ok(p)) if (1..=99).contains(&p) => p,
+            Some(Ok(_)) => {
+                self.problem(
+                    "sla.warn_at",
+                    "must be between 1% and 99% of the target, e.g. \"75%\"",
+                );
+                defaults.warn_at_percent
+            }
+            Some(Err(e)) => {
+                self.problem("sla.warn_at", e.0);
+                defaults.warn_at_percent
+            }
+        };
+        let afters: Vec<i64> = match t.and_then(|t| t.get("escalate_after")) {
+            None => vec![3600],
+            Some(Value::String(s)) => match parse_duration(s) {
+                Ok(d) => vec![d],
+                Err(e) => {
+                    self.problem("sla.escalate_after", e.0);
+                    vec![]
+                }
+            },
+            Some(Value::Array(items)) => {
+                let mut out = Vec::new();
+                for item in items {
+                    match item.as_str().map(parse_duration) {
+                        Some(Ok(d)) => out.push(d),
+                        Some(Err(e)) => self.problem("sla.escalate_after", e.0),
+                        None => self.problem(
+                            "sla.escalate_after",
+                            "levels must be duration strings, e.g. [\"1h\", \"4h\"]",
+                        ),
+                    }
+                }
+                if out.windows(2).any(|w| w[1] <= w[0]) {
+                    self.problem(
+                        "sla.escalate_after",
+                        "levels must grow, e.g. [\"1h\", \"4h\"]",
+                    );
+                }
+                out
+            }
+            Some(_) => {
+                self.problem(
+                    "sla.escalate_after",
+                    "must be a duration such as \"1h\" or a list such as [\"1h\", \"4h\"]",
+                );
+                vec![]
+            }
+        };
+        let to: Vec<String> = match t.and_then(|t| t.get("escalate_to")) {
+            None => vec![],
+            Some(Value::Array(items)) if items.iter().all(Value::is_str) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(String::from))
+                .collect(),
+            Some(_) => {
+                self.problem(
+                    "sla.escalate_to",
+                    "must be a list of recipients, one per escalation level, e.g. [\"managers\"]",
+                );
+                vec![]
+            }
+        };
+        if to.len() > afters.len() {
+            self.problem(
+                "sla.escalate_to",
+                "names more recipients than `escalate_after` has levels",
+            );
+        }
+        let escalations = afters
+            .iter()
+            .enumerate()
+            .map(|(i, &after)| Escalation {
+                after,
+                to: to.get(i).cloned().unwrap_or_else(|| "managers".into()),
+            })
+            .collect();
+        Policy {
+            first_response,
+            warn_at_percent,
+            escalations,
+            ..defaults
+        }
+    }
+
+    fn surveys(&mut self, root: &Table, policy: &mut Policy) {
+        let t = self.section(
+            root,
+            "surveys",
+            &["delay", "throttle", "enabled", "secret_env", "secret_file"],
+        );
+        policy.survey_delay = self.duration(t, "surveys", "delay", policy.survey_delay);
+        policy.survey_throttle = self.duration(t, "surveys", "throttle", policy.survey_throttle);
+        match t.and_then(|t| t.get("enabled")) {
+            None => {}
+            Some(Value::Boolean(b)) => policy.surveys_enabled = *b,
+            Some(_) => self.problem("surveys.enabled", "must be true or false"),
+        }
+    }
+
+    /// The survey secret from `surveys.secret_env` (default `CONCIERGE_SECRET`)
+    /// or `surveys.secret_file`.
+    fn secret(&mut self, root: &Table) -> Option<Vec<u8>> {
+        let t = root.get("surveys").and_then(Value::as_table);
+        if let Some(file) = self.string(t, "surveys", "secret_file") {
+            let path = self.resolve(file);
+            return match std::fs::read(&path) {
+                Ok(bytes) if bytes.trim_ascii().len() >= 16 => Some(bytes.trim_ascii().to_vec()),
+                Ok(_) => {
+                    self.problem(
+                        "surveys.secret_file",
+                        format!(
+                            "{} holds fewer than 16 bytes; write a long random secret into it",
+                            path.display()
+                        ),
+                    );
+                    None
+                }
+                Err(e) => {
+                    self.problem(
+                        "surveys.secret_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    );
+                    None
+                }
+            };
+        }
+        let var = self
+            .string(t, "surveys", "secret_env")
+            .unwrap_or("CONCIERGE_SECRET")
+            .to_string();
+        match std::env::var(&var) {
+            Ok(s) if s.len() >= 16 => Some(s.into_bytes()),
+            Ok(_) => {
+                self.problem(
+                    "surveys.secret_env",
+                    format!("${var} is shorter than 16 characters; use a long random secret"),
+                );
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn standards(&mut self, root: &Table) -> (Option<RuleSet>, Mode) {
+        let t = self.section(root, "standards", &["rules", "pass_score", "mode"]);
+        let pass_score = match t.and_then(|t| t.get("pass_score")) {
+            None => DEFAULT_PASS_SCORE,
+            Some(Value::Integer(n)) if (0..=100).contains(n) => *n as u32,
+            Some(_) => {
+                self.problem(
+                    "standards.pass_score",
+                    "must be a whole number from 0 to 100, e.g. 70",
+                );
+                DEFAULT_PASS_SCORE
+            }
+        };
+        let mode = match self.string(t, "standards", "mode") {
+            None | Some("coach") => Mode::Coach,
+            Some("enforce") => Mode::Enforce,
+            Some(other) => {
+                self.problem(
+                    "standards.mode",
+                    format!("\"{other}\" is not a mode; use \"coach\" or \"enforce\""),
+                );
+                Mode::Coach
+            }
+        };
+        let rules = match self.string(t, "standards", "rules") {
+            None => RuleSet::parse(
+                crate::core::rules::DEFAULT_RULES,
+                "responses/rules.toml (built in)",
+                pass_score,
+            )
+            .ok(),
+            Some(file) => {
+                let path = self.resolve(file);
+                match std::fs::read_to_string(&path) {
+                    Err(e) => {
+                        self.problem("standards.rules", format!("cannot read {}: {e}; fix the path or remove the key to use the built-in rules", path.display()));
+                        None
+                    }
+                    Ok(text) => {
+                        match RuleSet::parse(&text, &path.display().to_string(), pass_score) {
+                            Ok(r) => Some(r),
+                            Err(errors) => {
+                                for e in errors {
+                                    self.problem("standards.rules", e.to_string());
+                                }
+                                None
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        (rules, mode)
+    }
+
+    fn templates(&mut self, root: &Table) -> Templates {
+        let t = self.section(root, "responses", &["dir"]);
+        let Some(dir) = self.string(t, "responses", "dir") else {
+            return Templates::builtin();
+        };
+        let dir = self.resolve(dir);
+        if !dir.is_dir() {
+            self.problem(
+                "responses.dir",
+                format!(
+                    "{} is not a directory; point it at a folder of templates like responses/",
+                    dir.display()
+                ),
+            );
+            return Templates::builtin();
+        }
+        Templates::with_overrides(|file| std::fs::read_to_string(dir.join(file)).ok())
+    }
+
+    fn resolve(&self, path: &str) -> PathBuf {
+        match &self.dir {
+            Some(dir) if Path::new(path).is_relative() => dir.join(path),
+            _ => PathBuf::from(path),
+        }
+    }
+}
+
+/// A database URL with any password replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<String> {
+        Config::parse(text, "test.toml", None)
+            .unwrap_err()
+            .problems
+            .into_iter()
+            .map(|p| format!("{}: {}", p.key, p.message))
+            .collect()
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_documented_defaults() {
+        let c = Config::parse("", "x", None).unwrap();
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(
+            (c.policy.first_response, c.policy.warn_at_percent),
+            (3600, 75)
+        );
+        assert_eq!(
+            c.policy.escalations,
+            vec![Escalation {
+                after: 3600,
+                to: "managers".into()
+            }]
+        );
+        assert_eq!(
+            (c.policy.survey_delay, c.policy.survey_throttle),
+            (3600, 30 * 86_400)
+        );
+        assert_eq!((c.rules.pass_score(), c.mode), (70, Mode::Coach));
+    }
+
+    #[test]
+    fn the_issue_example_parses() {
+        let c = Config::parse(
+            r#"
+[database]
+url = "sqlite://concierge.db"
+[business_hours]
+time_zone = "America/New_York"
+mon = ["09:00-17:00"]
+tue = ["09:00-12:00", "13:00-17:00"]
+sat = ["00:00-24:00"]
+holidays = ["2026-12-25"]
+[sla]
+first_response = "1h 30m"
+warn_at = "80%"
+escalate_after = ["1h", "4h"]
+escalate_to = ["lead", "director"]
+[standards]
+pass_score = 80
+mode = "enforce"
+[surveys]
+delay = "2h"
+throttle = "30d"
+"#,
+            "x",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.policy.first_response, c.policy.warn_at_percent),
+            (5400, 80)
+        );
+        assert_eq!(
+            c.policy.escalations[1],
+            Escalation {
+                after: 4 * 3600,
+                to: "director".into()
+            }
+        );
+        assert_eq!((c.rules.pass_score(), c.mode), (80, Mode::Enforce));
+        assert_eq!(
+            c.policy.hours.time_zone().iana_name(),
+            Some("America/New_York")
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_key() {
+        let found = problems(
+            r#"
+[business_hours]
+time_zone = "Mars/Olympus"
+mon = ["17:00-09:00"]
+tue = ["09:00-12:00", "11:00-17:00"]
+holidays = ["Christmas"]
+colour = "blue"
+[sla]
+first_response = "an hour"
+warn_at = "150"
+[surveys]
+delay = "5x"
+[standards]
+mode = "strict"
+[extra]
+"#,
+        );
+        let keys: Vec<&str> = found
+            .iter()
+            .map(|p| p.split(": ").next().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "extra",
+                "business_hours.colour",
+                "business_hours.time_zone",
+                "business_hours.mon",
+                "business_hours.holidays",
+                "sla.first_response",
+                "sla.warn_at",
+                "surveys.delay",
+                "standards.mode",
+            ],
+            "{found:#?}"
+        );
+        assert!(
+            found[2].contains("not a known IANA time zone"),
+            "{}",
+            found[2]
+        );
+        assert!(found[3].contains("cross midnight"), "{}", found[3]);
+    }
+
+    #[test]
+    fn overlapping_intervals_name_the_day() {
+        let found = problems(
+            "[business_hours]\ntime_zone = \"UTC\"\ntue = [\"09:00-12:00\", \"11:00-17:00\"]\n",
+        );
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].starts_with("business_hours.tue: ") && found[0].contains("overlap"),
+            "{}",
+            found[0]
+        );
+    }
+
+    #[test]
+    fn syntax_errors_give_the_line() {
+        let found = problems("[sla]\nfirst_response = \"1h\"\nwarn_at = \n");
+        assert!(found[0].contains("line 3"), "{found:?}");
+    }
+
+    #[test]
+    fn a_rules_file_with_a_bad_regex_names_the_file_and_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("rules.toml"),
+            "[[rule]]\nid = \"x\"\nforbid = \"(\"\n",
+        )
+        .unwrap();
+        let err = Config::parse(
+            "[standards]\nrules = \"rules.toml\"\n",
+            "c.toml",
+            Some(dir.path()),
+        )
+        .unwrap_err();
+        let p = &err.problems[0];
+        assert_eq!(p.key, "standards.rules");
+        assert!(
+            p.message
+                .contains("rules.toml: rule \"x\": `forbid` is not a valid regex"),
+            "{}",
+            p.message
+        );
+    }
+
+    #[test]
+    fn passwords_in_database_urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://bob:hunter2@db/x"),
+            "postgres://bob:***@db/x"
+        );
+        assert_eq!(redact_url("sqlite://concierge.db"), "sqlite://concierge.db");
+    }
+}
