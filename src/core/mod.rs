@@ -8,6 +8,7 @@
 
 pub mod duration;
 pub mod hours;
+pub mod report;
 pub mod router;
 pub mod rules;
 pub mod stats;

@@ -1,0 +1,460 @@
+//! The weekly summary, computed from plain rows: volume, first-response median
+//! and p90 (wall clock and business time), SLA attainment, per-agent figures,
+//! rule findings and NPS.
+//!
+//! A report covers conversations opened in one ISO week (Monday 00:00 to
+//! Monday 00:00 in the business time zone) as things stood at `as_of`; NPS
+//! counts the answers received that week. Medians and percentiles are
+//! nearest-rank. Pure: the store supplies the rows.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::Timestamp;
+use jiff::civil::{ISOWeekDate, Weekday};
+use jiff::tz::TimeZone;
+use serde::Serialize;
+
+use super::hours::BusinessHours;
+use super::stats::{Nps, nearest_rank};
+
+/// An ISO week, `2026-W48`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Week {
+    pub year: i16,
+    pub week: i8,
+}
+
+impl Week {
+    pub fn parse(s: &str) -> Result<Week, String> {
+        let bad = || format!("\"{s}\" is not an ISO week; write it as YYYY-Www, e.g. 2026-W48");
+        let (year, week) = s.split_once("-W").ok_or_else(bad)?;
+        if year.len() != 4 || week.len() != 2 {
+            return Err(bad());
+        }
+        let year: i16 = year.parse().map_err(|_| bad())?;
+        let week: i8 = week.parse().map_err(|_| bad())?;
+        ISOWeekDate::new(year, week, Weekday::Monday)
+            .map_err(|_| format!("{year} has no week {week}"))?;
+        Ok(Week { year, week })
+    }
+
+    /// The week containing `at` in `tz`.
+    pub fn containing(at: Timestamp, tz: &TimeZone) -> Week {
+        let iso = tz.to_datetime(at).date().iso_week_date();
+        Week {
+            year: iso.year(),
+            week: iso.week(),
+        }
+    }
+
+    fn monday(self) -> jiff::civil::Date {
+        ISOWeekDate::new(self.year, self.week, Weekday::Monday)
+            .expect("validated in parse")
+            .date()
+    }
+
+    /// Monday 00:00 of this week and of the next, in `tz`.
+    pub fn bounds(self, tz: &TimeZone) -> (Timestamp, Timestamp) {
+        let start = self.monday();
+        let end = start
+            .checked_add(jiff::Span::new().days(7))
+            .unwrap_or(start);
+        let at = |d: jiff::civil::Date| {
+            tz.to_ambiguous_timestamp(d.to_datetime(jiff::civil::Time::midnight()))
+                .compatible()
+                .unwrap_or(Timestamp::MAX)
+        };
+        (at(start), at(end))
+    }
+
+    pub fn previous(self) -> Week {
+        let date = self
+            .monday()
+            .checked_sub(jiff::Span::new().days(7))
+            .unwrap_or(self.monday());
+        let iso = date.iso_week_date();
+        Week {
+            year: iso.year(),
+            week: iso.week(),
+        }
+    }
+}
+
+impl std::fmt::Display for Week {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-W{:02}", self.year, self.week)
+    }
+}
+
+/// A conversation opened in the week.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationRow {
+    pub id: String,
+    pub opened_at: Timestamp,
+    pub due_at: Option<Timestamp>,
+    pub first_reply_at: Option<Timestamp>,
+    pub first_reply_by: Option<String>,
+    pub resolved_at: Option<Timestamp>,
+}
+
+/// A checked agent reply in one of those conversations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRow {
+    pub conversation: String,
+    pub agent: String,
+    pub at: Timestamp,
+    pub first: bool,
+    /// The ids of the rules it did not meet.
+    pub rules: Vec<String>,
+}
+
+/// Rows for one week, from the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportData {
+    pub conversations: Vec<ConversationRow>,
+    pub checks: Vec<CheckRow>,
+    /// NPS scores answered in the week.
+    pub scores: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Conversations {
+    pub opened: u32,
+    pub resolved: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FirstResponse {
+    pub answered: u32,
+    pub median_seconds: Option<i64>,
+    pub p90_seconds: Option<i64>,
+    pub business_median_seconds: Option<i64>,
+    pub business_p90_seconds: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sla {
+    pub met: u32,
+    pub breached: u32,
+    /// Not answered and not yet due at `as_of`.
+    pub pending: u32,
+    /// met / (met + breached), in percent with one decimal.
+    pub met_percent: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Standards {
+    pub replies_checked: u32,
+    pub replies_passed_clean: u32,
+    pub findings_by_rule: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NpsFigures {
+    pub responses: u32,
+    pub promoters: u32,
+    pub passives: u32,
+    pub detractors: u32,
+    pub score: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Agent {
+    pub id: String,
+    pub replies: u32,
+    pub first_responses: u32,
+    pub median_first_response_seconds: Option<i64>,
+    pub findings: u32,
+}
+
+/// One week's figures. Serialises to the JSON contract of `concierge report`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub week: String,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub as_of: Timestamp,
+    pub conversations: Conversations,
+    pub first_response: FirstResponse,
+    pub sla: Sla,
+    pub standards: Standards,
+    pub nps: NpsFigures,
+    pub agents: Vec<Agent>,
+}
+
+/// Computes the report for `week` from its rows.
+pub fn compute(week: Week, hours: &BusinessHours, as_of: Timestamp, data: &ReportData) -> Report {
+    let (from, to) = week.bounds(hours.time_zone());
+    let convs: Vec<&ConversationRow> = data
+        .conversations
+        .iter()
+        .filter(|c| c.opened_at >= from && c.opened_at < to && c.opened_at <= as_of)
+        .collect();
+    let known = |t: Option<Timestamp>| t.filter(|t| *t <= as_of);
+    let mut wall = Vec::new();
+    let mut business = Vec::new();
+    let mut per_agent_first: HashMap<&str, Vec<i64>> = HashMap::new();
+    let (mut met, mut breached, mut pending, mut resolved) = (0, 0, 0, 0);
+    for c in &convs {
+        if known(c.resolved_at).is_some() {
+            resolved += 1;
+        }
+        match (known(c.first_reply_at), c.due_at) {
+            (Some(reply), due) => {
+                let secs = reply.as_second() - c.opened_at.as_second();
+                wall.push(secs);
+                business.push(hours.elapsed(c.opened_at, reply));
+                if let Some(agent) = c.first_reply_by.as_deref() {
+                    per_agent_first.entry(agent).or_default().push(secs);
+                }
+                match due {
+                    Some(due) if reply <= due => met += 1,
+                    Some(_) => breached += 1,
+                    None => {}
+                }
+            }
+            (None, Some(due)) if as_of > due => breached += 1,
+            (None, Some(_)) => pending += 1,
+            (None, None) => {}
+        }
+    }
+    wall.sort_unstable();
+    business.sort_unstable();
+
+    let mut findings_by_rule = BTreeMap::new();
+    let mut agents: BTreeMap<&str, Agent> = BTreeMap::new();
+    let mut checked = 0;
+    let mut clean = 0;
+    for k in data.checks.iter().filter(|k| k.at <= as_of) {
+        checked += 1;
+        clean += u32::from(k.rules.is_empty());
+        for rule in &k.rules {
+            *findings_by_rule.entry(rule.clone()).or_insert(0) += 1;
+        }
+        let a = agents
+            .entry(&k.agent)
+            .or_insert_with(|| empty_agent(&k.agent));
+        a.replies += 1;
+        a.findings += k.rules.len() as u32;
+    }
+    for (agent, mut secs) in per_agent_first {
+        secs.sort_unstable();
+        let a = agents.entry(agent).or_insert_with(|| empty_agent(agent));
+        a.first_responses = secs.len() as u32;
+        a.median_first_response_seconds = nearest_rank(&secs, 50);
+    }
+    let nps = Nps::from_scores(data.scores.iter().copied());
+    Report {
+        week: week.to_string(),
+        from,
+        to,
+        as_of,
+        conversations: Conversations {
+            opened: convs.len() as u32,
+            resolved,
+        },
+        first_response: FirstResponse {
+            answered: wall.len() as u32,
+            median_seconds: nearest_rank(&wall, 50),
+            p90_seconds: nearest_rank(&wall, 90),
+            business_median_seconds: nearest_rank(&business, 50),
+            business_p90_seconds: nearest_rank(&business, 90),
+        },
+        sla: Sla {
+            met,
+            breached,
+            pending,
+            met_percent: (met + breached > 0)
+                .then(|| (f64::from(met) * 1000.0 / f64::from(met + breached)).round() / 10.0),
+        },
+        standards: Standards {
+            replies_checked: checked,
+            replies_passed_clean: clean,
+            findings_by_rule,
+        },
+        nps: NpsFigures {
+            responses: nps.responses,
+            promoters: nps.promoters,
+            passives: nps.passives,
+            detractors: nps.detractors,
+            score: nps.score(),
+        },
+        agents: agents.into_values().collect(),
+    }
+}
+
+fn empty_agent(id: &str) -> Agent {
+    Agent {
+        id: id.to_string(),
+        replies: 0,
+        first_responses: 0,
+        median_first_response_seconds: None,
+        findings: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn conv(id: &str, opened: &str, due: &str, reply: Option<(&str, &str)>) -> ConversationRow {
+        ConversationRow {
+            id: id.into(),
+            opened_at: ts(opened),
+            due_at: Some(ts(due)),
+            first_reply_at: reply.map(|(at, _)| ts(at)),
+            first_reply_by: reply.map(|(_, by)| by.to_string()),
+            resolved_at: None,
+        }
+    }
+
+    #[test]
+    fn weeks_parse_and_span_monday_to_monday_in_the_business_zone() {
+        let w = Week::parse("2026-W48").unwrap();
+        let (from, to) = w.bounds(&TimeZone::get("America/New_York").unwrap());
+        assert_eq!(
+            (from, to),
+            (ts("2026-11-23T05:00:00Z"), ts("2026-11-30T05:00:00Z"))
+        );
+        assert_eq!(w.previous().to_string(), "2026-W47");
+        assert_eq!(
+            Week::parse("2027-W01").unwrap().previous().to_string(),
+            "2026-W53"
+        );
+        assert_eq!(
+            Week::containing(
+                ts("2026-11-23T04:59:59Z"),
+                &TimeZone::get("America/New_York").unwrap()
+            )
+            .to_string(),
+            "2026-W47"
+        );
+        for bad in ["2026-48", "2026-W4", "2025-W53", "W48"] {
+            assert!(Week::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sla_counts_met_breached_and_pending_as_of_the_report_instant() {
+        let hours = BusinessHours::always_open();
+        let data = ReportData {
+            conversations: vec![
+                // Answered at exactly the due instant: met.
+                conv(
+                    "a",
+                    "2026-11-23T10:00:00Z",
+                    "2026-11-23T11:00:00Z",
+                    Some(("2026-11-23T11:00:00Z", "sam")),
+                ),
+                // Answered one second late: breached.
+                conv(
+                    "b",
+                    "2026-11-23T10:00:00Z",
+                    "2026-11-23T11:00:00Z",
+                    Some(("2026-11-23T11:00:01Z", "kim")),
+                ),
+                // Not answered and past due at as_of: breached.
+                conv("c", "2026-11-24T10:00:00Z", "2026-11-24T11:00:00Z", None),
+                // Answered only after as_of and not yet due then: pending.
+                conv(
+                    "d",
+                    "2026-11-25T10:00:00Z",
+                    "2026-11-25T11:00:00Z",
+                    Some(("2026-11-25T10:30:00Z", "sam")),
+                ),
+            ],
+            checks: vec![],
+            scores: vec![10, 9, 3],
+        };
+        let r = compute(
+            Week::parse("2026-W48").unwrap(),
+            &hours,
+            ts("2026-11-25T10:10:00Z"),
+            &data,
+        );
+        assert_eq!((r.sla.met, r.sla.breached, r.sla.pending), (1, 2, 1));
+        assert_eq!(r.sla.met_percent, Some(33.3));
+        assert_eq!(r.first_response.answered, 2);
+        assert_eq!(
+            (
+                r.first_response.median_seconds,
+                r.first_response.p90_seconds
+            ),
+            (Some(3600), Some(3601))
+        );
+        assert_eq!((r.nps.responses, r.nps.score), (3, Some(33)));
+        assert_eq!(r.conversations.opened, 4);
+    }
+
+    #[test]
+    fn agents_get_replies_first_responses_and_findings() {
+        let hours = BusinessHours::always_open();
+        let check = |conv: &str, agent: &str, at: &str, rules: &[&str]| CheckRow {
+            conversation: conv.into(),
+            agent: agent.into(),
+            at: ts(at),
+            first: false,
+            rules: rules.iter().map(|r| r.to_string()).collect(),
+        };
+        let data = ReportData {
+            conversations: vec![
+                conv(
+                    "a",
+                    "2026-11-23T10:00:00Z",
+                    "2026-11-23T11:00:00Z",
+                    Some(("2026-11-23T10:10:00Z", "sam")),
+                ),
+                conv(
+                    "b",
+                    "2026-11-23T10:00:00Z",
+                    "2026-11-23T11:00:00Z",
+                    Some(("2026-11-23T10:30:00Z", "sam")),
+                ),
+                conv(
+                    "c",
+                    "2026-11-23T10:00:00Z",
+                    "2026-11-23T11:00:00Z",
+                    Some(("2026-11-23T10:20:00Z", "kim")),
+                ),
+            ],
+            checks: vec![
+                check("a", "sam", "2026-11-23T10:10:00Z", &["greeting"]),
+                check(
+                    "b",
+                    "sam",
+                    "2026-11-23T10:30:00Z",
+                    &["greeting", "no-blame"],
+                ),
+                check("c", "kim", "2026-11-23T10:20:00Z", &[]),
+            ],
+            scores: vec![],
+        };
+        let r = compute(
+            Week::parse("2026-W48").unwrap(),
+            &hours,
+            ts("2026-12-01T00:00:00Z"),
+            &data,
+        );
+        assert_eq!(r.standards.replies_checked, 3);
+        assert_eq!(
+            r.standards.findings_by_rule,
+            BTreeMap::from([("greeting".into(), 2), ("no-blame".into(), 1)])
+        );
+        let sam = &r.agents[1];
+        assert_eq!(
+            (
+                sam.id.as_str(),
+                sam.replies,
+                sam.first_responses,
+                sam.findings
+            ),
+            ("sam", 2, 2, 3)
+        );
+        assert_eq!(sam.median_first_response_seconds, Some(600));
+        assert_eq!(r.nps.score, None);
+    }
+}
