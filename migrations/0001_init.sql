@@ -76,7 +76,7 @@ CREATE TABLE outbox (
     thread TEXT NOT NULL,
     recipient TEXT NOT NULL,
     body TEXT NOT NULL,
-    status TEXT NOT NULL,                -- pending | delivered
+    status TEXT NOT NULL,                -- pending | delivered | replayed (history, never sent)
     attempts BIGINT NOT NULL,
     next_attempt_at BIGINT NOT NULL,
     delivered_at BIGINT,

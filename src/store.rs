@@ -185,8 +185,9 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Writes what a step changed and queues its actions.
-    pub async fn apply(tx: &mut Tx, step: &Step) -> anyhow::Result<()> {
+    /// Writes what a step changed and queues its actions: `deliver: false`
+    /// records them as `replayed` history that the dispatcher never sends.
+    pub async fn apply(tx: &mut Tx, step: &Step, deliver: bool) -> anyhow::Result<()> {
         if let Some(c) = &step.conversation {
             upsert_conversation(tx, c).await?;
         }
@@ -197,7 +198,7 @@ impl Store {
             insert_check(tx, check).await?;
         }
         for a in &step.actions {
-            enqueue(tx, a).await?;
+            enqueue(tx, a, deliver).await?;
         }
         Ok(())
     }
@@ -525,10 +526,10 @@ async fn insert_check(tx: &mut Tx, k: &ReplyCheck) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn enqueue(tx: &mut Tx, a: &Action) -> anyhow::Result<()> {
+async fn enqueue(tx: &mut Tx, a: &Action, deliver: bool) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO outbox (action_key, at, kind, conversation, channel, thread, recipient, body, status, attempts, \
-         next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $2) ON CONFLICT (action_key) DO NOTHING",
+         next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $2) ON CONFLICT (action_key) DO NOTHING",
     )
     .bind(&a.key)
     .bind(a.at.as_second())
@@ -538,6 +539,7 @@ async fn enqueue(tx: &mut Tx, a: &Action) -> anyhow::Result<()> {
     .bind(&a.thread)
     .bind(&a.to)
     .bind(&a.body)
+    .bind(if deliver { "pending" } else { "replayed" })
     .execute(&mut **tx)
     .await?;
     Ok(())

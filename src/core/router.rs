@@ -361,6 +361,16 @@ impl Router {
         }
     }
 
+    /// An empty router with the same policy, rules, templates and secret.
+    pub fn fresh(&self) -> Router {
+        Router::new(
+            self.policy.clone(),
+            self.rules.clone(),
+            self.templates.clone(),
+            self.secret.clone(),
+        )
+    }
+
     pub fn policy(&self) -> &Policy {
         &self.policy
     }

@@ -131,7 +131,7 @@ struct RawRule {
     min_letters: Option<usize>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Check {
     /// Index into the shared `RegexSet` and `patterns`.
     Require(usize),
@@ -146,7 +146,7 @@ enum Check {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Rule {
     id: String,
     applies: Applies,
@@ -158,7 +158,8 @@ struct Rule {
 }
 
 /// A compiled rule set. Build it once; `check` allocates only for findings.
-#[derive(Debug)]
+/// Cloning shares the compiled regexes.
+#[derive(Debug, Clone)]
 pub struct RuleSet {
     rules: Vec<Rule>,
     set: RegexSet,

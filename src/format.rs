@@ -1,0 +1,569 @@
+//! Renders a weekly [`Report`] with the previous week's for the trend:
+//! text, markdown, json, csv and a self-contained html page with SVG charts.
+//! Pure string building.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use crate::core::duration::Human;
+use crate::core::report::Report;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Markdown,
+    Json,
+    Csv,
+    Html,
+}
+
+pub fn render(format: Format, now: &Report, prev: &Report) -> String {
+    match format {
+        Format::Text => text(now, prev),
+        Format::Markdown => markdown(now, prev),
+        Format::Json => json(now, prev),
+        Format::Csv => csv(now, prev),
+        Format::Html => html(now, prev),
+    }
+}
+
+fn secs(v: Option<i64>) -> String {
+    v.map_or_else(|| "–".into(), |s| Human(s).to_string())
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".into(), |p| format!("{p:.1}%"))
+}
+
+fn nps(v: Option<i32>) -> String {
+    v.map_or_else(|| "–".into(), |s| format!("{s:+}"))
+}
+
+/// "(+5 vs 2026-W47)" style deltas; empty when either side is missing.
+fn delta_int(now: i64, prev: i64) -> String {
+    match now - prev {
+        0 => "(=)".into(),
+        d => format!("({d:+})"),
+    }
+}
+
+fn delta_secs(now: Option<i64>, prev: Option<i64>) -> String {
+    match (now, prev) {
+        (Some(a), Some(b)) if a == b => "(=)".into(),
+        (Some(a), Some(b)) if a > b => format!("(+{})", Human(a - b)),
+        (Some(a), Some(b)) => format!("(-{})", Human(b - a)),
+        _ => String::new(),
+    }
+}
+
+fn delta_pts(now: Option<f64>, prev: Option<f64>) -> String {
+    match (now, prev) {
+        (Some(a), Some(b)) => format!("({:+.1} pts)", a - b),
+        _ => String::new(),
+    }
+}
+
+fn delta_nps(now: Option<i32>, prev: Option<i32>) -> String {
+    match (now, prev) {
+        (Some(a), Some(b)) => format!("({:+})", a - b),
+        _ => String::new(),
+    }
+}
+
+fn text(r: &Report, p: &Report) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "concierge weekly summary: {} ({} to {}), as of {}",
+        r.week, r.from, r.to, r.as_of
+    );
+    let _ = writeln!(o, "Trend in brackets is against {}.\n", p.week);
+    let _ = writeln!(
+        o,
+        "Conversations    opened {} {}, resolved {} {}",
+        r.conversations.opened,
+        delta_int(r.conversations.opened.into(), p.conversations.opened.into()),
+        r.conversations.resolved,
+        delta_int(
+            r.conversations.resolved.into(),
+            p.conversations.resolved.into()
+        ),
+    );
+    let f = &r.first_response;
+    let _ = writeln!(
+        o,
+        "First response   answered {}, median {} {}, p90 {} {}, business-time median {}",
+        f.answered,
+        secs(f.median_seconds),
+        delta_secs(f.median_seconds, p.first_response.median_seconds),
+        secs(f.p90_seconds),
+        delta_secs(f.p90_seconds, p.first_response.p90_seconds),
+        secs(f.business_median_seconds),
+    );
+    let _ = writeln!(
+        o,
+        "SLA              met {}, breached {}, pending {}: {} met {}",
+        r.sla.met,
+        r.sla.breached,
+        r.sla.pending,
+        pct(r.sla.met_percent),
+        delta_pts(r.sla.met_percent, p.sla.met_percent)
+    );
+    let _ = writeln!(
+        o,
+        "Reply standards  {} replies checked, {} without findings",
+        r.standards.replies_checked, r.standards.replies_passed_clean
+    );
+    for (rule, n) in &r.standards.findings_by_rule {
+        let before = p.standards.findings_by_rule.get(rule).copied().unwrap_or(0);
+        let _ = writeln!(
+            o,
+            "                   {rule:<24} {n:>4} {}",
+            delta_int((*n).into(), before.into())
+        );
+    }
+    let _ = writeln!(
+        o,
+        "NPS              {} {} from {} answers: {} promoters, {} passives, {} detractors",
+        nps(r.nps.score),
+        delta_nps(r.nps.score, p.nps.score),
+        r.nps.responses,
+        r.nps.promoters,
+        r.nps.passives,
+        r.nps.detractors
+    );
+    if !r.agents.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n{:<24} {:>8} {:>16} {:>22} {:>9}",
+            "Agent", "replies", "first responses", "median first response", "findings"
+        );
+        for a in &r.agents {
+            let _ = writeln!(
+                o,
+                "{:<24} {:>8} {:>16} {:>22} {:>9}",
+                a.id,
+                a.replies,
+                a.first_responses,
+                secs(a.median_first_response_seconds),
+                a.findings
+            );
+        }
+    }
+    o
+}
+
+fn markdown(r: &Report, p: &Report) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "# Weekly support summary: {}\n", r.week);
+    let _ = writeln!(
+        o,
+        "{} to {}, as of {}. Trend against {}.\n",
+        r.from, r.to, r.as_of, p.week
+    );
+    let _ = writeln!(o, "| Measure | This week | {} |\n|---|---:|---:|", p.week);
+    let rows: Vec<(&str, String, String)> = vec![
+        (
+            "Conversations opened",
+            r.conversations.opened.to_string(),
+            p.conversations.opened.to_string(),
+        ),
+        (
+            "Conversations resolved",
+            r.conversations.resolved.to_string(),
+            p.conversations.resolved.to_string(),
+        ),
+        (
+            "First responses",
+            r.first_response.answered.to_string(),
+            p.first_response.answered.to_string(),
+        ),
+        (
+            "First response median",
+            secs(r.first_response.median_seconds),
+            secs(p.first_response.median_seconds),
+        ),
+        (
+            "First response p90",
+            secs(r.first_response.p90_seconds),
+            secs(p.first_response.p90_seconds),
+        ),
+        (
+            "Business-time median",
+            secs(r.first_response.business_median_seconds),
+            secs(p.first_response.business_median_seconds),
+        ),
+        ("SLA met", pct(r.sla.met_percent), pct(p.sla.met_percent)),
+        (
+            "SLA breached",
+            r.sla.breached.to_string(),
+            p.sla.breached.to_string(),
+        ),
+        (
+            "Replies checked",
+            r.standards.replies_checked.to_string(),
+            p.standards.replies_checked.to_string(),
+        ),
+        ("NPS", nps(r.nps.score), nps(p.nps.score)),
+        (
+            "NPS answers",
+            r.nps.responses.to_string(),
+            p.nps.responses.to_string(),
+        ),
+    ];
+    for (name, a, b) in rows {
+        let _ = writeln!(o, "| {name} | {a} | {b} |");
+    }
+    if !r.standards.findings_by_rule.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Reply standards findings\n\n| Rule | Findings | {} |\n|---|---:|---:|",
+            p.week
+        );
+        for (rule, n) in &r.standards.findings_by_rule {
+            let before = p.standards.findings_by_rule.get(rule).copied().unwrap_or(0);
+            let _ = writeln!(o, "| {rule} | {n} | {before} |");
+        }
+    }
+    if !r.agents.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Agents\n\n| Agent | Replies | First responses | Median first response | Findings |\n|---|---:|---:|---:|---:|"
+        );
+        for a in &r.agents {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} |",
+                a.id,
+                a.replies,
+                a.first_responses,
+                secs(a.median_first_response_seconds),
+                a.findings
+            );
+        }
+    }
+    o
+}
+
+/// The JSON contract: the report's fields plus `previous`, the previous
+/// week's figures without agents.
+pub fn json_value(r: &Report, p: &Report) -> Value {
+    let mut v = serde_json::to_value(r).expect("reports serialise");
+    let mut prev = serde_json::to_value(p).expect("reports serialise");
+    if let Value::Object(m) = &mut prev {
+        m.remove("agents");
+    }
+    v["previous"] = prev;
+    v
+}
+
+fn json(r: &Report, p: &Report) -> String {
+    let mut s = serde_json::to_string_pretty(&json_value(r, p)).expect("json");
+    s.push('\n');
+    s
+}
+
+fn csv(r: &Report, p: &Report) -> String {
+    let mut o = String::from("metric,value,previous\n");
+    let flat_now = flatten(&json_value(r, p));
+    let flat_prev = flatten(&serde_json::to_value(p).expect("json"));
+    for (key, value) in &flat_now {
+        if key.starts_with("previous.") || key.starts_with("agents.") {
+            continue;
+        }
+        let before = flat_prev
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        let _ = writeln!(
+            o,
+            "{},{},{}",
+            csv_field(key),
+            csv_field(value),
+            csv_field(before)
+        );
+    }
+    for a in &r.agents {
+        for (k, v) in [
+            ("replies", a.replies.to_string()),
+            ("first_responses", a.first_responses.to_string()),
+            (
+                "median_first_response_seconds",
+                a.median_first_response_seconds
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+            ),
+            ("findings", a.findings.to_string()),
+        ] {
+            let _ = writeln!(o, "{},{},", csv_field(&format!("agents.{}.{k}", a.id)), v);
+        }
+    }
+    o
+}
+
+fn flatten(v: &Value) -> Vec<(String, String)> {
+    fn walk(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            Value::Array(_) => {}
+            Value::Null => out.push((prefix.into(), String::new())),
+            Value::String(s) => out.push((prefix.into(), s.clone())),
+            other => out.push((prefix.into(), other.to_string())),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", v, &mut out);
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A horizontal bar chart: one labelled bar per row, scaled to the largest.
+fn bars(title: &str, rows: &[(String, f64, String)], colour: &str) -> String {
+    let max = rows.iter().map(|r| r.1).fold(0.0_f64, f64::max).max(1e-9);
+    let height = 30 + rows.len() * 26;
+    let mut s = format!(
+        "<figure><figcaption>{}</figcaption><svg viewBox=\"0 0 640 {height}\" width=\"640\" height=\"{height}\" role=\"img\" aria-label=\"{}\">",
+        esc(title),
+        esc(title)
+    );
+    for (i, (label, value, shown)) in rows.iter().enumerate() {
+        let y = 10 + i * 26;
+        let w = (value / max * 380.0).max(if *value > 0.0 { 2.0 } else { 0.0 });
+        let _ = write!(
+            s,
+            "<text x=\"0\" y=\"{}\" font-size=\"13\">{}</text><rect x=\"190\" y=\"{y}\" width=\"{w:.1}\" height=\"18\" fill=\"{colour}\" rx=\"3\"/><text x=\"{:.1}\" y=\"{}\" font-size=\"13\">{}</text>",
+            y + 14,
+            esc(label),
+            196.0 + w,
+            y + 14,
+            esc(shown)
+        );
+    }
+    s.push_str("</svg></figure>");
+    s
+}
+
+fn html(r: &Report, p: &Report) -> String {
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Support summary {week}</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:720px;margin:2em auto;color:#222}}\
+         .cards{{display:flex;flex-wrap:wrap;gap:12px}}.card{{border:1px solid #ddd;border-radius:8px;padding:10px 14px;min-width:140px}}\
+         .big{{font-size:1.6em;font-weight:600}}.trend{{color:#666;font-size:.9em}}figure{{margin:1.5em 0}}\
+         figcaption{{font-weight:600;margin-bottom:6px}}table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid #eee;text-align:right}}\
+         td:first-child,th:first-child{{text-align:left}}</style></head><body>\
+         <h1>Support summary {week}</h1><p>{from} to {to}, as of {as_of}. Trend against {prev}.</p><div class=\"cards\">",
+        week = esc(&r.week),
+        from = r.from,
+        to = r.to,
+        as_of = r.as_of,
+        prev = esc(&p.week),
+    );
+    let cards = [
+        (
+            "Conversations",
+            r.conversations.opened.to_string(),
+            delta_int(r.conversations.opened.into(), p.conversations.opened.into()),
+        ),
+        (
+            "First response median",
+            secs(r.first_response.median_seconds),
+            delta_secs(
+                r.first_response.median_seconds,
+                p.first_response.median_seconds,
+            ),
+        ),
+        (
+            "SLA met",
+            pct(r.sla.met_percent),
+            delta_pts(r.sla.met_percent, p.sla.met_percent),
+        ),
+        ("NPS", nps(r.nps.score), delta_nps(r.nps.score, p.nps.score)),
+    ];
+    for (label, value, trend) in cards {
+        let _ = write!(
+            o,
+            "<div class=\"card\"><div>{label}</div><div class=\"big\">{}</div><div class=\"trend\">{}</div></div>",
+            esc(&value),
+            esc(&trend)
+        );
+    }
+    o.push_str("</div>");
+    let week_rows = |f: &dyn Fn(&Report) -> (f64, String)| -> Vec<(String, f64, String)> {
+        [(p.week.clone(), f(p)), (r.week.clone(), f(r))]
+            .into_iter()
+            .map(|(w, (v, s))| (w, v, s))
+            .collect()
+    };
+    let median = |x: &Report| {
+        let m = x.first_response.median_seconds;
+        (m.unwrap_or(0) as f64, secs(m))
+    };
+    o.push_str(&bars(
+        "First-response median, this week and last",
+        &week_rows(&median),
+        "#4a7bd0",
+    ));
+    let sla = [
+        (
+            "met".to_string(),
+            f64::from(r.sla.met),
+            r.sla.met.to_string(),
+        ),
+        (
+            "breached".to_string(),
+            f64::from(r.sla.breached),
+            r.sla.breached.to_string(),
+        ),
+        (
+            "pending".to_string(),
+            f64::from(r.sla.pending),
+            r.sla.pending.to_string(),
+        ),
+    ];
+    o.push_str(&bars("First-response SLA", &sla, "#3a9d5d"));
+    let nps_rows = [
+        (
+            "promoters (9-10)".to_string(),
+            f64::from(r.nps.promoters),
+            r.nps.promoters.to_string(),
+        ),
+        (
+            "passives (7-8)".to_string(),
+            f64::from(r.nps.passives),
+            r.nps.passives.to_string(),
+        ),
+        (
+            "detractors (0-6)".to_string(),
+            f64::from(r.nps.detractors),
+            r.nps.detractors.to_string(),
+        ),
+    ];
+    o.push_str(&bars("Survey answers", &nps_rows, "#c98a1b"));
+    if !r.standards.findings_by_rule.is_empty() {
+        let rows: Vec<_> = r
+            .standards
+            .findings_by_rule
+            .iter()
+            .map(|(k, v)| (k.clone(), f64::from(*v), v.to_string()))
+            .collect();
+        o.push_str(&bars("Reply-standard findings by rule", &rows, "#c0504d"));
+    }
+    if !r.agents.is_empty() {
+        o.push_str("<h2>Agents</h2><table><tr><th>Agent</th><th>Replies</th><th>First responses</th><th>Median first response</th><th>Findings</th></tr>");
+        for a in &r.agents {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&a.id),
+                a.replies,
+                a.first_responses,
+                secs(a.median_first_response_seconds),
+                a.findings
+            );
+        }
+        o.push_str("</table>");
+    }
+    o.push_str("</body></html>\n");
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::hours::BusinessHours;
+    use crate::core::report::{ConversationRow, ReportData, Week, compute};
+
+    fn sample() -> (Report, Report) {
+        let ts = |s: &str| s.parse().unwrap();
+        let data = ReportData {
+            conversations: vec![ConversationRow {
+                id: "email:t1".into(),
+                opened_at: ts("2026-11-23T10:00:00Z"),
+                due_at: Some(ts("2026-11-23T11:00:00Z")),
+                first_reply_at: Some(ts("2026-11-23T10:30:00Z")),
+                first_reply_by: Some("sam, \"the fixer\"".into()),
+                resolved_at: None,
+            }],
+            checks: vec![],
+            scores: vec![10, 2],
+        };
+        let hours = BusinessHours::always_open();
+        let now = compute(
+            Week::parse("2026-W48").unwrap(),
+            &hours,
+            ts("2026-12-01T00:00:00Z"),
+            &data,
+        );
+        let prev = compute(
+            Week::parse("2026-W47").unwrap(),
+            &hours,
+            ts("2026-12-01T00:00:00Z"),
+            &ReportData::default(),
+        );
+        (now, prev)
+    }
+
+    #[test]
+    fn json_carries_the_contract_fields_and_the_previous_week() {
+        let (r, p) = sample();
+        let v: Value = serde_json::from_str(&render(Format::Json, &r, &p)).unwrap();
+        assert_eq!(v["week"], "2026-W48");
+        assert_eq!(v["first_response"]["median_seconds"], 1800);
+        assert_eq!(v["sla"]["met_percent"], 100.0);
+        assert_eq!(v["nps"]["score"], 0);
+        assert_eq!(v["previous"]["week"], "2026-W47");
+        assert!(v["previous"].get("agents").is_none());
+        assert_eq!(v["agents"][0]["first_responses"], 1);
+    }
+
+    #[test]
+    fn csv_quotes_fields_and_html_escapes_names() {
+        let (r, p) = sample();
+        let csv = render(Format::Csv, &r, &p);
+        assert!(csv.starts_with("metric,value,previous\n"));
+        assert!(csv.contains("conversations.opened,1,0\n"), "{csv}");
+        assert!(
+            csv.contains("\"agents.sam, \"\"the fixer\"\".replies\",0,"),
+            "{csv}"
+        );
+        let html = render(Format::Html, &r, &p);
+        assert!(html.contains("<svg") && html.contains("sam, &quot;the fixer&quot;"));
+        assert!(!html.contains("\"the fixer\""));
+    }
+
+    #[test]
+    fn text_and_markdown_show_the_trend() {
+        let (r, p) = sample();
+        let text = render(Format::Text, &r, &p);
+        assert!(text.contains("opened 1 (+1)"), "{text}");
+        let md = render(Format::Markdown, &r, &p);
+        assert!(md.contains("| Conversations opened | 1 | 0 |"), "{md}");
+    }
+}

@@ -1,0 +1,296 @@
+//! `concierge replay`: feeds a JSON-lines history through the real router and
+//! store on a simulated clock.
+//!
+//! The whole file is validated before anything is imported; every bad line is
+//! reported as `FILE:LINE: reason`. Then events are applied in time order
+//! (events at the same instant in file order, before any timer due at that
+//! instant), timers between events fire at their due instants, and after the
+//! last event the clock runs to `--until`. Replayed actions are recorded as
+//! history (`replayed`), never delivered. Writes are batched into transactions.
+
+use std::io::Write;
+
+use jiff::Timestamp;
+use serde::Deserialize;
+
+use crate::core::router::{Action, Author, Channel, Input, Message};
+use crate::engine::Engine;
+
+/// Events per transaction.
+const BATCH: usize = 1000;
+
+/// One line of a replay file, as written.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum RawEvent {
+    Message {
+        at: Timestamp,
+        channel: Channel,
+        thread: String,
+        id: String,
+        author: Author,
+        text: String,
+    },
+    Resolve {
+        at: Timestamp,
+        thread: String,
+        by: String,
+        #[serde(default)]
+        channel: Option<Channel>,
+        #[serde(default = "yes")]
+        survey: bool,
+    },
+    SurveyAnswer {
+        at: Timestamp,
+        thread: String,
+        score: i64,
+        #[serde(default)]
+        comment: Option<String>,
+        #[serde(default)]
+        channel: Option<Channel>,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A validated event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub line: usize,
+    pub at: Timestamp,
+    pub input: Input,
+}
+
+/// Parses and validates every line; returns all problems as `FILE:LINE: reason`.
+pub fn parse(text: &str, file: &str) -> Result<Vec<Event>, Vec<String>> {
+    let mut events = Vec::new();
+    let mut errors = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_line(line) {
+            Ok((at, input)) => events.push(Event { line: n, at, input }),
+            Err(reason) => errors.push(format!("{file}:{n}: {reason}")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(events)
+    } else {
+        Err(errors)
+    }
+}
+
+fn parse_line(line: &str) -> Result<(Timestamp, Input), String> {
+    let raw: RawEvent = serde_json::from_str(line).map_err(|e| {
+        let msg = e.to_string();
+        // serde_json appends " at line 1 column N": keep the column only.
+        match msg.rsplit_once(" at line 1 column ") {
+            Some((what, col)) => format!("{what} (column {col})"),
+            None => msg,
+        }
+    })?;
+    let nonempty = |field: &str, v: &str| {
+        if v.trim().is_empty() {
+            Err(format!("`{field}` is empty; give it a value"))
+        } else {
+            Ok(())
+        }
+    };
+    Ok(match raw {
+        RawEvent::Message {
+            at,
+            channel,
+            thread,
+            id,
+            author,
+            text,
+        } => {
+            nonempty("thread", &thread)?;
+            nonempty("id", &id)?;
+            nonempty("author.id", &author.id)?;
+            (
+                at,
+                Input::Message(Message {
+                    channel,
+                    thread,
+                    id,
+                    author,
+                    text,
+                }),
+            )
+        }
+        RawEvent::Resolve {
+            at,
+            thread,
+            by,
+            channel,
+            survey,
+        } => {
+            nonempty("thread", &thread)?;
+            (
+                at,
+                Input::Resolve {
+                    channel,
+                    thread,
+                    by,
+                    survey,
+                },
+            )
+        }
+        RawEvent::SurveyAnswer {
+            at,
+            thread,
+            score,
+            comment,
+            channel,
+        } => {
+            nonempty("thread", &thread)?;
+            let score = u8::try_from(score)
+                .ok()
+                .filter(|s| *s <= 10)
+                .ok_or_else(|| {
+                    format!("`score` is {score}; an NPS answer is a whole number from 0 to 10")
+                })?;
+            (
+                at,
+                Input::SurveyAnswer {
+                    channel,
+                    thread,
+                    score,
+                    comment,
+                },
+            )
+        }
+    })
+}
+
+/// What a replay did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub events: usize,
+    pub applied: usize,
+    pub duplicates: usize,
+    pub actions: usize,
+}
+
+/// Applies validated events; writes each new action as a JSON line to `out`
+/// when given.
+pub async fn run(
+    engine: &mut Engine,
+    mut events: Vec<Event>,
+    until: Option<Timestamp>,
+    mut out: Option<&mut dyn Write>,
+) -> anyhow::Result<Summary> {
+    events.sort_by_key(|e| e.at); // stable: same instant keeps file order
+    let mut summary = Summary {
+        events: events.len(),
+        ..Summary::default()
+    };
+    let mut tx = engine.store.begin().await?;
+    let mut emit = |actions: &[Action], summary: &mut Summary| -> anyhow::Result<()> {
+        summary.actions += actions.len();
+        if let Some(out) = out.as_deref_mut() {
+            for a in actions {
+                let line =
+                    serde_json::json!({"at": a.at, "kind": a.kind, "thread": a.thread, "to": a.to});
+                writeln!(out, "{line}")?;
+            }
+        }
+        Ok(())
+    };
+    let last = events.last().map(|e| e.at);
+    for (i, event) in events.into_iter().enumerate() {
+        // Timers strictly before this event fire first, each at its own instant.
+        while let Some(due) = engine.router.next_deadline().filter(|d| *d < event.at) {
+            let actions = engine.fire(&mut tx, due).await?;
+            emit(&actions, &mut summary)?;
+        }
+        match engine.apply(&mut tx, event.at, event.input).await? {
+            Some(step) => {
+                summary.applied += 1;
+                emit(&step.actions, &mut summary)?;
+            }
+            None => summary.duplicates += 1,
+        }
+        if (i + 1) % BATCH == 0 {
+            tx.commit().await?;
+            tx = engine.store.begin().await?;
+        }
+    }
+    let end = match (until, last) {
+        (Some(u), _) => Some(u),
+        (None, last) => last,
+    };
+    if let Some(end) = end {
+        while let Some(due) = engine.router.next_deadline().filter(|d| *d <= end) {
+            let actions = engine.fire(&mut tx, due).await?;
+            emit(&actions, &mut summary)?;
+        }
+    }
+    tx.commit().await?;
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bad_line_is_reported_with_its_number_and_reason() {
+        let text = [
+            r#"{"at":"2026-11-23T10:00:00Z","kind":"message","channel":"email","thread":"t1","id":"m1","author":{"role":"customer","id":"ana"},"text":"hi"}"#,
+            r#"{"at":"2026-11-23T10:00:00Z","kind":"message","channel":"fax","thread":"t1","id":"m1","author":{"role":"customer","id":"ana"},"text":"hi"}"#,
+            "not json",
+            "",
+            r#"{"at":"yesterday","kind":"resolve","thread":"t1","by":"sam"}"#,
+            r#"{"at":"2026-11-23T10:00:00Z","kind":"survey_answer","thread":"t1","score":11}"#,
+            r#"{"at":"2026-11-23T10:00:00Z","kind":"teleport","thread":"t1"}"#,
+            r#"{"at":"2026-11-23T10:00:00Z","kind":"resolve","thread":"t1","by":"sam","colour":"red"}"#,
+            r#"{"at":"2026-11-23T10:00:00Z","kind":"message","channel":"email","thread":"","id":"m1","author":{"role":"customer","id":"ana"},"text":"hi"}"#,
+        ]
+        .join("\n");
+        let errors = parse(&text, "week.jsonl").unwrap_err();
+        let lines: Vec<&str> = errors
+            .iter()
+            .map(|e| e.split(": ").next().unwrap())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "week.jsonl:2",
+                "week.jsonl:3",
+                "week.jsonl:5",
+                "week.jsonl:6",
+                "week.jsonl:7",
+                "week.jsonl:8",
+                "week.jsonl:9"
+            ]
+        );
+        assert!(errors[0].contains("fax"), "{}", errors[0]);
+        assert!(errors[3].contains("from 0 to 10"), "{}", errors[3]);
+        assert!(errors[4].contains("teleport"), "{}", errors[4]);
+        assert!(errors[5].contains("colour"), "{}", errors[5]);
+        assert!(errors[6].contains("`thread` is empty"), "{}", errors[6]);
+    }
+
+    #[test]
+    fn good_lines_become_inputs() {
+        let text =
+            r#"{"at":"2026-11-23T10:00:00+01:00","kind":"resolve","thread":"t1","by":"sam"}"#;
+        let events = parse(text, "f").unwrap();
+        assert_eq!(events[0].at, "2026-11-23T09:00:00Z".parse().unwrap());
+        assert_eq!(
+            events[0].input,
+            Input::Resolve {
+                channel: None,
+                thread: "t1".into(),
+                by: "sam".into(),
+                survey: true
+            }
+        );
+    }
+}
