@@ -1,0 +1,414 @@
+//! The command line. Names, flags, JSON fields and exit codes here are a
+//! contract (see the README): extend them, never rename them.
+//!
+//! Exit codes: 0 success (for `check`: the reply passed), 1 `check` found the
+//! reply not passed or a runtime failure (database unreachable...), 2 a usage,
+//! configuration or input error.
+
+use std::io::{Read as _, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use jiff::Timestamp;
+
+use crate::config::Config;
+use crate::core::duration::parse_duration;
+use crate::core::report::{Week, compute};
+use crate::core::rules::CheckContext;
+use crate::engine::Engine;
+use crate::format::{self, Format};
+use crate::store::Store;
+use crate::{demo, driver, replay};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "concierge",
+    version,
+    about = "Keeps a support team's service standards on chat and email."
+)]
+pub struct Cli {
+    /// Configuration file [default: concierge.toml if present, else built-in defaults]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a reply read from stdin against the reply standards.
+    Check(CheckArgs),
+    /// Business-hours SLA arithmetic.
+    #[command(subcommand)]
+    Sla(SlaCommand),
+    /// Feed a JSON-lines history through the router and store on a simulated clock.
+    Replay(ReplayArgs),
+    /// Print the weekly summary for an ISO week.
+    Report(ReportArgs),
+    /// Replay a built-in week of support traffic into a fresh database and print its report.
+    Demo(DemoArgs),
+    /// Run the bot.
+    Run,
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The customer's name, for the name rule.
+    #[arg(long, value_name = "NAME")]
+    customer_name: Option<String>,
+    /// The reply is the first reply of its conversation.
+    #[arg(long)]
+    first: bool,
+    /// The reply is a first reply sent after the target.
+    #[arg(long)]
+    late: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    format: CheckFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CheckFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SlaCommand {
+    /// Print the due instant (RFC3339, UTC) of a target started at --from.
+    Due {
+        #[arg(long, value_name = "RFC3339")]
+        from: String,
+        /// Business time to add [default: sla.first_response]
+        #[arg(long, value_name = "DURATION")]
+        within: Option<String>,
+    },
+    /// Print the business seconds between --from and --to.
+    Elapsed {
+        #[arg(long, value_name = "RFC3339")]
+        from: String,
+        #[arg(long, value_name = "RFC3339")]
+        to: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The events, one JSON object per line.
+    file: PathBuf,
+    /// Run the clock on to this instant after the last event.
+    #[arg(long, value_name = "RFC3339")]
+    until: Option<String>,
+    /// Print one JSON line per action produced.
+    #[arg(long)]
+    print_actions: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// ISO week, e.g. 2026-W48.
+    #[arg(long, value_name = "YYYY-Www")]
+    week: String,
+    /// Report things as they stood at this instant [default: now].
+    #[arg(long, value_name = "RFC3339")]
+    as_of: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo data in this database instead of a throwaway one.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Print the demo's replay events (JSON lines) instead of the report.
+    #[arg(long)]
+    events: bool,
+}
+
+/// A failure and its exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// Usage, configuration or input error: exit 2.
+    Input(String),
+    /// Anything else: exit 1.
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Runtime(e.into())
+    }
+}
+
+fn input(msg: impl Into<String>) -> Failure {
+    Failure::Input(msg.into())
+}
+
+fn instant(flag: &str, value: &str) -> Result<Timestamp, Failure> {
+    value.parse().map_err(|_| {
+        input(format!("{flag} \"{value}\" is not an RFC3339 instant; write it like 2026-11-23T09:00:00Z or 2026-11-23T09:00:00-05:00"))
+    })
+}
+
+fn load_config(cli: &Cli) -> Result<Config, Failure> {
+    Config::load(cli.config.as_deref()).map_err(|e| input(e.to_string().trim_end()))
+}
+
+/// Parses arguments, runs the command and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = if matches!(cli.command, Command::Run) {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONCIERGE_LOG")
+        .unwrap_or_else(|_| level.into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(Failure::Input(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs one parsed command.
+pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    match &cli.command {
+        Command::Check(args) => check(&cli, args),
+        Command::Sla(cmd) => sla(&cli, cmd),
+        Command::Replay(args) => block_on(replay_cmd(&cli, args)),
+        Command::Report(args) => block_on(report_cmd(&cli, args)),
+        Command::Demo(args) => block_on(demo_cmd(args)),
+        Command::Run => block_on(run_cmd(&cli)),
+        Command::Migrate => block_on(async {
+            let config = load_config(&cli)?;
+            Store::open(&config.database_url).await?;
+            println!(
+                "database {} is up to date",
+                crate::config::redact_url(&config.database_url)
+            );
+            Ok(ExitCode::SUCCESS)
+        }),
+    }
+}
+
+fn block_on<F: std::future::Future<Output = Result<ExitCode, Failure>>>(
+    f: F,
+) -> Result<ExitCode, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
+}
+
+fn check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, Failure> {
+    let config = load_config(cli)?;
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| input(format!("cannot read the reply from stdin: {e}")))?;
+    let result = config.rules.check(
+        &text,
+        CheckContext {
+            customer_name: args.customer_name.as_deref(),
+            first: args.first,
+            late: args.late,
+        },
+    );
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        CheckFormat::Json => writeln!(out, "{}", serde_json::to_string(&result).expect("json"))?,
+        CheckFormat::Text => write!(out, "{}", result.feedback())?,
+    }
+    Ok(if result.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn sla(cli: &Cli, cmd: &SlaCommand) -> Result<ExitCode, Failure> {
+    let config = load_config(cli)?;
+    let hours = &config.policy.hours;
+    match cmd {
+        SlaCommand::Due { from, within } => {
+            let from = instant("--from", from)?;
+            let within = match within {
+                None => config.policy.first_response,
+                Some(w) => parse_duration(w).map_err(|e| input(format!("--within: {e}")))?,
+            };
+            println!("{}", hours.add(from, within));
+        }
+        SlaCommand::Elapsed { from, to } => {
+            let (from, to) = (instant("--from", from)?, instant("--to", to)?);
+            if to < from {
+                return Err(input(
+                    "--to is before --from; give the earlier instant as --from",
+                ));
+            }
+            println!("{}", hours.elapsed(from, to));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn replay_cmd(cli: &Cli, args: &ReplayArgs) -> Result<ExitCode, Failure> {
+    let config = load_config(cli)?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|u| instant("--until", u))
+        .transpose()?;
+    let name = args.file.display().to_string();
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| input(format!("{name}: cannot read: {e}")))?;
+    let events = replay::parse(&text, &name).map_err(|errors| {
+        input(format!(
+            "{}\n{} bad line(s); nothing was imported",
+            errors.join("\n"),
+            errors.len()
+        ))
+    })?;
+    let mut engine = Engine::start(config, false).await?;
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    let out: Option<&mut dyn std::io::Write> = if args.print_actions {
+        Some(&mut lock)
+    } else {
+        None
+    };
+    let summary = replay::run(&mut engine, events, until, out).await?;
+    engine.store.close().await;
+    eprintln!(
+        "replayed {} events: {} applied, {} already stored; {} actions",
+        summary.events, summary.applied, summary.duplicates, summary.actions
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn report_cmd(cli: &Cli, args: &ReportArgs) -> Result<ExitCode, Failure> {
+    let config = load_config(cli)?;
+    let week = Week::parse(&args.week).map_err(|e| input(format!("--week: {e}")))?;
+    let as_of = match &args.as_of {
+        Some(t) => instant("--as-of", t)?,
+        None => Timestamp::now(),
+    };
+    let store = Store::open(&config.database_url).await?;
+    let text = weekly(&store, &config, week, as_of, args.format).await?;
+    store.close().await;
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The report for `week` with the previous week's for the trend.
+pub async fn weekly(
+    store: &Store,
+    config: &Config,
+    week: Week,
+    as_of: Timestamp,
+    f: Format,
+) -> anyhow::Result<String> {
+    let hours = &config.policy.hours;
+    let mut reports = Vec::new();
+    for w in [week, week.previous()] {
+        let (from, to) = w.bounds(hours.time_zone());
+        let data = store.report_data(from, to, as_of).await?;
+        reports.push(compute(w, hours, as_of, &data));
+    }
+    Ok(format::render(f, &reports[0], &reports[1]))
+}
+
+async fn demo_cmd(args: &DemoArgs) -> Result<ExitCode, Failure> {
+    let mut config = Config::parse(demo::CONFIG, "built-in demo config", None)
+        .map_err(|e| input(e.to_string()))?;
+    let events_text = demo::events(&config.policy.hours);
+    if args.events {
+        print!("{events_text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    config.database_url = args
+        .database
+        .clone()
+        .unwrap_or_else(|| "sqlite::memory:".into());
+    let events = replay::parse(&events_text, "demo")
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!(e.join("\n"))))?;
+    let as_of: Timestamp = demo::AS_OF.parse().expect("valid demo instant");
+    let week = Week::parse(demo::WEEK).expect("valid demo week");
+    let report_config = Config::parse(demo::CONFIG, "built-in demo config", None)
+        .map_err(|e| input(e.to_string()))?;
+    let mut engine = Engine::start(config, false).await?;
+    let summary = replay::run(&mut engine, events, Some(as_of), None).await?;
+    eprintln!(
+        "demo: replayed {} events of two weeks for a New York team ({} actions); the report for {} follows",
+        summary.events,
+        summary.actions,
+        demo::WEEK
+    );
+    let text = weekly(&engine.store, &report_config, week, as_of, args.format).await?;
+    engine.store.close().await;
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_cmd(cli: &Cli) -> Result<ExitCode, Failure> {
+    let config = load_config(cli)?;
+    tracing::info!(config = %config.source, database = %crate::config::redact_url(&config.database_url), "starting");
+    let engine = Engine::start(config, true).await?;
+    tracing::info!(
+        "no channels are configured yet: serving timers and the outbox (actions are logged)"
+    );
+    // Channel adapters will hold senders; keep one so the inbox stays open.
+    let (_keep, inbox) = tokio::sync::mpsc::channel(1024);
+    driver::run(
+        engine,
+        driver::LogOutbound,
+        inbox,
+        driver::Clock::System,
+        shutdown_signal(),
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
