@@ -84,6 +84,13 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_pending ON outbox (status, next_attempt_at);
 
+-- Inputs other than messages (resolves, survey answers) already applied, so
+-- that a replay or a redelivery applies each once.
+CREATE TABLE processed_inputs (
+    input_key TEXT PRIMARY KEY,
+    at BIGINT NOT NULL
+);
+
 CREATE TABLE settings (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL

@@ -22,11 +22,7 @@ use crate::store::Store;
 use crate::{demo, driver, replay};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "concierge",
-    version,
-    about = "Keeps a support team's service standards on chat and email."
-)]
+#[command(name = "concierge", version, about = "Keeps a support team's service standards on chat and email.")]
 pub struct Cli {
     /// Configuration file [default: concierge.toml if present, else built-in defaults]
     #[arg(long, global = true, value_name = "FILE")]
@@ -168,17 +164,9 @@ fn load_config(cli: &Cli) -> Result<Config, Failure> {
 /// Parses arguments, runs the command and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let level = if matches!(cli.command, Command::Run) {
-        "info"
-    } else {
-        "warn"
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CONCIERGE_LOG")
-        .unwrap_or_else(|_| level.into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let level = if matches!(cli.command, Command::Run) { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONCIERGE_LOG").unwrap_or_else(|_| level.into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     match run(cli) {
         Ok(code) => code,
         Err(Failure::Input(msg)) => {
@@ -204,48 +192,30 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Migrate => block_on(async {
             let config = load_config(&cli)?;
             Store::open(&config.database_url).await?;
-            println!(
-                "database {} is up to date",
-                crate::config::redact_url(&config.database_url)
-            );
+            println!("database {} is up to date", crate::config::redact_url(&config.database_url));
             Ok(ExitCode::SUCCESS)
         }),
     }
 }
 
-fn block_on<F: std::future::Future<Output = Result<ExitCode, Failure>>>(
-    f: F,
-) -> Result<ExitCode, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(f)
+fn block_on<F: std::future::Future<Output = Result<ExitCode, Failure>>>(f: F) -> Result<ExitCode, Failure> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(f)
 }
 
 fn check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, Failure> {
     let config = load_config(cli)?;
     let mut text = String::new();
-    std::io::stdin()
-        .read_to_string(&mut text)
-        .map_err(|e| input(format!("cannot read the reply from stdin: {e}")))?;
+    std::io::stdin().read_to_string(&mut text).map_err(|e| input(format!("cannot read the reply from stdin: {e}")))?;
     let result = config.rules.check(
         &text,
-        CheckContext {
-            customer_name: args.customer_name.as_deref(),
-            first: args.first,
-            late: args.late,
-        },
+        CheckContext { customer_name: args.customer_name.as_deref(), first: args.first, late: args.late },
     );
     let mut out = std::io::stdout().lock();
     match args.format {
         CheckFormat::Json => writeln!(out, "{}", serde_json::to_string(&result).expect("json"))?,
         CheckFormat::Text => write!(out, "{}", result.feedback())?,
     }
-    Ok(if result.passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if result.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn sla(cli: &Cli, cmd: &SlaCommand) -> Result<ExitCode, Failure> {
@@ -263,9 +233,7 @@ fn sla(cli: &Cli, cmd: &SlaCommand) -> Result<ExitCode, Failure> {
         SlaCommand::Elapsed { from, to } => {
             let (from, to) = (instant("--from", from)?, instant("--to", to)?);
             if to < from {
-                return Err(input(
-                    "--to is before --from; give the earlier instant as --from",
-                ));
+                return Err(input("--to is before --from; give the earlier instant as --from"));
             }
             println!("{}", hours.elapsed(from, to));
         }
@@ -275,29 +243,16 @@ fn sla(cli: &Cli, cmd: &SlaCommand) -> Result<ExitCode, Failure> {
 
 async fn replay_cmd(cli: &Cli, args: &ReplayArgs) -> Result<ExitCode, Failure> {
     let config = load_config(cli)?;
-    let until = args
-        .until
-        .as_deref()
-        .map(|u| instant("--until", u))
-        .transpose()?;
+    let until = args.until.as_deref().map(|u| instant("--until", u)).transpose()?;
     let name = args.file.display().to_string();
-    let text = std::fs::read_to_string(&args.file)
-        .map_err(|e| input(format!("{name}: cannot read: {e}")))?;
+    let text = std::fs::read_to_string(&args.file).map_err(|e| input(format!("{name}: cannot read: {e}")))?;
     let events = replay::parse(&text, &name).map_err(|errors| {
-        input(format!(
-            "{}\n{} bad line(s); nothing was imported",
-            errors.join("\n"),
-            errors.len()
-        ))
+        input(format!("{}\n{} bad line(s); nothing was imported", errors.join("\n"), errors.len()))
     })?;
     let mut engine = Engine::start(config, false).await?;
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
-    let out: Option<&mut dyn std::io::Write> = if args.print_actions {
-        Some(&mut lock)
-    } else {
-        None
-    };
+    let out: Option<&mut dyn std::io::Write> = if args.print_actions { Some(&mut lock) } else { None };
     let summary = replay::run(&mut engine, events, until, out).await?;
     engine.store.close().await;
     eprintln!(
@@ -322,13 +277,7 @@ async fn report_cmd(cli: &Cli, args: &ReportArgs) -> Result<ExitCode, Failure> {
 }
 
 /// The report for `week` with the previous week's for the trend.
-pub async fn weekly(
-    store: &Store,
-    config: &Config,
-    week: Week,
-    as_of: Timestamp,
-    f: Format,
-) -> anyhow::Result<String> {
+pub async fn weekly(store: &Store, config: &Config, week: Week, as_of: Timestamp, f: Format) -> anyhow::Result<String> {
     let hours = &config.policy.hours;
     let mut reports = Vec::new();
     for w in [week, week.previous()] {
@@ -340,23 +289,17 @@ pub async fn weekly(
 }
 
 async fn demo_cmd(args: &DemoArgs) -> Result<ExitCode, Failure> {
-    let mut config = Config::parse(demo::CONFIG, "built-in demo config", None)
-        .map_err(|e| input(e.to_string()))?;
+    let mut config = Config::parse(demo::CONFIG, "built-in demo config", None).map_err(|e| input(e.to_string()))?;
     let events_text = demo::events(&config.policy.hours);
     if args.events {
         print!("{events_text}");
         return Ok(ExitCode::SUCCESS);
     }
-    config.database_url = args
-        .database
-        .clone()
-        .unwrap_or_else(|| "sqlite::memory:".into());
-    let events = replay::parse(&events_text, "demo")
-        .map_err(|e| Failure::Runtime(anyhow::anyhow!(e.join("\n"))))?;
+    config.database_url = args.database.clone().unwrap_or_else(|| "sqlite::memory:".into());
+    let events = replay::parse(&events_text, "demo").map_err(|e| Failure::Runtime(anyhow::anyhow!(e.join("\n"))))?;
     let as_of: Timestamp = demo::AS_OF.parse().expect("valid demo instant");
     let week = Week::parse(demo::WEEK).expect("valid demo week");
-    let report_config = Config::parse(demo::CONFIG, "built-in demo config", None)
-        .map_err(|e| input(e.to_string()))?;
+    let report_config = Config::parse(demo::CONFIG, "built-in demo config", None).map_err(|e| input(e.to_string()))?;
     let mut engine = Engine::start(config, false).await?;
     let summary = replay::run(&mut engine, events, Some(as_of), None).await?;
     eprintln!(
@@ -375,19 +318,10 @@ async fn run_cmd(cli: &Cli) -> Result<ExitCode, Failure> {
     let config = load_config(cli)?;
     tracing::info!(config = %config.source, database = %crate::config::redact_url(&config.database_url), "starting");
     let engine = Engine::start(config, true).await?;
-    tracing::info!(
-        "no channels are configured yet: serving timers and the outbox (actions are logged)"
-    );
+    tracing::info!("no channels are configured yet: serving timers and the outbox (actions are logged)");
     // Channel adapters will hold senders; keep one so the inbox stays open.
     let (_keep, inbox) = tokio::sync::mpsc::channel(1024);
-    driver::run(
-        engine,
-        driver::LogOutbound,
-        inbox,
-        driver::Clock::System,
-        shutdown_signal(),
-    )
-    .await?;
+    driver::run(engine, driver::LogOutbound, inbox, driver::Clock::System, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -396,14 +330,13 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

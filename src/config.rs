@@ -77,12 +77,7 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();
-        writeln!(
-            f,
-            "{}: {n} problem{} in the configuration:",
-            self.origin,
-            if n == 1 { "" } else { "s" }
-        )?;
+        writeln!(f, "{}: {n} problem{} in the configuration:", self.origin, if n == 1 { "" } else { "s" })?;
         for p in &self.problems {
             if p.key.is_empty() {
                 writeln!(f, "  {}", p.message)?;
@@ -116,22 +111,13 @@ impl Config {
 
     /// Parses and validates config text. `dir` anchors relative paths.
     pub fn parse(text: &str, source: &str, dir: Option<&Path>) -> Result<Config, ConfigError> {
-        let fail = |problems| ConfigError {
-            origin: source.to_string(),
-            problems,
-        };
+        let fail = |problems| ConfigError { origin: source.to_string(), problems };
         let table: Table = text.parse().map_err(|e: toml::de::Error| {
             let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
             let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
-            fail(vec![Problem {
-                key: String::new(),
-                message: format!("{at}{}", e.message().trim()),
-            }])
+            fail(vec![Problem { key: String::new(), message: format!("{at}{}", e.message().trim()) }])
         })?;
-        let mut v = Validator {
-            problems: Vec::new(),
-            dir: dir.map(Path::to_path_buf),
-        };
+        let mut v = Validator { problems: Vec::new(), dir: dir.map(Path::to_path_buf) };
         let config = v.config(&table, source);
         match config {
             Some(c) if v.problems.is_empty() => Ok(c),
@@ -147,10 +133,7 @@ struct Validator {
 
 impl Validator {
     fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem {
-            key: key.into(),
-            message: message.into(),
-        });
+        self.problems.push(Problem { key: key.into(), message: message.into() });
     }
 
     /// The sub-table `name`, reporting keys not in `known`.
@@ -161,19 +144,13 @@ impl Validator {
                 for key in t.keys().filter(|k| !known.contains(&k.as_str())) {
                     self.problem(
                         format!("{name}.{key}"),
-                        format!(
-                            "unknown key; the keys of [{name}] are: {}",
-                            known.join(", ")
-                        ),
+                        format!("unknown key; the keys of [{name}] are: {}", known.join(", ")),
                     );
                 }
                 Some(t)
             }
             Some(_) => {
-                self.problem(
-                    name,
-                    format!("must be a table; write it as a [{name}] section"),
-                );
+                self.problem(name, format!("must be a table; write it as a [{name}] section"));
                 None
             }
         }
@@ -183,10 +160,7 @@ impl Validator {
         match t?.get(key)? {
             Value::String(s) => Some(s),
             other => {
-                self.problem(
-                    format!("{section}.{key}"),
-                    format!("must be a string, not {}", other.type_str()),
-                );
+                self.problem(format!("{section}.{key}"), format!("must be a string, not {}", other.type_str()));
                 None
             }
         }
@@ -205,36 +179,17 @@ impl Validator {
     }
 
     fn config(&mut self, root: &Table, source: &str) -> Option<Config> {
-        const SECTIONS: [&str; 6] = [
-            "database",
-            "business_hours",
-            "sla",
-            "standards",
-            "surveys",
-            "responses",
-        ];
+        const SECTIONS: [&str; 6] = ["database", "business_hours", "sla", "standards", "surveys", "responses"];
         for key in root.keys().filter(|k| !SECTIONS.contains(&k.as_str())) {
-            self.problem(
-                key.as_str(),
-                format!(
-                    "unknown section or key; the sections are: {}",
-                    SECTIONS.join(", ")
-                ),
-            );
+            self.problem(key.as_str(), format!("unknown section or key; the sections are: {}", SECTIONS.join(", ")));
         }
         let database = self.section(root, "database", &["url"]);
-        let database_url = self
-            .string(database, "database", "url")
-            .unwrap_or(DEFAULT_DATABASE_URL)
-            .to_string();
+        let database_url = self.string(database, "database", "url").unwrap_or(DEFAULT_DATABASE_URL).to_string();
         if !(database_url.starts_with("sqlite:")
             || database_url.starts_with("postgres://")
             || database_url.starts_with("postgresql://"))
         {
-            self.problem(
-                "database.url",
-                "must start with sqlite:// (e.g. \"sqlite://concierge.db\") or postgres://",
-            );
+            self.problem("database.url", "must start with sqlite:// (e.g. \"sqlite://concierge.db\") or postgres://");
         }
         let hours = self.business_hours(root);
         let mut policy = self.sla(root);
@@ -261,19 +216,8 @@ impl Validator {
         let section = self.section(root, "business_hours", &known);
         let Some(t) = section else {
             // Built-in default: Monday to Friday 09:00-17:00 UTC.
-            let day = vec![Span {
-                open: 9 * 3600,
-                close: 17 * 3600,
-            }];
-            let week = [
-                day.clone(),
-                day.clone(),
-                day.clone(),
-                day.clone(),
-                day,
-                vec![],
-                vec![],
-            ];
+            let day = vec![Span { open: 9 * 3600, close: 17 * 3600 }];
+            let week = [day.clone(), day.clone(), day.clone(), day.clone(), day, vec![], vec![]];
             return BusinessHours::new(TimeZone::UTC, week, BTreeSet::new()).ok();
         };
         let tz = match self.string(section, "business_hours", "time_zone") {
@@ -284,16 +228,18 @@ impl Validator {
                 );
                 None
             }
-            Some(name) => match TimeZone::get(name) {
-                Ok(tz) => Some(tz),
-                Err(_) => {
-                    self.problem(
+            Some(name) => {
+                match TimeZone::get(name) {
+                    Ok(tz) => Some(tz),
+                    Err(_) => {
+                        self.problem(
                         "business_hours.time_zone",
                         format!("\"{name}\" is not a known IANA time zone; use a name such as \"Europe/Berlin\" or \"UTC\""),
                     );
-                    None
+                        None
+                    }
                 }
-            },
+            }
         };
         let mut week: [Vec<Span>; 7] = Default::default();
         let mut spans_ok = true;
@@ -310,20 +256,14 @@ impl Validator {
                                 spans_ok = false;
                             }
                             None => {
-                                self.problem(
-                                    &key,
-                                    "intervals must be strings such as \"09:00-17:00\"",
-                                );
+                                self.problem(&key, "intervals must be strings such as \"09:00-17:00\"");
                                 spans_ok = false;
                             }
                         }
                     }
                 }
                 Some(_) => {
-                    self.problem(
-                        &key,
-                        "must be a list of intervals, e.g. [\"09:00-12:00\", \"13:00-17:00\"]",
-                    );
+                    self.problem(&key, "must be a list of intervals, e.g. [\"09:00-12:00\", \"13:00-17:00\"]");
                     spans_ok = false;
                 }
             }
@@ -341,19 +281,13 @@ impl Validator {
                             "business_hours.holidays",
                             format!(
                                 "{} is not a date; write dates as \"YYYY-MM-DD\" strings",
-                                item.as_str().map_or_else(
-                                    || item.type_str().to_string(),
-                                    |s| format!("\"{s}\"")
-                                )
+                                item.as_str().map_or_else(|| item.type_str().to_string(), |s| format!("\"{s}\""))
                             ),
                         ),
                     }
                 }
             }
-            Some(_) => self.problem(
-                "business_hours.holidays",
-                "must be a list of dates, e.g. [\"2026-12-25\"]",
-            ),
+            Some(_) => self.problem("business_hours.holidays", "must be a list of dates, e.g. [\"2026-12-25\"]"),
         }
         let tz = tz?;
         if !spans_ok {
@@ -362,10 +296,7 @@ impl Validator {
         for (day, spans) in WEEKDAYS.iter().zip(&mut week) {
             spans.sort_by_key(|s| s.open);
             if spans.windows(2).any(|w| w[1].open < w[0].close) {
-                self.problem(
-                    format!("business_hours.{day}"),
-                    "has overlapping intervals; merge them into one",
-                );
+                self.problem(format!("business_hours.{day}"), "has overlapping intervals; merge them into one");
                 return None;
             }
         }
@@ -379,11 +310,7 @@ impl Validator {
     }
 
     fn sla(&mut self, root: &Table) -> Policy {
-        let t = self.section(
-            root,
-            "sla",
-            &["first_response", "warn_at", "escalate_after", "escalate_to"],
-        );
+        let t = self.section(root, "sla", &["first_response", "warn_at", "escalate_after", "escalate_to"]);
         let defaults = Policy::default();
         let first_response = self.duration(t, "sla", "first_response", defaults.first_response);
         if first_response == 0 {
@@ -393,10 +320,7 @@ impl Validator {
             None => defaults.warn_at_percent,
             Some(Ok(p)) if (1..=99).contains(&p) => p,
             Some(Ok(_)) => {
-                self.problem(
-                    "sla.warn_at",
-                    "must be between 1% and 99% of the target, e.g. \"75%\"",
-                );
+                self.problem("sla.warn_at", "must be between 1% and 99% of the target, e.g. \"75%\"");
                 defaults.warn_at_percent
             }
             Some(Err(e)) => {
@@ -419,17 +343,13 @@ impl Validator {
                     match item.as_str().map(parse_duration) {
                         Some(Ok(d)) => out.push(d),
                         Some(Err(e)) => self.problem("sla.escalate_after", e.0),
-                        None => self.problem(
-                            "sla.escalate_after",
-                            "levels must be duration strings, e.g. [\"1h\", \"4h\"]",
-                        ),
+                        None => {
+                            self.problem("sla.escalate_after", "levels must be duration strings, e.g. [\"1h\", \"4h\"]")
+                        }
                     }
                 }
                 if out.windows(2).any(|w| w[1] <= w[0]) {
-                    self.problem(
-                        "sla.escalate_after",
-                        "levels must grow, e.g. [\"1h\", \"4h\"]",
-                    );
+                    self.problem("sla.escalate_after", "levels must grow, e.g. [\"1h\", \"4h\"]");
                 }
                 out
             }
@@ -443,10 +363,9 @@ impl Validator {
         };
         let to: Vec<String> = match t.and_then(|t| t.get("escalate_to")) {
             None => vec![],
-            Some(Value::Array(items)) if items.iter().all(Value::is_str) => items
-                .iter()
-                .filter_map(|i| i.as_str().map(String::from))
-                .collect(),
+            Some(Value::Array(items)) if items.iter().all(Value::is_str) => {
+                items.iter().filter_map(|i| i.as_str().map(String::from)).collect()
+            }
             Some(_) => {
                 self.problem(
                     "sla.escalate_to",
@@ -456,33 +375,18 @@ impl Validator {
             }
         };
         if to.len() > afters.len() {
-            self.problem(
-                "sla.escalate_to",
-                "names more recipients than `escalate_after` has levels",
-            );
+            self.problem("sla.escalate_to", "names more recipients than `escalate_after` has levels");
         }
         let escalations = afters
             .iter()
             .enumerate()
-            .map(|(i, &after)| Escalation {
-                after,
-                to: to.get(i).cloned().unwrap_or_else(|| "managers".into()),
-            })
+            .map(|(i, &after)| Escalation { after, to: to.get(i).cloned().unwrap_or_else(|| "managers".into()) })
             .collect();
-        Policy {
-            first_response,
-            warn_at_percent,
-            escalations,
-            ..defaults
-        }
+        Policy { first_response, warn_at_percent, escalations, ..defaults }
     }
 
     fn surveys(&mut self, root: &Table, policy: &mut Policy) {
-        let t = self.section(
-            root,
-            "surveys",
-            &["delay", "throttle", "enabled", "secret_env", "secret_file"],
-        );
+        let t = self.section(root, "surveys", &["delay", "throttle", "enabled", "secret_env", "secret_file"]);
         policy.survey_delay = self.duration(t, "surveys", "delay", policy.survey_delay);
         policy.survey_throttle = self.duration(t, "surveys", "throttle", policy.survey_throttle);
         match t.and_then(|t| t.get("enabled")) {
@@ -503,26 +407,17 @@ impl Validator {
                 Ok(_) => {
                     self.problem(
                         "surveys.secret_file",
-                        format!(
-                            "{} holds fewer than 16 bytes; write a long random secret into it",
-                            path.display()
-                        ),
+                        format!("{} holds fewer than 16 bytes; write a long random secret into it", path.display()),
                     );
                     None
                 }
                 Err(e) => {
-                    self.problem(
-                        "surveys.secret_file",
-                        format!("cannot read {}: {e}", path.display()),
-                    );
+                    self.problem("surveys.secret_file", format!("cannot read {}: {e}", path.display()));
                     None
                 }
             };
         }
-        let var = self
-            .string(t, "surveys", "secret_env")
-            .unwrap_or("CONCIERGE_SECRET")
-            .to_string();
+        let var = self.string(t, "surveys", "secret_env").unwrap_or("CONCIERGE_SECRET").to_string();
         match std::env::var(&var) {
             Ok(s) if s.len() >= 16 => Some(s.into_bytes()),
             Ok(_) => {
@@ -542,10 +437,7 @@ impl Validator {
             None => DEFAULT_PASS_SCORE,
             Some(Value::Integer(n)) if (0..=100).contains(n) => *n as u32,
             Some(_) => {
-                self.problem(
-                    "standards.pass_score",
-                    "must be a whole number from 0 to 100, e.g. 70",
-                );
+                self.problem("standards.pass_score", "must be a whole number from 0 to 100, e.g. 70");
                 DEFAULT_PASS_SCORE
             }
         };
@@ -553,38 +445,36 @@ impl Validator {
             None | Some("coach") => Mode::Coach,
             Some("enforce") => Mode::Enforce,
             Some(other) => {
-                self.problem(
-                    "standards.mode",
-                    format!("\"{other}\" is not a mode; use \"coach\" or \"enforce\""),
-                );
+                self.problem("standards.mode", format!("\"{other}\" is not a mode; use \"coach\" or \"enforce\""));
                 Mode::Coach
             }
         };
         let rules = match self.string(t, "standards", "rules") {
-            None => RuleSet::parse(
-                crate::core::rules::DEFAULT_RULES,
-                "responses/rules.toml (built in)",
-                pass_score,
-            )
-            .ok(),
+            None => {
+                RuleSet::parse(crate::core::rules::DEFAULT_RULES, "responses/rules.toml (built in)", pass_score).ok()
+            }
             Some(file) => {
                 let path = self.resolve(file);
                 match std::fs::read_to_string(&path) {
                     Err(e) => {
-                        self.problem("standards.rules", format!("cannot read {}: {e}; fix the path or remove the key to use the built-in rules", path.display()));
+                        self.problem(
+                            "standards.rules",
+                            format!(
+                                "cannot read {}: {e}; fix the path or remove the key to use the built-in rules",
+                                path.display()
+                            ),
+                        );
                         None
                     }
-                    Ok(text) => {
-                        match RuleSet::parse(&text, &path.display().to_string(), pass_score) {
-                            Ok(r) => Some(r),
-                            Err(errors) => {
-                                for e in errors {
-                                    self.problem("standards.rules", e.to_string());
-                                }
-                                None
+                    Ok(text) => match RuleSet::parse(&text, &path.display().to_string(), pass_score) {
+                        Ok(r) => Some(r),
+                        Err(errors) => {
+                            for e in errors {
+                                self.problem("standards.rules", e.to_string());
                             }
+                            None
                         }
-                    }
+                    },
                 }
             }
         };
@@ -600,10 +490,7 @@ impl Validator {
         if !dir.is_dir() {
             self.problem(
                 "responses.dir",
-                format!(
-                    "{} is not a directory; point it at a folder of templates like responses/",
-                    dir.display()
-                ),
+                format!("{} is not a directory; point it at a folder of templates like responses/", dir.display()),
             );
             return Templates::builtin();
         }
@@ -649,21 +536,9 @@ mod tests {
     fn an_empty_file_gives_the_documented_defaults() {
         let c = Config::parse("", "x", None).unwrap();
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
-        assert_eq!(
-            (c.policy.first_response, c.policy.warn_at_percent),
-            (3600, 75)
-        );
-        assert_eq!(
-            c.policy.escalations,
-            vec![Escalation {
-                after: 3600,
-                to: "managers".into()
-            }]
-        );
-        assert_eq!(
-            (c.policy.survey_delay, c.policy.survey_throttle),
-            (3600, 30 * 86_400)
-        );
+        assert_eq!((c.policy.first_response, c.policy.warn_at_percent), (3600, 75));
+        assert_eq!(c.policy.escalations, vec![Escalation { after: 3600, to: "managers".into() }]);
+        assert_eq!((c.policy.survey_delay, c.policy.survey_throttle), (3600, 30 * 86_400));
         assert_eq!((c.rules.pass_score(), c.mode), (70, Mode::Coach));
     }
 
@@ -695,22 +570,10 @@ throttle = "30d"
             None,
         )
         .unwrap();
-        assert_eq!(
-            (c.policy.first_response, c.policy.warn_at_percent),
-            (5400, 80)
-        );
-        assert_eq!(
-            c.policy.escalations[1],
-            Escalation {
-                after: 4 * 3600,
-                to: "director".into()
-            }
-        );
+        assert_eq!((c.policy.first_response, c.policy.warn_at_percent), (5400, 80));
+        assert_eq!(c.policy.escalations[1], Escalation { after: 4 * 3600, to: "director".into() });
         assert_eq!((c.rules.pass_score(), c.mode), (80, Mode::Enforce));
-        assert_eq!(
-            c.policy.hours.time_zone().iana_name(),
-            Some("America/New_York")
-        );
+        assert_eq!(c.policy.hours.time_zone().iana_name(), Some("America/New_York"));
     }
 
     #[test]
@@ -733,10 +596,7 @@ mode = "strict"
 [extra]
 "#,
         );
-        let keys: Vec<&str> = found
-            .iter()
-            .map(|p| p.split(": ").next().unwrap())
-            .collect();
+        let keys: Vec<&str> = found.iter().map(|p| p.split(": ").next().unwrap()).collect();
         assert_eq!(
             keys,
             [
@@ -752,25 +612,15 @@ mode = "strict"
             ],
             "{found:#?}"
         );
-        assert!(
-            found[2].contains("not a known IANA time zone"),
-            "{}",
-            found[2]
-        );
+        assert!(found[2].contains("not a known IANA time zone"), "{}", found[2]);
         assert!(found[3].contains("cross midnight"), "{}", found[3]);
     }
 
     #[test]
     fn overlapping_intervals_name_the_day() {
-        let found = problems(
-            "[business_hours]\ntime_zone = \"UTC\"\ntue = [\"09:00-12:00\", \"11:00-17:00\"]\n",
-        );
+        let found = problems("[business_hours]\ntime_zone = \"UTC\"\ntue = [\"09:00-12:00\", \"11:00-17:00\"]\n");
         assert_eq!(found.len(), 1);
-        assert!(
-            found[0].starts_with("business_hours.tue: ") && found[0].contains("overlap"),
-            "{}",
-            found[0]
-        );
+        assert!(found[0].starts_with("business_hours.tue: ") && found[0].contains("overlap"), "{}", found[0]);
     }
 
     #[test]
@@ -782,33 +632,16 @@ mode = "strict"
     #[test]
     fn a_rules_file_with_a_bad_regex_names_the_file_and_rule() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("rules.toml"),
-            "[[rule]]\nid = \"x\"\nforbid = \"(\"\n",
-        )
-        .unwrap();
-        let err = Config::parse(
-            "[standards]\nrules = \"rules.toml\"\n",
-            "c.toml",
-            Some(dir.path()),
-        )
-        .unwrap_err();
+        std::fs::write(dir.path().join("rules.toml"), "[[rule]]\nid = \"x\"\nforbid = \"(\"\n").unwrap();
+        let err = Config::parse("[standards]\nrules = \"rules.toml\"\n", "c.toml", Some(dir.path())).unwrap_err();
         let p = &err.problems[0];
         assert_eq!(p.key, "standards.rules");
-        assert!(
-            p.message
-                .contains("rules.toml: rule \"x\": `forbid` is not a valid regex"),
-            "{}",
-            p.message
-        );
+        assert!(p.message.contains("rules.toml: rule \"x\": `forbid` is not a valid regex"), "{}", p.message);
     }
 
     #[test]
     fn passwords_in_database_urls_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://bob:hunter2@db/x"),
-            "postgres://bob:***@db/x"
-        );
+        assert_eq!(redact_url("postgres://bob:hunter2@db/x"), "postgres://bob:***@db/x");
         assert_eq!(redact_url("sqlite://concierge.db"), "sqlite://concierge.db");
     }
 }

@@ -40,10 +40,7 @@ struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         self.0 >> 33
     }
     fn below(&mut self, n: u64) -> u64 {
@@ -87,30 +84,12 @@ const CUSTOMERS: [&str; 24] = [
 const AGENTS: [(&str, &str); 3] = [("sam", "Sam"), ("kim", "Kim"), ("lee", "Lee")];
 
 const TOPICS: [(&str, &str); 6] = [
-    (
-        "My invoice shows the wrong amount.",
-        "corrected the amount on your invoice; the new PDF is attached",
-    ),
-    (
-        "I can't log in since this morning.",
-        "reset your two-factor settings, so you can log in again",
-    ),
-    (
-        "The CSV export never arrives.",
-        "re-run the export and the file is now in your inbox",
-    ),
-    (
-        "Where is my order? It's been a week.",
-        "found the order and re-sent the tracking link",
-    ),
-    (
-        "How do I switch to the annual plan?",
-        "moved you to the annual plan with the discount applied",
-    ),
-    (
-        "The app crashes when I upload a photo.",
-        "shipped a fix for the upload crash in version 4.2.1",
-    ),
+    ("My invoice shows the wrong amount.", "corrected the amount on your invoice; the new PDF is attached"),
+    ("I can't log in since this morning.", "reset your two-factor settings, so you can log in again"),
+    ("The CSV export never arrives.", "re-run the export and the file is now in your inbox"),
+    ("Where is my order? It's been a week.", "found the order and re-sent the tracking link"),
+    ("How do I switch to the annual plan?", "moved you to the annual plan with the discount applied"),
+    ("The app crashes when I upload a photo.", "shipped a fix for the upload crash in version 4.2.1"),
 ];
 
 /// Generates the demo's replay events as JSON lines.
@@ -118,10 +97,7 @@ pub fn events(hours: &BusinessHours) -> String {
     let mut rng = Rng(47);
     let mut lines: Vec<(Timestamp, String)> = Vec::new();
     let mut customer = 0;
-    for (week_start, quality) in [
-        ("2026-11-09T00:00:00-05:00", 55),
-        ("2026-11-16T00:00:00-05:00", 80),
-    ] {
+    for (week_start, quality) in [("2026-11-09T00:00:00-05:00", 55), ("2026-11-16T00:00:00-05:00", 80)] {
         let start: Timestamp = week_start.parse().expect("valid demo date");
         for day in 0..7 {
             let weekend = day >= 5;
@@ -150,15 +126,9 @@ fn conversation(
     let first = name.split(' ').next().unwrap_or(name);
     let discord = rng.chance(30);
     let (channel, customer_id) = if discord {
-        (
-            "discord",
-            format!("{}", 400_000_000_000_000_000u64 + n as u64),
-        )
+        ("discord", format!("{}", 400_000_000_000_000_000u64 + n as u64))
     } else {
-        (
-            "email",
-            format!("{}.{}@example.com", first.to_lowercase(), n),
-        )
+        ("email", format!("{}.{}@example.com", first.to_lowercase(), n))
     };
     let thread = format!("{channel}-{n:04}");
     let (problem, fix) = *rng.pick(&TOPICS);
@@ -174,11 +144,7 @@ fn conversation(
     }
     let (agent, agent_name) = *rng.pick(&AGENTS);
     let late = !rng.chance(quality.min(90));
-    let business_delay = if late {
-        3700 + rng.below(3 * 3600) as i64
-    } else {
-        300 + rng.below(2400) as i64
-    };
+    let business_delay = if late { 3700 + rng.below(3 * 3600) as i64 } else { 300 + rng.below(2400) as i64 };
     let replied = plus(hours.add(opened, business_delay), rng.below(60) as i64);
     let good = rng.chance(quality);
     let text = reply_text(rng, first, fix, agent_name, good, late);
@@ -191,10 +157,7 @@ fn conversation(
         return;
     }
     let resolved = plus(replied, 1800 + rng.below(3 * 3600) as i64);
-    push(
-        resolved,
-        json!({"at": resolved, "kind": "resolve", "channel": channel, "thread": thread, "by": agent}),
-    );
+    push(resolved, json!({"at": resolved, "kind": "resolve", "channel": channel, "thread": thread, "by": agent}));
     // Some customers write back a thank-you first, which cancels the survey.
     if rng.chance(10) {
         let at = plus(resolved, 600);
@@ -215,11 +178,7 @@ fn conversation(
         let comment = match score {
             9.. => Some("Quick and friendly, thank you."),
             7..=8 => None,
-            _ => Some(if late {
-                "It took too long to hear back."
-            } else {
-                "The answer felt curt."
-            }),
+            _ => Some(if late { "It took too long to hear back." } else { "The answer felt curt." }),
         };
         push(
             at,
@@ -228,14 +187,7 @@ fn conversation(
     }
 }
 
-fn reply_text(
-    rng: &mut Rng,
-    first: &str,
-    fix: &str,
-    agent: &str,
-    good: bool,
-    late: bool,
-) -> String {
+fn reply_text(rng: &mut Rng, first: &str, fix: &str, agent: &str, good: bool, late: bool) -> String {
     if good {
         let opening = if late && rng.chance(70) {
             "Sorry for the wait, and thank you for your patience."
@@ -246,21 +198,15 @@ fn reply_text(
                 "I understand how annoying that is.",
             ])
         };
-        let close = *rng.pick(&[
-            "Let me know if anything else comes up.",
-            "Happy to help if you have any other questions.",
-        ]);
+        let close =
+            *rng.pick(&["Let me know if anything else comes up.", "Happy to help if you have any other questions."]);
         return format!("Hi {first},\n\n{opening} I've {fix}.\n\n{close}\nBest,\n{agent}");
     }
     match rng.below(5) {
         0 => format!("I've {fix}."),
         1 => format!("Hi {first}, as I already said, I've {fix}. Thanks"),
         2 => format!("Hi {first}, that's not our problem really, but I've {fix}. Regards, {agent}"),
-        3 => format!(
-            "HI {}, I'VE {}!!! THANKS",
-            first.to_uppercase(),
-            fix.to_uppercase()
-        ),
+        3 => format!("HI {}, I'VE {}!!! THANKS", first.to_uppercase(), fix.to_uppercase()),
         _ => format!("Hi {first}, thanks for the report. I'll get back to you. Best, {agent}"),
     }
 }

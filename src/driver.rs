@@ -19,6 +19,14 @@ use crate::core::router::Input;
 use crate::engine::Engine;
 use crate::store::OutboxItem;
 
+/// An input as a channel adapter hands it over, stamped with the instant it
+/// was received (so processing delays never move a customer's clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    pub at: Timestamp,
+    pub input: Input,
+}
+
 /// Carries out queued actions on a channel.
 pub trait Outbound {
     /// Delivers one outbox row; an `Err` is retried later.
@@ -54,32 +62,28 @@ pub fn redact(recipient: &str) -> String {
     }
 }
 
-/// Where the driver reads the time: the system clock, or tokio's clock from a
-/// fixed start (so tests can pause and advance time).
+/// Where the driver reads the time: the system clock, or a virtual clock that
+/// starts at a given instant and runs `speed` times faster than tokio's
+/// (tests run hours of business time in seconds; real database I/O rules
+/// out tokio's paused clock, which jumps ahead whenever the runtime waits).
 #[derive(Debug, Clone, Copy)]
 pub enum Clock {
     System,
-    Tokio {
-        start: Timestamp,
-        at: tokio::time::Instant,
-    },
+    Virtual { start: Timestamp, at: tokio::time::Instant, speed: u32 },
 }
 
 impl Clock {
-    /// A clock reading `start` now and advancing with tokio's time.
-    pub fn tokio_from(start: Timestamp) -> Clock {
-        Clock::Tokio {
-            start,
-            at: tokio::time::Instant::now(),
-        }
+    /// A clock reading `start` now and running `speed` times real time.
+    pub fn virtual_from(start: Timestamp, speed: u32) -> Clock {
+        Clock::Virtual { start, at: tokio::time::Instant::now(), speed: speed.max(1) }
     }
 
     pub fn now(&self) -> Timestamp {
         match self {
             Clock::System => Timestamp::now(),
-            Clock::Tokio { start, at } => {
-                let elapsed = jiff::SignedDuration::try_from(at.elapsed())
-                    .unwrap_or(jiff::SignedDuration::MAX);
+            Clock::Virtual { start, at, speed } => {
+                let elapsed = at.elapsed().saturating_mul(*speed);
+                let elapsed = jiff::SignedDuration::try_from(elapsed).unwrap_or(jiff::SignedDuration::MAX);
                 start.checked_add(elapsed).unwrap_or(Timestamp::MAX)
             }
         }
@@ -87,8 +91,11 @@ impl Clock {
 
     /// The tokio instant at which this clock reads `t`.
     fn instant_of(&self, t: Timestamp) -> tokio::time::Instant {
-        let wait = t.duration_since(self.now());
-        let wait = Duration::try_from(wait).unwrap_or(Duration::ZERO);
+        let wait = Duration::try_from(t.duration_since(self.now())).unwrap_or(Duration::ZERO);
+        let wait = match self {
+            Clock::System => wait,
+            Clock::Virtual { speed, .. } => wait / *speed,
+        };
         tokio::time::Instant::now() + wait
     }
 }
@@ -100,7 +107,7 @@ const DISPATCH_EVERY: Duration = Duration::from_secs(5);
 pub async fn run<O: Outbound>(
     mut engine: Engine,
     outbound: O,
-    mut inbox: mpsc::Receiver<Input>,
+    mut inbox: mpsc::Receiver<Inbound>,
     clock: Clock,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
@@ -118,10 +125,14 @@ pub async fn run<O: Outbound>(
                 break;
             }
             input = inbox.recv() => {
-                let Some(input) = input else { break };
-                let now = clock.now();
-                let span = tracing::info_span!("input", at = %now);
-                if let Err(e) = apply(&mut engine, now, input).instrument(span).await {
+                let Some(Inbound { at, input }) = input else { break };
+                // Timers due before this input fire first, at their own instants.
+                if let Err(e) = fire(&mut engine, at.min(clock.now())).await {
+                    tracing::error!(error = %format!("{e:#}"), "timers not applied; state reloaded from the database");
+                    engine.reload().await?;
+                }
+                let span = tracing::info_span!("input", %at);
+                if let Err(e) = apply(&mut engine, at, input).instrument(span).await {
                     tracing::error!(error = %format!("{e:#}"), "input not applied; state reloaded from the database");
                     engine.reload().await?;
                 }
@@ -183,9 +194,7 @@ async fn dispatch<O: Outbound>(engine: &Engine, outbound: &O, clock: Clock) {
             Err(error) => {
                 let wait = backoff(item.attempts);
                 tracing::warn!(key = %item.key, %error, retry_in = wait, "delivery failed; will retry");
-                let retry = now
-                    .checked_add(jiff::SignedDuration::from_secs(wait))
-                    .unwrap_or(now);
+                let retry = now.checked_add(jiff::SignedDuration::from_secs(wait)).unwrap_or(now);
                 engine.store.mark_failed(&item.key, &error, retry).await
             }
         };

@@ -31,11 +31,7 @@ impl Engine {
         let mut router = Router::new(config.policy, config.rules, config.templates, secret);
         let (convs, surveys) = store.load_state().await?;
         router.restore(convs, surveys);
-        Ok(Engine {
-            router,
-            store,
-            deliver,
-        })
+        Ok(Engine { router, store, deliver })
     }
 
     /// Rebuilds the router's memory from the database.
@@ -47,17 +43,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Applies one input at `now`. A message whose id is already stored is
-    /// skipped (returns `None`).
-    pub async fn apply(
-        &mut self,
-        tx: &mut Tx,
-        now: Timestamp,
-        input: Input,
-    ) -> anyhow::Result<Option<Step>> {
-        if let Input::Message(m) = &input
-            && !Store::insert_message(tx, now, m).await?
-        {
+    /// Applies one input at `now`. An input already applied (a message with a
+    /// stored id; a resolve or survey answer for the same thread at the same
+    /// instant) is skipped and returns `None`.
+    pub async fn apply(&mut self, tx: &mut Tx, now: Timestamp, input: Input) -> anyhow::Result<Option<Step>> {
+        let new = match &input {
+            Input::Message(m) => Store::insert_message(tx, now, m).await?,
+            other => Store::mark_processed(tx, now, &input_key(now, other)).await?,
+        };
+        if !new {
             return Ok(None);
         }
         let step = self.router.handle(now, input);
@@ -77,4 +71,15 @@ impl Engine {
         }
         Ok(actions)
     }
+}
+
+/// The idempotency key of an input that has no id of its own.
+fn input_key(at: Timestamp, input: &Input) -> String {
+    let (kind, channel, thread) = match input {
+        Input::Message(m) => ("message", Some(m.channel), &m.thread),
+        Input::Resolve { channel, thread, .. } => ("resolve", *channel, thread),
+        Input::SurveyAnswer { channel, thread, .. } => ("answer", *channel, thread),
+    };
+    let channel = channel.map_or("*", |c| c.as_str());
+    format!("{kind}:{channel}:{thread}@{}", at.as_second())
 }

@@ -73,11 +73,7 @@ fn delta_nps(now: Option<i32>, prev: Option<i32>) -> String {
 
 fn text(r: &Report, p: &Report) -> String {
     let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "concierge weekly summary: {} ({} to {}), as of {}",
-        r.week, r.from, r.to, r.as_of
-    );
+    let _ = writeln!(o, "concierge weekly summary: {} ({} to {}), as of {}", r.week, r.from, r.to, r.as_of);
     let _ = writeln!(o, "Trend in brackets is against {}.\n", p.week);
     let _ = writeln!(
         o,
@@ -85,10 +81,7 @@ fn text(r: &Report, p: &Report) -> String {
         r.conversations.opened,
         delta_int(r.conversations.opened.into(), p.conversations.opened.into()),
         r.conversations.resolved,
-        delta_int(
-            r.conversations.resolved.into(),
-            p.conversations.resolved.into()
-        ),
+        delta_int(r.conversations.resolved.into(), p.conversations.resolved.into()),
     );
     let f = &r.first_response;
     let _ = writeln!(
@@ -117,11 +110,7 @@ fn text(r: &Report, p: &Report) -> String {
     );
     for (rule, n) in &r.standards.findings_by_rule {
         let before = p.standards.findings_by_rule.get(rule).copied().unwrap_or(0);
-        let _ = writeln!(
-            o,
-            "                   {rule:<24} {n:>4} {}",
-            delta_int((*n).into(), before.into())
-        );
+        let _ = writeln!(o, "                   {rule:<24} {n:>4} {}", delta_int((*n).into(), before.into()));
     }
     let _ = writeln!(
         o,
@@ -157,70 +146,30 @@ fn text(r: &Report, p: &Report) -> String {
 fn markdown(r: &Report, p: &Report) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# Weekly support summary: {}\n", r.week);
-    let _ = writeln!(
-        o,
-        "{} to {}, as of {}. Trend against {}.\n",
-        r.from, r.to, r.as_of, p.week
-    );
+    let _ = writeln!(o, "{} to {}, as of {}. Trend against {}.\n", r.from, r.to, r.as_of, p.week);
     let _ = writeln!(o, "| Measure | This week | {} |\n|---|---:|---:|", p.week);
     let rows: Vec<(&str, String, String)> = vec![
-        (
-            "Conversations opened",
-            r.conversations.opened.to_string(),
-            p.conversations.opened.to_string(),
-        ),
-        (
-            "Conversations resolved",
-            r.conversations.resolved.to_string(),
-            p.conversations.resolved.to_string(),
-        ),
-        (
-            "First responses",
-            r.first_response.answered.to_string(),
-            p.first_response.answered.to_string(),
-        ),
-        (
-            "First response median",
-            secs(r.first_response.median_seconds),
-            secs(p.first_response.median_seconds),
-        ),
-        (
-            "First response p90",
-            secs(r.first_response.p90_seconds),
-            secs(p.first_response.p90_seconds),
-        ),
+        ("Conversations opened", r.conversations.opened.to_string(), p.conversations.opened.to_string()),
+        ("Conversations resolved", r.conversations.resolved.to_string(), p.conversations.resolved.to_string()),
+        ("First responses", r.first_response.answered.to_string(), p.first_response.answered.to_string()),
+        ("First response median", secs(r.first_response.median_seconds), secs(p.first_response.median_seconds)),
+        ("First response p90", secs(r.first_response.p90_seconds), secs(p.first_response.p90_seconds)),
         (
             "Business-time median",
             secs(r.first_response.business_median_seconds),
             secs(p.first_response.business_median_seconds),
         ),
         ("SLA met", pct(r.sla.met_percent), pct(p.sla.met_percent)),
-        (
-            "SLA breached",
-            r.sla.breached.to_string(),
-            p.sla.breached.to_string(),
-        ),
-        (
-            "Replies checked",
-            r.standards.replies_checked.to_string(),
-            p.standards.replies_checked.to_string(),
-        ),
+        ("SLA breached", r.sla.breached.to_string(), p.sla.breached.to_string()),
+        ("Replies checked", r.standards.replies_checked.to_string(), p.standards.replies_checked.to_string()),
         ("NPS", nps(r.nps.score), nps(p.nps.score)),
-        (
-            "NPS answers",
-            r.nps.responses.to_string(),
-            p.nps.responses.to_string(),
-        ),
+        ("NPS answers", r.nps.responses.to_string(), p.nps.responses.to_string()),
     ];
     for (name, a, b) in rows {
         let _ = writeln!(o, "| {name} | {a} | {b} |");
     }
     if !r.standards.findings_by_rule.is_empty() {
-        let _ = writeln!(
-            o,
-            "\n## Reply standards findings\n\n| Rule | Findings | {} |\n|---|---:|---:|",
-            p.week
-        );
+        let _ = writeln!(o, "\n## Reply standards findings\n\n| Rule | Findings | {} |\n|---|---:|---:|", p.week);
         for (rule, n) in &r.standards.findings_by_rule {
             let before = p.standards.findings_by_rule.get(rule).copied().unwrap_or(0);
             let _ = writeln!(o, "| {rule} | {n} | {before} |");
@@ -272,18 +221,8 @@ fn csv(r: &Report, p: &Report) -> String {
         if key.starts_with("previous.") || key.starts_with("agents.") {
             continue;
         }
-        let before = flat_prev
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("");
-        let _ = writeln!(
-            o,
-            "{},{},{}",
-            csv_field(key),
-            csv_field(value),
-            csv_field(before)
-        );
+        let before = flat_prev.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or("");
+        let _ = writeln!(o, "{},{},{}", csv_field(key), csv_field(value), csv_field(before));
     }
     for a in &r.agents {
         for (k, v) in [
@@ -291,9 +230,7 @@ fn csv(r: &Report, p: &Report) -> String {
             ("first_responses", a.first_responses.to_string()),
             (
                 "median_first_response_seconds",
-                a.median_first_response_seconds
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
+                a.median_first_response_seconds.map(|s| s.to_string()).unwrap_or_default(),
             ),
             ("findings", a.findings.to_string()),
         ] {
@@ -308,11 +245,7 @@ fn flatten(v: &Value) -> Vec<(String, String)> {
         match v {
             Value::Object(m) => {
                 for (k, v) in m {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
                     walk(&key, v, out);
                 }
             }
@@ -328,18 +261,11 @@ fn flatten(v: &Value) -> Vec<(String, String)> {
 }
 
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// A horizontal bar chart: one labelled bar per row, scaled to the largest.
@@ -394,16 +320,9 @@ fn html(r: &Report, p: &Report) -> String {
         (
             "First response median",
             secs(r.first_response.median_seconds),
-            delta_secs(
-                r.first_response.median_seconds,
-                p.first_response.median_seconds,
-            ),
+            delta_secs(r.first_response.median_seconds, p.first_response.median_seconds),
         ),
-        (
-            "SLA met",
-            pct(r.sla.met_percent),
-            delta_pts(r.sla.met_percent, p.sla.met_percent),
-        ),
+        ("SLA met", pct(r.sla.met_percent), delta_pts(r.sla.met_percent, p.sla.met_percent)),
         ("NPS", nps(r.nps.score), delta_nps(r.nps.score, p.nps.score)),
     ];
     for (label, value, trend) in cards {
@@ -416,63 +335,28 @@ fn html(r: &Report, p: &Report) -> String {
     }
     o.push_str("</div>");
     let week_rows = |f: &dyn Fn(&Report) -> (f64, String)| -> Vec<(String, f64, String)> {
-        [(p.week.clone(), f(p)), (r.week.clone(), f(r))]
-            .into_iter()
-            .map(|(w, (v, s))| (w, v, s))
-            .collect()
+        [(p.week.clone(), f(p)), (r.week.clone(), f(r))].into_iter().map(|(w, (v, s))| (w, v, s)).collect()
     };
     let median = |x: &Report| {
         let m = x.first_response.median_seconds;
         (m.unwrap_or(0) as f64, secs(m))
     };
-    o.push_str(&bars(
-        "First-response median, this week and last",
-        &week_rows(&median),
-        "#4a7bd0",
-    ));
+    o.push_str(&bars("First-response median, this week and last", &week_rows(&median), "#4a7bd0"));
     let sla = [
-        (
-            "met".to_string(),
-            f64::from(r.sla.met),
-            r.sla.met.to_string(),
-        ),
-        (
-            "breached".to_string(),
-            f64::from(r.sla.breached),
-            r.sla.breached.to_string(),
-        ),
-        (
-            "pending".to_string(),
-            f64::from(r.sla.pending),
-            r.sla.pending.to_string(),
-        ),
+        ("met".to_string(), f64::from(r.sla.met), r.sla.met.to_string()),
+        ("breached".to_string(), f64::from(r.sla.breached), r.sla.breached.to_string()),
+        ("pending".to_string(), f64::from(r.sla.pending), r.sla.pending.to_string()),
     ];
     o.push_str(&bars("First-response SLA", &sla, "#3a9d5d"));
     let nps_rows = [
-        (
-            "promoters (9-10)".to_string(),
-            f64::from(r.nps.promoters),
-            r.nps.promoters.to_string(),
-        ),
-        (
-            "passives (7-8)".to_string(),
-            f64::from(r.nps.passives),
-            r.nps.passives.to_string(),
-        ),
-        (
-            "detractors (0-6)".to_string(),
-            f64::from(r.nps.detractors),
-            r.nps.detractors.to_string(),
-        ),
+        ("promoters (9-10)".to_string(), f64::from(r.nps.promoters), r.nps.promoters.to_string()),
+        ("passives (7-8)".to_string(), f64::from(r.nps.passives), r.nps.passives.to_string()),
+        ("detractors (0-6)".to_string(), f64::from(r.nps.detractors), r.nps.detractors.to_string()),
     ];
     o.push_str(&bars("Survey answers", &nps_rows, "#c98a1b"));
     if !r.standards.findings_by_rule.is_empty() {
-        let rows: Vec<_> = r
-            .standards
-            .findings_by_rule
-            .iter()
-            .map(|(k, v)| (k.clone(), f64::from(*v), v.to_string()))
-            .collect();
+        let rows: Vec<_> =
+            r.standards.findings_by_rule.iter().map(|(k, v)| (k.clone(), f64::from(*v), v.to_string())).collect();
         o.push_str(&bars("Reply-standard findings by rule", &rows, "#c0504d"));
     }
     if !r.agents.is_empty() {
@@ -515,18 +399,9 @@ mod tests {
             scores: vec![10, 2],
         };
         let hours = BusinessHours::always_open();
-        let now = compute(
-            Week::parse("2026-W48").unwrap(),
-            &hours,
-            ts("2026-12-01T00:00:00Z"),
-            &data,
-        );
-        let prev = compute(
-            Week::parse("2026-W47").unwrap(),
-            &hours,
-            ts("2026-12-01T00:00:00Z"),
-            &ReportData::default(),
-        );
+        let now = compute(Week::parse("2026-W48").unwrap(), &hours, ts("2026-12-01T00:00:00Z"), &data);
+        let prev =
+            compute(Week::parse("2026-W47").unwrap(), &hours, ts("2026-12-01T00:00:00Z"), &ReportData::default());
         (now, prev)
     }
 
@@ -549,10 +424,7 @@ mod tests {
         let csv = render(Format::Csv, &r, &p);
         assert!(csv.starts_with("metric,value,previous\n"));
         assert!(csv.contains("conversations.opened,1,0\n"), "{csv}");
-        assert!(
-            csv.contains("\"agents.sam, \"\"the fixer\"\".replies\",0,"),
-            "{csv}"
-        );
+        assert!(csv.contains("\"agents.sam, \"\"the fixer\"\".replies\",0,"), "{csv}");
         let html = render(Format::Html, &r, &p);
         assert!(html.contains("<svg") && html.contains("sam, &quot;the fixer&quot;"));
         assert!(!html.contains("\"the fixer\""));

@@ -77,11 +77,7 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Event>, Vec<String>> {
             Err(reason) => errors.push(format!("{file}:{n}: {reason}")),
         }
     }
-    if errors.is_empty() {
-        Ok(events)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(events) } else { Err(errors) }
 }
 
 fn parse_line(line: &str) -> Result<(Timestamp, Input), String> {
@@ -94,76 +90,26 @@ fn parse_line(line: &str) -> Result<(Timestamp, Input), String> {
         }
     })?;
     let nonempty = |field: &str, v: &str| {
-        if v.trim().is_empty() {
-            Err(format!("`{field}` is empty; give it a value"))
-        } else {
-            Ok(())
-        }
+        if v.trim().is_empty() { Err(format!("`{field}` is empty; give it a value")) } else { Ok(()) }
     };
     Ok(match raw {
-        RawEvent::Message {
-            at,
-            channel,
-            thread,
-            id,
-            author,
-            text,
-        } => {
+        RawEvent::Message { at, channel, thread, id, author, text } => {
             nonempty("thread", &thread)?;
             nonempty("id", &id)?;
             nonempty("author.id", &author.id)?;
-            (
-                at,
-                Input::Message(Message {
-                    channel,
-                    thread,
-                    id,
-                    author,
-                    text,
-                }),
-            )
+            (at, Input::Message(Message { channel, thread, id, author, text }))
         }
-        RawEvent::Resolve {
-            at,
-            thread,
-            by,
-            channel,
-            survey,
-        } => {
+        RawEvent::Resolve { at, thread, by, channel, survey } => {
             nonempty("thread", &thread)?;
-            (
-                at,
-                Input::Resolve {
-                    channel,
-                    thread,
-                    by,
-                    survey,
-                },
-            )
+            (at, Input::Resolve { channel, thread, by, survey })
         }
-        RawEvent::SurveyAnswer {
-            at,
-            thread,
-            score,
-            comment,
-            channel,
-        } => {
+        RawEvent::SurveyAnswer { at, thread, score, comment, channel } => {
             nonempty("thread", &thread)?;
             let score = u8::try_from(score)
                 .ok()
                 .filter(|s| *s <= 10)
-                .ok_or_else(|| {
-                    format!("`score` is {score}; an NPS answer is a whole number from 0 to 10")
-                })?;
-            (
-                at,
-                Input::SurveyAnswer {
-                    channel,
-                    thread,
-                    score,
-                    comment,
-                },
-            )
+                .ok_or_else(|| format!("`score` is {score}; an NPS answer is a whole number from 0 to 10"))?;
+            (at, Input::SurveyAnswer { channel, thread, score, comment })
         }
     })
 }
@@ -186,17 +132,13 @@ pub async fn run(
     mut out: Option<&mut dyn Write>,
 ) -> anyhow::Result<Summary> {
     events.sort_by_key(|e| e.at); // stable: same instant keeps file order
-    let mut summary = Summary {
-        events: events.len(),
-        ..Summary::default()
-    };
+    let mut summary = Summary { events: events.len(), ..Summary::default() };
     let mut tx = engine.store.begin().await?;
     let mut emit = |actions: &[Action], summary: &mut Summary| -> anyhow::Result<()> {
         summary.actions += actions.len();
         if let Some(out) = out.as_deref_mut() {
             for a in actions {
-                let line =
-                    serde_json::json!({"at": a.at, "kind": a.kind, "thread": a.thread, "to": a.to});
+                let line = serde_json::json!({"at": a.at, "kind": a.kind, "thread": a.thread, "to": a.to});
                 writeln!(out, "{line}")?;
             }
         }
@@ -254,10 +196,7 @@ mod tests {
         ]
         .join("\n");
         let errors = parse(&text, "week.jsonl").unwrap_err();
-        let lines: Vec<&str> = errors
-            .iter()
-            .map(|e| e.split(": ").next().unwrap())
-            .collect();
+        let lines: Vec<&str> = errors.iter().map(|e| e.split(": ").next().unwrap()).collect();
         assert_eq!(
             lines,
             [
@@ -279,18 +218,12 @@ mod tests {
 
     #[test]
     fn good_lines_become_inputs() {
-        let text =
-            r#"{"at":"2026-11-23T10:00:00+01:00","kind":"resolve","thread":"t1","by":"sam"}"#;
+        let text = r#"{"at":"2026-11-23T10:00:00+01:00","kind":"resolve","thread":"t1","by":"sam"}"#;
         let events = parse(text, "f").unwrap();
         assert_eq!(events[0].at, "2026-11-23T09:00:00Z".parse().unwrap());
         assert_eq!(
             events[0].input,
-            Input::Resolve {
-                channel: None,
-                thread: "t1".into(),
-                by: "sam".into(),
-                survey: true
-            }
+            Input::Resolve { channel: None, thread: "t1".into(), by: "sam".into(), survey: true }
         );
     }
 }

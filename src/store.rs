@@ -20,32 +20,21 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{Any, AnyPool, Executor as _, Row as _, Transaction};
 
 use crate::core::report::{CheckRow, ConversationRow, ReportData};
-use crate::core::router::{
-    Action, Channel, Conversation, Message, ReplyCheck, Status, Step, Survey, SurveyStatus,
-};
+use crate::core::router::{Action, Channel, Conversation, Message, ReplyCheck, Status, Step, Survey, SurveyStatus};
 
 /// The migrations in `migrations/`, built into the binary.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/0001_init.sql"))];
 
 #[derive(Debug)]
 struct Embedded;
 
 impl<'s> MigrationSource<'s> for Embedded {
-    fn resolve(
-        self,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
+    fn resolve(self) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
         Box::pin(async {
             Ok(MIGRATIONS
                 .iter()
                 .map(|&(version, name, sql)| {
-                    Migration::new(
-                        version,
-                        Cow::Borrowed(name),
-                        MigrationType::Simple,
-                        Cow::Borrowed(sql),
-                        false,
-                    )
+                    Migration::new(version, Cow::Borrowed(name), MigrationType::Simple, Cow::Borrowed(sql), false)
                 })
                 .collect())
         })
@@ -98,8 +87,10 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
-                            .await?;
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+                        )
+                        .await?;
                     }
                     Ok(())
                 })
@@ -118,13 +109,8 @@ impl Store {
 
     /// Applies pending migrations.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        let migrator = Migrator::new(Embedded)
-            .await
-            .context("loading the built-in migrations")?;
-        migrator
-            .run(&self.pool)
-            .await
-            .context("applying database migrations")?;
+        let migrator = Migrator::new(Embedded).await.context("loading the built-in migrations")?;
+        migrator.run(&self.pool).await.context("applying database migrations")?;
         Ok(())
     }
 
@@ -139,27 +125,24 @@ impl Store {
     /// The survey-signing secret kept in the database, created on first use.
     pub async fn secret(&self) -> anyhow::Result<Vec<u8>> {
         let mut tx = self.begin().await?;
-        let existing: Option<String> =
-            sqlx::query("SELECT value FROM settings WHERE name = 'survey_secret'")
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.get(0));
+        let existing: Option<String> = sqlx::query("SELECT value FROM settings WHERE name = 'survey_secret'")
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.get(0));
         let secret = match existing {
             Some(s) => s,
             None => {
                 let mut bytes = [0u8; 32];
-                getrandom::fill(&mut bytes)
-                    .map_err(|e| anyhow::anyhow!("no randomness for the survey secret: {e}"))?;
+                getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the survey secret: {e}"))?;
                 let s: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                sqlx::query("INSERT INTO settings (name, value) VALUES ('survey_secret', $1) ON CONFLICT (name) DO NOTHING")
-                    .bind(&s)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO settings (name, value) VALUES ('survey_secret', $1) ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(&s)
+                .execute(&mut *tx)
+                .await?;
                 // Another instance may have won the race: read what is stored.
-                sqlx::query("SELECT value FROM settings WHERE name = 'survey_secret'")
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .get(0)
+                sqlx::query("SELECT value FROM settings WHERE name = 'survey_secret'").fetch_one(&mut *tx).await?.get(0)
             }
         };
         tx.commit().await?;
@@ -180,6 +163,18 @@ impl Store {
         .bind(&m.author.id)
         .bind(m.author.name.as_deref())
         .bind(&m.text)
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records that a non-message input was applied; false when it already was.
+    pub async fn mark_processed(tx: &mut Tx, at: Timestamp, key: &str) -> anyhow::Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO processed_inputs (input_key, at) VALUES ($1, $2) ON CONFLICT (input_key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(at.as_second())
         .execute(&mut **tx)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -228,12 +223,7 @@ impl Store {
     /// The rows behind a report: conversations opened in `[from, to)` before
     /// `as_of`, their replies up to `as_of`, and survey scores answered in
     /// `[from, to)` up to `as_of`.
-    pub async fn report_data(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-        as_of: Timestamp,
-    ) -> anyhow::Result<ReportData> {
+    pub async fn report_data(&self, from: Timestamp, to: Timestamp, as_of: Timestamp) -> anyhow::Result<ReportData> {
         let (from, to, as_of) = (from.as_second(), to.as_second(), as_of.as_second());
         let opened_before = to.min(as_of + 1);
         let conversations = sqlx::query(
@@ -266,13 +256,9 @@ impl Store {
         .bind(as_of)
         .fetch_all(&self.pool)
         .await?;
-        let mut by_message: std::collections::HashMap<String, Vec<String>> =
-            std::collections::HashMap::new();
+        let mut by_message: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
         for r in &findings {
-            by_message
-                .entry(r.try_get(0)?)
-                .or_default()
-                .push(r.try_get(1)?);
+            by_message.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
         }
         let checks = sqlx::query(
             "SELECT k.message_id, k.conversation, k.agent, k.at, k.first_reply FROM reply_checks k \
@@ -308,19 +294,11 @@ impl Store {
         .iter()
         .map(|r| r.try_get::<i64, _>(0).map(|s| s.clamp(0, 10) as u8))
         .collect::<Result<Vec<_>, _>>()?;
-        Ok(ReportData {
-            conversations,
-            checks,
-            scores,
-        })
+        Ok(ReportData { conversations, checks, scores })
     }
 
     /// Actions due for delivery at `now`, oldest first.
-    pub async fn pending_outbox(
-        &self,
-        now: Timestamp,
-        limit: i64,
-    ) -> anyhow::Result<Vec<OutboxItem>> {
+    pub async fn pending_outbox(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OutboxItem>> {
         let rows = sqlx::query(
             "SELECT action_key, at, kind, conversation, channel, thread, recipient, body, attempts FROM outbox \
              WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY at, action_key LIMIT $2",
@@ -386,12 +364,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn mark_failed(
-        &self,
-        key: &str,
-        error: &str,
-        retry_at: Timestamp,
-    ) -> anyhow::Result<()> {
+    pub async fn mark_failed(&self, key: &str, error: &str, retry_at: Timestamp) -> anyhow::Result<()> {
         sqlx::query(
             "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 \
              WHERE action_key = $3 AND status = 'pending'",
@@ -407,21 +380,10 @@ impl Store {
     /// Counts rows of a table, for tests and `status` output.
     pub async fn count(&self, table: &str) -> anyhow::Result<i64> {
         anyhow::ensure!(
-            [
-                "conversations",
-                "messages",
-                "reply_checks",
-                "findings",
-                "surveys",
-                "outbox"
-            ]
-            .contains(&table),
+            ["conversations", "messages", "reply_checks", "findings", "surveys", "outbox"].contains(&table),
             "unknown table {table}"
         );
-        Ok(sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(&self.pool)
-            .await?
-            .try_get::<i64, _>(0)?)
+        Ok(sqlx::query(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&self.pool).await?.try_get::<i64, _>(0)?)
     }
 }
 
@@ -563,11 +525,7 @@ fn conversation_from_row(r: &AnyRow) -> anyhow::Result<Conversation> {
         due_at: r.try_get::<Option<i64>, _>(6)?.map(ts),
         first_reply_at: r.try_get::<Option<i64>, _>(7)?.map(ts),
         first_reply_by: r.try_get(8)?,
-        status: if status == "resolved" {
-            Status::Resolved
-        } else {
-            Status::Open
-        },
+        status: if status == "resolved" { Status::Resolved } else { Status::Open },
         resolved_at: r.try_get::<Option<i64>, _>(10)?.map(ts),
         assigned: r.try_get(11)?,
         sla_stage: r.try_get::<i64, _>(12)?.try_into()?,
@@ -581,14 +539,11 @@ fn survey_from_row(r: &AnyRow) -> anyhow::Result<Survey> {
         id: r.try_get(0)?,
         conversation: r.try_get(1)?,
         customer_id: r.try_get(2)?,
-        status: SurveyStatus::parse(&status)
-            .with_context(|| format!("stored survey has unknown status {status:?}"))?,
+        status: SurveyStatus::parse(&status).with_context(|| format!("stored survey has unknown status {status:?}"))?,
         due_at: ts(r.try_get(4)?),
         sent_at: r.try_get::<Option<i64>, _>(5)?.map(ts),
         token: r.try_get(6)?,
-        score: r
-            .try_get::<Option<i64>, _>(7)?
-            .map(|s| s.clamp(0, 10) as u8),
+        score: r.try_get::<Option<i64>, _>(7)?.map(|s| s.clamp(0, 10) as u8),
         comment: r.try_get(8)?,
         answered_at: r.try_get::<Option<i64>, _>(9)?.map(ts),
     })

@@ -24,9 +24,7 @@ pub fn parse_duration(text: &str) -> Result<i64, ParseError> {
         if digits == 0 {
             return Err(ParseError(format!("\"{text}\" is not a duration; {hint}")));
         }
-        let number: i64 = rest[..digits]
-            .parse()
-            .map_err(|_| ParseError(format!("\"{text}\" is too large")))?;
+        let number: i64 = rest[..digits].parse().map_err(|_| ParseError(format!("\"{text}\" is too large")))?;
         rest = rest[digits..].trim_start();
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
         let scale = match &rest[..unit_len] {
@@ -35,14 +33,10 @@ pub fn parse_duration(text: &str) -> Result<i64, ParseError> {
             "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
             "d" | "day" | "days" => 86_400,
             "" => {
-                return Err(ParseError(format!(
-                    "\"{text}\" has a number without a unit; {hint}"
-                )));
+                return Err(ParseError(format!("\"{text}\" has a number without a unit; {hint}")));
             }
             other => {
-                return Err(ParseError(format!(
-                    "\"{text}\" has an unknown unit \"{other}\"; {hint}"
-                )));
+                return Err(ParseError(format!("\"{text}\" has an unknown unit \"{other}\"; {hint}")));
             }
         };
         total = number
@@ -57,14 +51,10 @@ pub fn parse_duration(text: &str) -> Result<i64, ParseError> {
 /// Parses `"75%"` into 75. Accepts 0 to 100.
 pub fn parse_percent(text: &str) -> Result<u32, ParseError> {
     let hint = "write a whole percentage such as \"75%\"";
-    let number = text
-        .trim()
-        .strip_suffix('%')
-        .ok_or_else(|| ParseError(format!("\"{text}\" is not a percentage; {hint}")))?;
-    let value: u32 = number
-        .trim()
-        .parse()
-        .map_err(|_| ParseError(format!("\"{text}\" is not a percentage; {hint}")))?;
+    let number =
+        text.trim().strip_suffix('%').ok_or_else(|| ParseError(format!("\"{text}\" is not a percentage; {hint}")))?;
+    let value: u32 =
+        number.trim().parse().map_err(|_| ParseError(format!("\"{text}\" is not a percentage; {hint}")))?;
     if value > 100 {
         return Err(ParseError(format!("\"{text}\" is over 100%")));
     }
@@ -127,18 +117,8 @@ mod tests {
             let err = parse_duration(text).unwrap_err();
             assert!(!err.0.is_empty(), "{text}");
         }
-        assert!(
-            parse_duration("1x")
-                .unwrap_err()
-                .0
-                .contains("unknown unit \"x\"")
-        );
-        assert!(
-            parse_duration("5")
-                .unwrap_err()
-                .0
-                .contains("without a unit")
-        );
+        assert!(parse_duration("1x").unwrap_err().0.contains("unknown unit \"x\""));
+        assert!(parse_duration("5").unwrap_err().0.contains("without a unit"));
     }
 
     #[test]

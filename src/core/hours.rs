@@ -37,16 +37,13 @@ impl Span {
         let (open, close) = text
             .split_once('-')
             .ok_or_else(|| format!("\"{text}\" is not an interval; write it as \"09:00-17:00\""))?;
-        let open = parse_clock(open.trim()).ok_or_else(|| {
-            format!("\"{text}\" has a bad opening time; use 24-hour HH:MM such as \"09:00\"")
-        })?;
+        let open = parse_clock(open.trim())
+            .ok_or_else(|| format!("\"{text}\" has a bad opening time; use 24-hour HH:MM such as \"09:00\""))?;
         let close = parse_clock(close.trim()).ok_or_else(|| {
             format!("\"{text}\" has a bad closing time; use 24-hour HH:MM such as \"17:00\" (\"24:00\" for midnight)")
         })?;
         if open >= 86_400 {
-            return Err(format!(
-                "\"{text}\" opens at 24:00; an interval opens between 00:00 and 23:59"
-            ));
+            return Err(format!("\"{text}\" opens at 24:00; an interval opens between 00:00 and 23:59"));
         }
         if close <= open {
             return Err(format!(
@@ -83,11 +80,7 @@ pub struct BusinessHours {
 impl BusinessHours {
     /// Builds the schedule. Returns an error when spans overlap or the week has
     /// no open time at all (then nothing could ever fall due).
-    pub fn new(
-        tz: TimeZone,
-        mut week: [Vec<Span>; 7],
-        holidays: BTreeSet<Date>,
-    ) -> Result<Self, String> {
+    pub fn new(tz: TimeZone, mut week: [Vec<Span>; 7], holidays: BTreeSet<Date>) -> Result<Self, String> {
         for day in &mut week {
             day.sort_by_key(|s| s.open);
             if let Some(pair) = day.windows(2).find(|w| w[1].open < w[0].close) {
@@ -106,15 +99,8 @@ impl BusinessHours {
 
     /// Open around the clock, every day, in UTC: the schedule when none is configured.
     pub fn always_open() -> Self {
-        let all = vec![Span {
-            open: 0,
-            close: 86_400,
-        }];
-        BusinessHours {
-            tz: TimeZone::UTC,
-            week: std::array::from_fn(|_| all.clone()),
-            holidays: BTreeSet::new(),
-        }
+        let all = vec![Span { open: 0, close: 86_400 }];
+        BusinessHours { tz: TimeZone::UTC, week: std::array::from_fn(|_| all.clone()), holidays: BTreeSet::new() }
     }
 
     pub fn time_zone(&self) -> &TimeZone {
@@ -197,18 +183,10 @@ impl BusinessHours {
 
     /// The instant of local wall-clock `seconds` after midnight on `date`.
     fn local_instant(&self, date: Date, seconds: DaySeconds) -> i64 {
-        let (date, seconds) = if seconds >= 86_400 {
-            (date.tomorrow().unwrap_or(date), seconds - 86_400)
-        } else {
-            (date, seconds)
-        };
-        let time = Time::new(
-            (seconds / 3600) as i8,
-            (seconds / 60 % 60) as i8,
-            (seconds % 60) as i8,
-            0,
-        )
-        .unwrap_or(Time::midnight());
+        let (date, seconds) =
+            if seconds >= 86_400 { (date.tomorrow().unwrap_or(date), seconds - 86_400) } else { (date, seconds) };
+        let time = Time::new((seconds / 3600) as i8, (seconds / 60 % 60) as i8, (seconds % 60) as i8, 0)
+            .unwrap_or(Time::midnight());
         self.tz
             .to_ambiguous_timestamp(DateTime::from_parts(date, time))
             .compatible()
@@ -242,15 +220,7 @@ mod tests {
     /// New York, Monday to Friday 09:00-17:00, with Christmas 2026 off.
     fn new_york_office() -> BusinessHours {
         let day = vec![Span::parse("09:00-17:00").unwrap()];
-        let week = [
-            day.clone(),
-            day.clone(),
-            day.clone(),
-            day.clone(),
-            day,
-            vec![],
-            vec![],
-        ];
+        let week = [day.clone(), day.clone(), day.clone(), day.clone(), day, vec![], vec![]];
         let holidays = [Date::new(2026, 12, 25).unwrap()].into_iter().collect();
         BusinessHours::new(TimeZone::get("America/New_York").unwrap(), week, holidays).unwrap()
     }
@@ -263,50 +233,23 @@ mod tests {
 
     #[test]
     fn spans_parse_and_reject_bad_input() {
-        assert_eq!(
-            Span::parse("09:00-17:00"),
-            Ok(Span {
-                open: 32_400,
-                close: 61_200
-            })
-        );
-        assert_eq!(
-            Span::parse("00:00-24:00"),
-            Ok(Span {
-                open: 0,
-                close: 86_400
-            })
-        );
-        for bad in [
-            "17:00-09:00",
-            "09:00",
-            "9-17",
-            "25:00-26:00",
-            "09:60-10:00",
-            "24:00-24:00",
-            "10:00-10:00",
-            "24:30-01:00",
-        ] {
+        assert_eq!(Span::parse("09:00-17:00"), Ok(Span { open: 32_400, close: 61_200 }));
+        assert_eq!(Span::parse("00:00-24:00"), Ok(Span { open: 0, close: 86_400 }));
+        for bad in
+            ["17:00-09:00", "09:00", "9-17", "25:00-26:00", "09:60-10:00", "24:00-24:00", "10:00-10:00", "24:30-01:00"]
+        {
             assert!(Span::parse(bad).is_err(), "{bad}");
         }
-        assert!(
-            Span::parse("17:00-09:00")
-                .unwrap_err()
-                .contains("cross midnight")
-        );
+        assert!(Span::parse("17:00-09:00").unwrap_err().contains("cross midnight"));
     }
 
     #[test]
     fn overlapping_spans_and_empty_weeks_are_rejected() {
-        let day = vec![
-            Span::parse("09:00-12:00").unwrap(),
-            Span::parse("11:00-17:00").unwrap(),
-        ];
+        let day = vec![Span::parse("09:00-12:00").unwrap(), Span::parse("11:00-17:00").unwrap()];
         let week = [day, vec![], vec![], vec![], vec![], vec![], vec![]];
         let err = BusinessHours::new(TimeZone::UTC, week, BTreeSet::new()).unwrap_err();
         assert!(err.contains("overlap"), "{err}");
-        let err =
-            BusinessHours::new(TimeZone::UTC, Default::default(), BTreeSet::new()).unwrap_err();
+        let err = BusinessHours::new(TimeZone::UTC, Default::default(), BTreeSet::new()).unwrap_err();
         assert!(err.contains("no open hours"), "{err}");
     }
 
@@ -357,19 +300,13 @@ mod tests {
     fn a_holiday_closes_the_whole_local_day() {
         // Thursday 2026-12-24 16:30 local + 1h: Friday 25th is a holiday, the
         // weekend is closed, so 30 minutes remain for Monday 28th 09:00.
-        check_add(
-            &new_york_office(),
-            &[("2026-12-24T21:30:00Z", 3600, "2026-12-28T14:30:00Z")],
-        );
+        check_add(&new_york_office(), &[("2026-12-24T21:30:00Z", 3600, "2026-12-28T14:30:00Z")]);
         assert!(!new_york_office().is_open(ts("2026-12-25T16:00:00Z")));
     }
 
     #[test]
     fn split_days_skip_the_lunch_break() {
-        let day = vec![
-            Span::parse("09:00-12:00").unwrap(),
-            Span::parse("13:00-17:00").unwrap(),
-        ];
+        let day = vec![Span::parse("09:00-12:00").unwrap(), Span::parse("13:00-17:00").unwrap()];
         let week = std::array::from_fn(|_| day.clone());
         let hours = BusinessHours::new(TimeZone::UTC, week, BTreeSet::new()).unwrap();
         check_add(
@@ -381,10 +318,7 @@ mod tests {
                 ("2026-11-23T12:30:00Z", 60, "2026-11-23T13:01:00Z"),
             ],
         );
-        assert_eq!(
-            hours.elapsed(ts("2026-11-23T11:00:00Z"), ts("2026-11-23T14:00:00Z")),
-            7200
-        );
+        assert_eq!(hours.elapsed(ts("2026-11-23T11:00:00Z"), ts("2026-11-23T14:00:00Z")), 7200);
     }
 
     #[test]
@@ -392,28 +326,14 @@ mod tests {
         let late = vec![Span::parse("20:00-24:00").unwrap()];
         let early = vec![Span::parse("00:00-02:00").unwrap()];
         let week = [late, early, vec![], vec![], vec![], vec![], vec![]];
-        let hours = BusinessHours::new(
-            TimeZone::get("Europe/Berlin").unwrap(),
-            week,
-            BTreeSet::new(),
-        )
-        .unwrap();
+        let hours = BusinessHours::new(TimeZone::get("Europe/Berlin").unwrap(), week, BTreeSet::new()).unwrap();
         // Monday 23:00 Berlin (22:00Z) + 2h runs across midnight without a gap:
         // Monday's 24:00 and Tuesday's 00:00 are the same instant.
-        check_add(
-            &hours,
-            &[("2026-11-23T22:00:00Z", 7200, "2026-11-24T00:00:00Z")],
-        );
-        assert_eq!(
-            hours.elapsed(ts("2026-11-23T19:00:00Z"), ts("2026-11-24T01:00:00Z")),
-            6 * 3600
-        );
+        check_add(&hours, &[("2026-11-23T22:00:00Z", 7200, "2026-11-24T00:00:00Z")]);
+        assert_eq!(hours.elapsed(ts("2026-11-23T19:00:00Z"), ts("2026-11-24T01:00:00Z")), 6 * 3600);
         let all_day = std::array::from_fn(|_| vec![Span::parse("00:00-24:00").unwrap()]);
         let hours = BusinessHours::new(TimeZone::UTC, all_day, BTreeSet::new()).unwrap();
-        check_add(
-            &hours,
-            &[("2026-11-23T23:30:00Z", 3 * 86_400, "2026-11-26T23:30:00Z")],
-        );
+        check_add(&hours, &[("2026-11-23T23:30:00Z", 3 * 86_400, "2026-11-26T23:30:00Z")]);
     }
 
     #[test]
@@ -421,22 +341,11 @@ mod tests {
         // 2026-03-08 is a Sunday; New York jumps 02:00 -> 03:00.
         let sunday = vec![Span::parse("02:30-05:00").unwrap()];
         let week = [vec![], vec![], vec![], vec![], vec![], vec![], sunday];
-        let hours = BusinessHours::new(
-            TimeZone::get("America/New_York").unwrap(),
-            week,
-            BTreeSet::new(),
-        )
-        .unwrap();
+        let hours = BusinessHours::new(TimeZone::get("America/New_York").unwrap(), week, BTreeSet::new()).unwrap();
         // 02:30 does not exist: the interval opens at 03:30 EDT (07:30Z) and
         // closes at 05:00 EDT (09:00Z): 90 minutes of business time that day.
-        check_add(
-            &hours,
-            &[("2026-03-08T00:00:00Z", 0, "2026-03-08T07:30:00Z")],
-        );
-        assert_eq!(
-            hours.elapsed(ts("2026-03-08T00:00:00Z"), ts("2026-03-09T00:00:00Z")),
-            5400
-        );
+        check_add(&hours, &[("2026-03-08T00:00:00Z", 0, "2026-03-08T07:30:00Z")]);
+        assert_eq!(hours.elapsed(ts("2026-03-08T00:00:00Z"), ts("2026-03-09T00:00:00Z")), 5400);
     }
 
     #[test]
@@ -444,45 +353,22 @@ mod tests {
         // 2026-11-01 is a Sunday; New York repeats 01:00-02:00.
         let sunday = vec![Span::parse("01:30-03:00").unwrap()];
         let week = [vec![], vec![], vec![], vec![], vec![], vec![], sunday];
-        let hours = BusinessHours::new(
-            TimeZone::get("America/New_York").unwrap(),
-            week,
-            BTreeSet::new(),
-        )
-        .unwrap();
+        let hours = BusinessHours::new(TimeZone::get("America/New_York").unwrap(), week, BTreeSet::new()).unwrap();
         // Opens at the first 01:30 (EDT, 05:30Z), closes at 03:00 EST (08:00Z):
         // two and a half real hours.
-        check_add(
-            &hours,
-            &[("2026-11-01T00:00:00Z", 0, "2026-11-01T05:30:00Z")],
-        );
-        assert_eq!(
-            hours.elapsed(ts("2026-11-01T00:00:00Z"), ts("2026-11-02T00:00:00Z")),
-            9000
-        );
+        check_add(&hours, &[("2026-11-01T00:00:00Z", 0, "2026-11-01T05:30:00Z")]);
+        assert_eq!(hours.elapsed(ts("2026-11-01T00:00:00Z"), ts("2026-11-02T00:00:00Z")), 9000);
     }
 
     #[test]
     fn a_full_working_day_is_eight_hours_across_both_dst_changes() {
         let hours = new_york_office();
         // Monday after spring-forward and Monday after fall-back.
-        assert_eq!(
-            hours.elapsed(ts("2026-03-09T00:00:00Z"), ts("2026-03-10T00:00:00Z")),
-            8 * 3600
-        );
-        assert_eq!(
-            hours.elapsed(ts("2026-11-02T00:00:00Z"), ts("2026-11-03T00:00:00Z")),
-            8 * 3600
-        );
+        assert_eq!(hours.elapsed(ts("2026-03-09T00:00:00Z"), ts("2026-03-10T00:00:00Z")), 8 * 3600);
+        assert_eq!(hours.elapsed(ts("2026-11-02T00:00:00Z"), ts("2026-11-03T00:00:00Z")), 8 * 3600);
         // Weekend and reversed ranges count nothing.
-        assert_eq!(
-            hours.elapsed(ts("2026-11-28T00:00:00Z"), ts("2026-11-30T00:00:00Z")),
-            0
-        );
-        assert_eq!(
-            hours.elapsed(ts("2026-11-24T00:00:00Z"), ts("2026-11-23T00:00:00Z")),
-            0
-        );
+        assert_eq!(hours.elapsed(ts("2026-11-28T00:00:00Z"), ts("2026-11-30T00:00:00Z")), 0);
+        assert_eq!(hours.elapsed(ts("2026-11-24T00:00:00Z"), ts("2026-11-23T00:00:00Z")), 0);
     }
 
     proptest! {

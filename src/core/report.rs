@@ -33,32 +33,24 @@ impl Week {
         }
         let year: i16 = year.parse().map_err(|_| bad())?;
         let week: i8 = week.parse().map_err(|_| bad())?;
-        ISOWeekDate::new(year, week, Weekday::Monday)
-            .map_err(|_| format!("{year} has no week {week}"))?;
+        ISOWeekDate::new(year, week, Weekday::Monday).map_err(|_| format!("{year} has no week {week}"))?;
         Ok(Week { year, week })
     }
 
     /// The week containing `at` in `tz`.
     pub fn containing(at: Timestamp, tz: &TimeZone) -> Week {
         let iso = tz.to_datetime(at).date().iso_week_date();
-        Week {
-            year: iso.year(),
-            week: iso.week(),
-        }
+        Week { year: iso.year(), week: iso.week() }
     }
 
     fn monday(self) -> jiff::civil::Date {
-        ISOWeekDate::new(self.year, self.week, Weekday::Monday)
-            .expect("validated in parse")
-            .date()
+        ISOWeekDate::new(self.year, self.week, Weekday::Monday).expect("validated in parse").date()
     }
 
     /// Monday 00:00 of this week and of the next, in `tz`.
     pub fn bounds(self, tz: &TimeZone) -> (Timestamp, Timestamp) {
         let start = self.monday();
-        let end = start
-            .checked_add(jiff::Span::new().days(7))
-            .unwrap_or(start);
+        let end = start.checked_add(jiff::Span::new().days(7)).unwrap_or(start);
         let at = |d: jiff::civil::Date| {
             tz.to_ambiguous_timestamp(d.to_datetime(jiff::civil::Time::midnight()))
                 .compatible()
@@ -68,15 +60,9 @@ impl Week {
     }
 
     pub fn previous(self) -> Week {
-        let date = self
-            .monday()
-            .checked_sub(jiff::Span::new().days(7))
-            .unwrap_or(self.monday());
+        let date = self.monday().checked_sub(jiff::Span::new().days(7)).unwrap_or(self.monday());
         let iso = date.iso_week_date();
-        Week {
-            year: iso.year(),
-            week: iso.week(),
-        }
+        Week { year: iso.year(), week: iso.week() }
     }
 }
 
@@ -185,11 +171,8 @@ pub struct Report {
 /// Computes the report for `week` from its rows.
 pub fn compute(week: Week, hours: &BusinessHours, as_of: Timestamp, data: &ReportData) -> Report {
     let (from, to) = week.bounds(hours.time_zone());
-    let convs: Vec<&ConversationRow> = data
-        .conversations
-        .iter()
-        .filter(|c| c.opened_at >= from && c.opened_at < to && c.opened_at <= as_of)
-        .collect();
+    let convs: Vec<&ConversationRow> =
+        data.conversations.iter().filter(|c| c.opened_at >= from && c.opened_at < to && c.opened_at <= as_of).collect();
     let known = |t: Option<Timestamp>| t.filter(|t| *t <= as_of);
     let mut wall = Vec::new();
     let mut business = Vec::new();
@@ -231,9 +214,7 @@ pub fn compute(week: Week, hours: &BusinessHours, as_of: Timestamp, data: &Repor
         for rule in &k.rules {
             *findings_by_rule.entry(rule.clone()).or_insert(0) += 1;
         }
-        let a = agents
-            .entry(&k.agent)
-            .or_insert_with(|| empty_agent(&k.agent));
+        let a = agents.entry(&k.agent).or_insert_with(|| empty_agent(&k.agent));
         a.replies += 1;
         a.findings += k.rules.len() as u32;
     }
@@ -249,10 +230,7 @@ pub fn compute(week: Week, hours: &BusinessHours, as_of: Timestamp, data: &Repor
         from,
         to,
         as_of,
-        conversations: Conversations {
-            opened: convs.len() as u32,
-            resolved,
-        },
+        conversations: Conversations { opened: convs.len() as u32, resolved },
         first_response: FirstResponse {
             answered: wall.len() as u32,
             median_seconds: nearest_rank(&wall, 50),
@@ -267,11 +245,7 @@ pub fn compute(week: Week, hours: &BusinessHours, as_of: Timestamp, data: &Repor
             met_percent: (met + breached > 0)
                 .then(|| (f64::from(met) * 1000.0 / f64::from(met + breached)).round() / 10.0),
         },
-        standards: Standards {
-            replies_checked: checked,
-            replies_passed_clean: clean,
-            findings_by_rule,
-        },
+        standards: Standards { replies_checked: checked, replies_passed_clean: clean, findings_by_rule },
         nps: NpsFigures {
             responses: nps.responses,
             promoters: nps.promoters,
@@ -284,13 +258,7 @@ pub fn compute(week: Week, hours: &BusinessHours, as_of: Timestamp, data: &Repor
 }
 
 fn empty_agent(id: &str) -> Agent {
-    Agent {
-        id: id.to_string(),
-        replies: 0,
-        first_responses: 0,
-        median_first_response_seconds: None,
-        findings: 0,
-    }
+    Agent { id: id.to_string(), replies: 0, first_responses: 0, median_first_response_seconds: None, findings: 0 }
 }
 
 #[cfg(test)]
@@ -316,21 +284,11 @@ mod tests {
     fn weeks_parse_and_span_monday_to_monday_in_the_business_zone() {
         let w = Week::parse("2026-W48").unwrap();
         let (from, to) = w.bounds(&TimeZone::get("America/New_York").unwrap());
-        assert_eq!(
-            (from, to),
-            (ts("2026-11-23T05:00:00Z"), ts("2026-11-30T05:00:00Z"))
-        );
+        assert_eq!((from, to), (ts("2026-11-23T05:00:00Z"), ts("2026-11-30T05:00:00Z")));
         assert_eq!(w.previous().to_string(), "2026-W47");
+        assert_eq!(Week::parse("2027-W01").unwrap().previous().to_string(), "2026-W53");
         assert_eq!(
-            Week::parse("2027-W01").unwrap().previous().to_string(),
-            "2026-W53"
-        );
-        assert_eq!(
-            Week::containing(
-                ts("2026-11-23T04:59:59Z"),
-                &TimeZone::get("America/New_York").unwrap()
-            )
-            .to_string(),
+            Week::containing(ts("2026-11-23T04:59:59Z"), &TimeZone::get("America/New_York").unwrap()).to_string(),
             "2026-W47"
         );
         for bad in ["2026-48", "2026-W4", "2025-W53", "W48"] {
@@ -344,48 +302,22 @@ mod tests {
         let data = ReportData {
             conversations: vec![
                 // Answered at exactly the due instant: met.
-                conv(
-                    "a",
-                    "2026-11-23T10:00:00Z",
-                    "2026-11-23T11:00:00Z",
-                    Some(("2026-11-23T11:00:00Z", "sam")),
-                ),
+                conv("a", "2026-11-23T10:00:00Z", "2026-11-23T11:00:00Z", Some(("2026-11-23T11:00:00Z", "sam"))),
                 // Answered one second late: breached.
-                conv(
-                    "b",
-                    "2026-11-23T10:00:00Z",
-                    "2026-11-23T11:00:00Z",
-                    Some(("2026-11-23T11:00:01Z", "kim")),
-                ),
+                conv("b", "2026-11-23T10:00:00Z", "2026-11-23T11:00:00Z", Some(("2026-11-23T11:00:01Z", "kim"))),
                 // Not answered and past due at as_of: breached.
                 conv("c", "2026-11-24T10:00:00Z", "2026-11-24T11:00:00Z", None),
                 // Answered only after as_of and not yet due then: pending.
-                conv(
-                    "d",
-                    "2026-11-25T10:00:00Z",
-                    "2026-11-25T11:00:00Z",
-                    Some(("2026-11-25T10:30:00Z", "sam")),
-                ),
+                conv("d", "2026-11-25T10:00:00Z", "2026-11-25T11:00:00Z", Some(("2026-11-25T10:30:00Z", "sam"))),
             ],
             checks: vec![],
             scores: vec![10, 9, 3],
         };
-        let r = compute(
-            Week::parse("2026-W48").unwrap(),
-            &hours,
-            ts("2026-11-25T10:10:00Z"),
-            &data,
-        );
+        let r = compute(Week::parse("2026-W48").unwrap(), &hours, ts("2026-11-25T10:10:00Z"), &data);
         assert_eq!((r.sla.met, r.sla.breached, r.sla.pending), (1, 2, 1));
         assert_eq!(r.sla.met_percent, Some(33.3));
         assert_eq!(r.first_response.answered, 2);
-        assert_eq!(
-            (
-                r.first_response.median_seconds,
-                r.first_response.p90_seconds
-            ),
-            (Some(3600), Some(3601))
-        );
+        assert_eq!((r.first_response.median_seconds, r.first_response.p90_seconds), (Some(3600), Some(3601)));
         assert_eq!((r.nps.responses, r.nps.score), (3, Some(33)));
         assert_eq!(r.conversations.opened, 4);
     }
@@ -402,58 +334,22 @@ mod tests {
         };
         let data = ReportData {
             conversations: vec![
-                conv(
-                    "a",
-                    "2026-11-23T10:00:00Z",
-                    "2026-11-23T11:00:00Z",
-                    Some(("2026-11-23T10:10:00Z", "sam")),
-                ),
-                conv(
-                    "b",
-                    "2026-11-23T10:00:00Z",
-                    "2026-11-23T11:00:00Z",
-                    Some(("2026-11-23T10:30:00Z", "sam")),
-                ),
-                conv(
-                    "c",
-                    "2026-11-23T10:00:00Z",
-                    "2026-11-23T11:00:00Z",
-                    Some(("2026-11-23T10:20:00Z", "kim")),
-                ),
+                conv("a", "2026-11-23T10:00:00Z", "2026-11-23T11:00:00Z", Some(("2026-11-23T10:10:00Z", "sam"))),
+                conv("b", "2026-11-23T10:00:00Z", "2026-11-23T11:00:00Z", Some(("2026-11-23T10:30:00Z", "sam"))),
+                conv("c", "2026-11-23T10:00:00Z", "2026-11-23T11:00:00Z", Some(("2026-11-23T10:20:00Z", "kim"))),
             ],
             checks: vec![
                 check("a", "sam", "2026-11-23T10:10:00Z", &["greeting"]),
-                check(
-                    "b",
-                    "sam",
-                    "2026-11-23T10:30:00Z",
-                    &["greeting", "no-blame"],
-                ),
+                check("b", "sam", "2026-11-23T10:30:00Z", &["greeting", "no-blame"]),
                 check("c", "kim", "2026-11-23T10:20:00Z", &[]),
             ],
             scores: vec![],
         };
-        let r = compute(
-            Week::parse("2026-W48").unwrap(),
-            &hours,
-            ts("2026-12-01T00:00:00Z"),
-            &data,
-        );
+        let r = compute(Week::parse("2026-W48").unwrap(), &hours, ts("2026-12-01T00:00:00Z"), &data);
         assert_eq!(r.standards.replies_checked, 3);
-        assert_eq!(
-            r.standards.findings_by_rule,
-            BTreeMap::from([("greeting".into(), 2), ("no-blame".into(), 1)])
-        );
+        assert_eq!(r.standards.findings_by_rule, BTreeMap::from([("greeting".into(), 2), ("no-blame".into(), 1)]));
         let sam = &r.agents[1];
-        assert_eq!(
-            (
-                sam.id.as_str(),
-                sam.replies,
-                sam.first_responses,
-                sam.findings
-            ),
-            ("sam", 2, 2, 3)
-        );
+        assert_eq!((sam.id.as_str(), sam.replies, sam.first_responses, sam.findings), ("sam", 2, 2, 3));
         assert_eq!(sam.median_first_response_seconds, Some(600));
         assert_eq!(r.nps.score, None);
     }

@@ -230,15 +230,9 @@ impl SurveyStatus {
     }
 
     pub fn parse(s: &str) -> Option<SurveyStatus> {
-        [
-            Self::Pending,
-            Self::Sent,
-            Self::Cancelled,
-            Self::Skipped,
-            Self::Answered,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        [Self::Pending, Self::Sent, Self::Cancelled, Self::Skipped, Self::Answered]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 }
 
@@ -313,10 +307,7 @@ impl Default for Policy {
             hours: BusinessHours::always_open(),
             first_response: 3600,
             warn_at_percent: 75,
-            escalations: vec![Escalation {
-                after: 3600,
-                to: "managers".into(),
-            }],
+            escalations: vec![Escalation { after: 3600, to: "managers".into() }],
             survey_delay: 3600,
             survey_throttle: 30 * 86_400,
             surveys_enabled: true,
@@ -363,12 +354,7 @@ impl Router {
 
     /// An empty router with the same policy, rules, templates and secret.
     pub fn fresh(&self) -> Router {
-        Router::new(
-            self.policy.clone(),
-            self.rules.clone(),
-            self.templates.clone(),
-            self.secret.clone(),
-        )
+        Router::new(self.policy.clone(), self.rules.clone(), self.templates.clone(), self.secret.clone())
     }
 
     pub fn policy(&self) -> &Policy {
@@ -388,16 +374,10 @@ impl Router {
         }
         for s in surveys {
             if let Some(sent) = s.sent_at {
-                let last = self
-                    .last_survey_sent
-                    .entry(s.customer_id.clone())
-                    .or_insert(sent);
+                let last = self.last_survey_sent.entry(s.customer_id.clone()).or_insert(sent);
                 *last = (*last).max(sent);
             }
-            let newer = self
-                .surveys
-                .get(&s.conversation)
-                .is_none_or(|old| survey_seq(&old.id) < survey_seq(&s.id));
+            let newer = self.surveys.get(&s.conversation).is_none_or(|old| survey_seq(&old.id) < survey_seq(&s.id));
             if newer {
                 self.surveys.insert(s.conversation.clone(), s);
             }
@@ -405,15 +385,15 @@ impl Router {
         let ids: Vec<String> = self.conversations.keys().cloned().collect();
         for id in ids {
             self.arm_sla(&id);
-            if let Some(s) = self
-                .surveys
-                .get(&id)
-                .filter(|s| s.status == SurveyStatus::Pending)
-            {
-                self.timers
-                    .insert((s.due_at, id.clone(), TimerKind::Survey));
+            if let Some(s) = self.surveys.get(&id).filter(|s| s.status == SurveyStatus::Pending) {
+                self.timers.insert((s.due_at, id.clone(), TimerKind::Survey));
             }
         }
+    }
+
+    /// Every conversation in memory, in no particular order.
+    pub fn conversations(&self) -> impl Iterator<Item = &Conversation> {
+        self.conversations.values()
     }
 
     pub fn conversation(&self, id: &str) -> Option<&Conversation> {
@@ -432,18 +412,10 @@ impl Router {
                 Role::Customer => self.customer_message(now, m),
                 Role::Agent => self.agent_message(now, m),
             },
-            Input::Resolve {
-                channel,
-                thread,
-                by,
-                survey,
-            } => self.resolve(now, channel, &thread, &by, survey),
-            Input::SurveyAnswer {
-                channel,
-                thread,
-                score,
-                comment,
-            } => self.survey_answer(now, channel, &thread, score, comment),
+            Input::Resolve { channel, thread, by, survey } => self.resolve(now, channel, &thread, &by, survey),
+            Input::SurveyAnswer { channel, thread, score, comment } => {
+                self.survey_answer(now, channel, &thread, score, comment)
+            }
         }
     }
 
@@ -497,22 +469,12 @@ impl Router {
             sla_stage: 0,
             surveys: 0,
         };
-        let name = m
-            .author
-            .name
-            .as_deref()
-            .and_then(first_name)
-            .unwrap_or("there");
+        let name = m.author.name.as_deref().and_then(first_name).unwrap_or("there");
         let due_text = self.customer_time(due);
         let target = Human(self.policy.first_response).to_string();
         let body = render(
             &self.templates.acknowledgement,
-            &[
-                ("customer_name", name),
-                ("due", &due_text),
-                ("ticket", &m.thread),
-                ("target", &target),
-            ],
+            &[("customer_name", name), ("due", &due_text), ("ticket", &m.thread), ("target", &target)],
         );
         step.actions.push(self.action(
             &conv,
@@ -531,28 +493,23 @@ impl Router {
 
     fn agent_message(&mut self, now: Timestamp, m: Message) -> Step {
         let id = Conversation::key(m.channel, &m.thread);
-        let conv = self
-            .conversations
-            .entry(id.clone())
-            .or_insert_with(|| Conversation {
-                id: id.clone(),
-                channel: m.channel,
-                thread: m.thread.clone(),
-                customer_id: None,
-                customer_name: None,
-                opened_at: now,
-                due_at: None,
-                first_reply_at: None,
-                first_reply_by: None,
-                status: Status::Open,
-                resolved_at: None,
-                assigned: Some(m.author.id.clone()),
-                sla_stage: 0,
-                surveys: 0,
-            });
-        self.by_thread
-            .entry(m.thread.clone())
-            .or_insert_with(|| id.clone());
+        let conv = self.conversations.entry(id.clone()).or_insert_with(|| Conversation {
+            id: id.clone(),
+            channel: m.channel,
+            thread: m.thread.clone(),
+            customer_id: None,
+            customer_name: None,
+            opened_at: now,
+            due_at: None,
+            first_reply_at: None,
+            first_reply_by: None,
+            status: Status::Open,
+            resolved_at: None,
+            assigned: Some(m.author.id.clone()),
+            sla_stage: 0,
+            surveys: 0,
+        });
+        self.by_thread.entry(m.thread.clone()).or_insert_with(|| id.clone());
         let first = conv.customer_id.is_some() && conv.first_reply_at.is_none();
         // A reply at exactly the due instant is on time.
         let late = first && conv.due_at.is_some_and(|due| now > due);
@@ -563,55 +520,24 @@ impl Router {
         conv.assigned.get_or_insert_with(|| m.author.id.clone());
         let conv = conv.clone();
         if first {
-            self.timers
-                .retain(|(_, t, k)| !(t == &id && *k == TimerKind::Sla));
+            self.timers.retain(|(_, t, k)| !(t == &id && *k == TimerKind::Sla));
         }
-        let result = self.rules.check(
-            &m.text,
-            CheckContext {
-                customer_name: conv.customer_name.as_deref(),
-                first,
-                late,
-            },
-        );
+        let result =
+            self.rules.check(&m.text, CheckContext { customer_name: conv.customer_name.as_deref(), first, late });
         let mut step = Step::default();
         if !result.findings.is_empty() {
             let feedback = result.feedback();
-            let body = render(
-                &self.templates.feedback,
-                &[("ticket", &conv.thread), ("feedback", feedback.trim_end())],
-            );
+            let body = render(&self.templates.feedback, &[("ticket", &conv.thread), ("feedback", feedback.trim_end())]);
             let key = format!("feedback/{}:{}", m.channel.as_str(), m.id);
-            step.actions.push(self.action(
-                &conv,
-                now,
-                ActionKind::Feedback,
-                key,
-                &m.author.id,
-                body,
-            ));
+            step.actions.push(self.action(&conv, now, ActionKind::Feedback, key, &m.author.id, body));
         }
-        step.check = Some(ReplyCheck {
-            message_id: m.id,
-            conversation: id,
-            agent: m.author.id,
-            at: now,
-            first,
-            late,
-            result,
-        });
+        step.check =
+            Some(ReplyCheck { message_id: m.id, conversation: id, agent: m.author.id, at: now, first, late, result });
         step.conversation = Some(conv);
         step
     }
 
-    fn resolve(
-        &mut self,
-        now: Timestamp,
-        channel: Option<Channel>,
-        thread: &str,
-        by: &str,
-        survey: bool,
-    ) -> Step {
+    fn resolve(&mut self, now: Timestamp, channel: Option<Channel>, thread: &str, by: &str, survey: bool) -> Step {
         let Some(id) = self.find(channel, thread) else {
             return notice(format!("resolve of unknown thread \"{thread}\" ignored"));
         };
@@ -622,8 +548,7 @@ impl Router {
         conv.status = Status::Resolved;
         conv.resolved_at = Some(now);
         conv.assigned.get_or_insert_with(|| by.to_string());
-        self.timers
-            .retain(|(_, t, k)| !(t == &id && *k == TimerKind::Sla));
+        self.timers.retain(|(_, t, k)| !(t == &id && *k == TimerKind::Sla));
         let mut step = Step::default();
         if survey
             && self.policy.surveys_enabled
@@ -642,8 +567,7 @@ impl Router {
                 comment: None,
                 answered_at: None,
             };
-            self.timers
-                .insert((s.due_at, id.clone(), TimerKind::Survey));
+            self.timers.insert((s.due_at, id.clone(), TimerKind::Survey));
             self.surveys.insert(id.clone(), s.clone());
             step.survey = Some(s);
         }
@@ -660,18 +584,10 @@ impl Router {
         comment: Option<String>,
     ) -> Step {
         let Some(id) = self.find(channel, thread) else {
-            return notice(format!(
-                "survey answer for unknown thread \"{thread}\" ignored"
-            ));
+            return notice(format!("survey answer for unknown thread \"{thread}\" ignored"));
         };
-        let Some(survey) = self
-            .surveys
-            .get_mut(&id)
-            .filter(|s| s.status == SurveyStatus::Sent)
-        else {
-            return notice(format!(
-                "thread \"{thread}\" has no survey awaiting an answer; answer ignored"
-            ));
+        let Some(survey) = self.surveys.get_mut(&id).filter(|s| s.status == SurveyStatus::Sent) else {
+            return notice(format!("thread \"{thread}\" has no survey awaiting an answer; answer ignored"));
         };
         survey.status = SurveyStatus::Answered;
         survey.score = Some(score.min(10));
@@ -693,14 +609,7 @@ impl Router {
                 ],
             );
             let key = format!("{}/detractor", survey.id);
-            step.actions.push(self.action(
-                &conv,
-                now,
-                ActionKind::DetractorAlert,
-                key,
-                "managers",
-                body,
-            ));
+            step.actions.push(self.action(&conv, now, ActionKind::DetractorAlert, key, "managers", body));
         }
         step.survey = Some(survey);
         step
@@ -721,21 +630,12 @@ impl Router {
                 let left = Human(self.policy.hours.elapsed(at, due)).to_string();
                 render(
                     &self.templates.nudge_warning,
-                    &[
-                        ("ticket", &conv.thread),
-                        ("customer", &customer),
-                        ("due", &due_text),
-                        ("remaining", &left),
-                    ],
+                    &[("ticket", &conv.thread), ("customer", &customer), ("due", &due_text), ("remaining", &left)],
                 )
             }
             ActionKind::NudgeBreach => render(
                 &self.templates.nudge_breach,
-                &[
-                    ("ticket", &conv.thread),
-                    ("customer", &customer),
-                    ("due", &due_text),
-                ],
+                &[("ticket", &conv.thread), ("customer", &customer), ("due", &due_text)],
             ),
             _ => {
                 let level = (stage - 1).to_string();
@@ -757,19 +657,11 @@ impl Router {
         conv.sla_stage += 1;
         let snapshot = conv.clone();
         self.arm_sla(id);
-        Some(Step {
-            actions: vec![action],
-            conversation: Some(snapshot),
-            ..Step::default()
-        })
+        Some(Step { actions: vec![action], conversation: Some(snapshot), ..Step::default() })
     }
 
     fn fire_survey(&mut self, at: Timestamp, id: &str) -> Option<Step> {
-        let survey = self
-            .surveys
-            .get(id)
-            .filter(|s| s.status == SurveyStatus::Pending)?
-            .clone();
+        let survey = self.surveys.get(id).filter(|s| s.status == SurveyStatus::Pending)?.clone();
         let conv = self.conversations.get(id)?.clone();
         let throttled = self
             .last_survey_sent
@@ -784,19 +676,9 @@ impl Router {
             updated.status = SurveyStatus::Sent;
             updated.sent_at = Some(at);
             updated.token = Some(token.clone());
-            let name = conv
-                .customer_name
-                .as_deref()
-                .and_then(first_name)
-                .unwrap_or("there");
-            let body = render(
-                &self.templates.survey,
-                &[
-                    ("customer_name", name),
-                    ("ticket", &conv.thread),
-                    ("token", &token),
-                ],
-            );
+            let name = conv.customer_name.as_deref().and_then(first_name).unwrap_or("there");
+            let body =
+                render(&self.templates.survey, &[("customer_name", name), ("ticket", &conv.thread), ("token", &token)]);
             step.actions.push(self.action(
                 &conv,
                 at,
@@ -818,22 +700,13 @@ impl Router {
         let agent = conv.assigned.clone().unwrap_or_else(|| "agents".into());
         match stage {
             0 => {
-                let warn =
-                    self.policy.first_response * i64::from(self.policy.warn_at_percent) / 100;
-                Some((
-                    self.policy.hours.add(conv.opened_at, warn),
-                    ActionKind::NudgeWarning,
-                    agent,
-                ))
+                let warn = self.policy.first_response * i64::from(self.policy.warn_at_percent) / 100;
+                Some((self.policy.hours.add(conv.opened_at, warn), ActionKind::NudgeWarning, agent))
             }
             1 => Some((due, ActionKind::NudgeBreach, agent)),
             n => {
                 let level = self.policy.escalations.get((n - 2) as usize)?;
-                Some((
-                    self.policy.hours.add(due, level.after),
-                    ActionKind::Escalation,
-                    level.to.clone(),
-                ))
+                Some((self.policy.hours.add(due, level.after), ActionKind::Escalation, level.to.clone()))
             }
         }
     }
@@ -851,14 +724,10 @@ impl Router {
     }
 
     fn cancel_pending_survey(&mut self, id: &str) -> Option<Survey> {
-        let survey = self
-            .surveys
-            .get_mut(id)
-            .filter(|s| s.status == SurveyStatus::Pending)?;
+        let survey = self.surveys.get_mut(id).filter(|s| s.status == SurveyStatus::Pending)?;
         survey.status = SurveyStatus::Cancelled;
         let survey = survey.clone();
-        self.timers
-            .retain(|(_, t, k)| !(t == id && *k == TimerKind::Survey));
+        self.timers.retain(|(_, t, k)| !(t == id && *k == TimerKind::Survey));
         Some(survey)
     }
 
@@ -900,16 +769,12 @@ impl Router {
 
     /// "Monday, November 23 at 9:00 AM EST" in the business time zone.
     fn customer_time(&self, at: Timestamp) -> String {
-        at.to_zoned(self.policy.hours.time_zone().clone())
-            .strftime("%A, %B %-d at %-I:%M %p %Z")
-            .to_string()
+        at.to_zoned(self.policy.hours.time_zone().clone()).strftime("%A, %B %-d at %-I:%M %p %Z").to_string()
     }
 
     /// "Mon 2026-11-23 09:00 EST" for agents and managers.
     fn agent_time(&self, at: Timestamp) -> String {
-        at.to_zoned(self.policy.hours.time_zone().clone())
-            .strftime("%a %Y-%m-%d %H:%M %Z")
-            .to_string()
+        at.to_zoned(self.policy.hours.time_zone().clone()).strftime("%a %Y-%m-%d %H:%M %Z").to_string()
     }
 }
 
@@ -917,17 +782,11 @@ impl Router {
 pub fn sign(secret: &[u8], message: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(message.as_bytes());
-    mac.finalize().into_bytes()[..24]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    mac.finalize().into_bytes()[..24].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn notice(text: String) -> Step {
-    Step {
-        notice: Some(text),
-        ..Step::default()
-    }
+    Step { notice: Some(text), ..Step::default() }
 }
 
 fn display_customer(conv: &Conversation) -> String {
@@ -940,9 +799,7 @@ fn display_customer(conv: &Conversation) -> String {
 }
 
 fn survey_seq(id: &str) -> u32 {
-    id.rsplit_once('#')
-        .and_then(|(_, n)| n.parse().ok())
-        .unwrap_or(0)
+    id.rsplit_once('#').and_then(|(_, n)| n.parse().ok()).unwrap_or(0)
 }
 
 fn plus(t: Timestamp, secs: i64) -> Timestamp {

@@ -78,20 +78,10 @@ impl CheckResult {
     /// Concrete feedback for the agent, one paragraph per finding.
     pub fn feedback(&self) -> String {
         let mut out = String::new();
-        let verdict = if self.passed {
-            "passed"
-        } else {
-            "did not pass"
-        };
+        let verdict = if self.passed { "passed" } else { "did not pass" };
         let _ = writeln!(out, "Reply score {}/100: {verdict}.", self.score);
         for f in &self.findings {
-            let _ = writeln!(
-                out,
-                "- [{}] {} {}",
-                f.severity.as_str(),
-                f.message,
-                f.suggestion
-            );
+            let _ = writeln!(out, "- [{}] {} {}", f.severity.as_str(), f.message, f.suggestion);
         }
         out
     }
@@ -170,22 +160,14 @@ pub struct RuleSet {
 impl RuleSet {
     /// The built-in rules with the default pass score.
     pub fn default_rules() -> RuleSet {
-        RuleSet::parse(
-            DEFAULT_RULES,
-            "responses/rules.toml (built in)",
-            DEFAULT_PASS_SCORE,
-        )
-        .expect("the built-in rule set compiles (guarded by a test)")
+        RuleSet::parse(DEFAULT_RULES, "responses/rules.toml (built in)", DEFAULT_PASS_SCORE)
+            .expect("the built-in rule set compiles (guarded by a test)")
     }
 
     /// Compiles a rules file. Reports every problem at once, each naming the
     /// file and the rule.
     pub fn parse(text: &str, file: &str, pass_score: u32) -> Result<RuleSet, Vec<RuleError>> {
-        let err = |location: String, problem: String| RuleError {
-            file: file.to_string(),
-            location,
-            problem,
-        };
+        let err = |location: String, problem: String| RuleError { file: file.to_string(), location, problem };
         let raw: RulesFile = toml::from_str(text).map_err(|e| {
             let location = match e.span() {
                 Some(span) => {
@@ -214,16 +196,10 @@ impl RuleSet {
                 problem("uses an `id` that an earlier rule already has; give each rule its own id");
             }
             let severity = r.severity.unwrap_or(Severity::Warning);
-            let kinds = [
-                r.require.is_some(),
-                r.forbid.is_some(),
-                r.require_name == Some(true),
-                r.max_caps_percent.is_some(),
-            ];
+            let kinds =
+                [r.require.is_some(), r.forbid.is_some(), r.require_name == Some(true), r.max_caps_percent.is_some()];
             if kinds.iter().filter(|k| **k).count() != 1 {
-                problem(
-                    "needs exactly one of `require`, `forbid`, `require_name = true` or `max_caps_percent`",
-                );
+                problem("needs exactly one of `require`, `forbid`, `require_name = true` or `max_caps_percent`");
                 continue;
             }
             if r.unless.is_some() && r.forbid.is_none() {
@@ -232,10 +208,7 @@ impl RuleSet {
             let mut compile = |field: &str, pattern: &str| match Regex::new(pattern) {
                 Ok(re) => Some(re),
                 Err(e) => {
-                    errors.push(err(
-                        location.clone(),
-                        format!("`{field}` is not a valid regex: {e}"),
-                    ));
+                    errors.push(err(location.clone(), format!("`{field}` is not a valid regex: {e}")));
                     None
                 }
             };
@@ -248,22 +221,13 @@ impl RuleSet {
                 let unless = r.unless.as_deref().and_then(|u| compile("unless", u));
                 compile("forbid", p).map(|_| {
                     sources.push(p.clone());
-                    Check::Forbid {
-                        pattern: sources.len() - 1,
-                        unless,
-                    }
+                    Check::Forbid { pattern: sources.len() - 1, unless }
                 })
             } else if let Some(percent) = r.max_caps_percent {
                 if percent > 100 {
-                    errors.push(err(
-                        location.clone(),
-                        "`max_caps_percent` must be between 0 and 100".into(),
-                    ));
+                    errors.push(err(location.clone(), "`max_caps_percent` must be between 0 and 100".into()));
                 }
-                Some(Check::MaxCaps {
-                    percent,
-                    min_letters: r.min_letters.unwrap_or(12),
-                })
+                Some(Check::MaxCaps { percent, min_letters: r.min_letters.unwrap_or(12) })
             } else {
                 Some(Check::RequireName)
             };
@@ -276,9 +240,7 @@ impl RuleSet {
                     Severity::Error => 30,
                     Severity::Warning => 10,
                 }),
-                message: r
-                    .message
-                    .unwrap_or_else(|| "The reply does not meet this standard.".into()),
+                message: r.message.unwrap_or_else(|| "The reply does not meet this standard.".into()),
                 suggestion: r.suggestion.unwrap_or_default(),
                 check,
             });
@@ -288,16 +250,8 @@ impl RuleSet {
         }
         // Each pattern compiled on its own above, so the set compiles too.
         let set = RegexSet::new(&sources).map_err(|e| vec![err("file".into(), e.to_string())])?;
-        let patterns = sources
-            .iter()
-            .map(|s| Regex::new(s).expect("compiled above"))
-            .collect();
-        Ok(RuleSet {
-            rules,
-            set,
-            patterns,
-            pass_score,
-        })
+        let patterns = sources.iter().map(|s| Regex::new(s).expect("compiled above")).collect();
+        Ok(RuleSet { rules, set, patterns, pass_score })
     }
 
     pub fn pass_score(&self) -> u32 {
@@ -328,32 +282,22 @@ impl RuleSet {
             let miss: Option<(usize, usize)> = match &rule.check {
                 Check::Require(i) => (!matched.matched(*i)).then_some((0, 0)),
                 Check::Forbid { pattern, unless } => {
-                    if !matched.matched(*pattern)
-                        || unless.as_ref().is_some_and(|u| u.is_match(text))
-                    {
+                    if !matched.matched(*pattern) || unless.as_ref().is_some_and(|u| u.is_match(text)) {
                         None
                     } else {
-                        self.patterns[*pattern]
-                            .find(text)
-                            .map(|m| (m.start(), m.end()))
+                        self.patterns[*pattern].find(text).map(|m| (m.start(), m.end()))
                     }
                 }
                 Check::RequireName => match first_name {
                     Some(name) if !contains_word(text, name) => Some((0, 0)),
                     _ => None,
                 },
-                Check::MaxCaps {
-                    percent,
-                    min_letters,
-                } => {
+                Check::MaxCaps { percent, min_letters } => {
                     let (letters, upper) = text
                         .chars()
                         .filter(|c| c.is_alphabetic())
-                        .fold((0usize, 0usize), |(l, u), c| {
-                            (l + 1, u + usize::from(c.is_uppercase()))
-                        });
-                    (letters >= *min_letters && upper * 100 > letters * *percent as usize)
-                        .then_some((0, text.len()))
+                        .fold((0usize, 0usize), |(l, u), c| (l + 1, u + usize::from(c.is_uppercase())));
+                    (letters >= *min_letters && upper * 100 > letters * *percent as usize).then_some((0, text.len()))
                 }
             };
             if let Some((start, end)) = miss {
@@ -370,11 +314,7 @@ impl RuleSet {
                 });
             }
         }
-        CheckResult {
-            score,
-            passed: !error && score >= self.pass_score,
-            findings,
-        }
+        CheckResult { score, passed: !error && score >= self.pass_score, findings }
     }
 }
 
@@ -383,13 +323,7 @@ impl RuleSet {
 pub fn first_name(name: &str) -> Option<&str> {
     name.split_whitespace()
         .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
-        .find(|w| {
-            !w.is_empty()
-                && !matches!(
-                    w.to_lowercase().as_str(),
-                    "mr" | "mrs" | "ms" | "dr" | "prof"
-                )
-        })
+        .find(|w| !w.is_empty() && !matches!(w.to_lowercase().as_str(), "mr" | "mrs" | "ms" | "dr" | "prof"))
 }
 
 /// Whether `needle` occurs in `hay` as a whole word, ignoring case.
@@ -405,10 +339,7 @@ fn contains_word(hay: &str, needle: &str) -> bool {
         let after_ok = i + needle_len == chars.len() || !chars[i + needle_len].is_alphanumeric();
         before_ok
             && after_ok
-            && chars[i..i + needle_len]
-                .iter()
-                .flat_map(|c| c.to_lowercase())
-                .eq(target.iter().copied())
+            && chars[i..i + needle_len].iter().flat_map(|c| c.to_lowercase()).eq(target.iter().copied())
     })
 }
 
@@ -425,11 +356,7 @@ mod tests {
     }
 
     fn ctx(name: Option<&str>, first: bool, late: bool) -> CheckContext<'_> {
-        CheckContext {
-            customer_name: name,
-            first,
-            late,
-        }
+        CheckContext { customer_name: name, first, late }
     }
 
     fn rule_ids(result: &CheckResult) -> Vec<&str> {
@@ -442,10 +369,7 @@ mod tests {
     #[test]
     fn the_built_in_rules_compile() {
         let ids: Vec<_> = rules().rule_ids().map(String::from).collect();
-        assert!(
-            ids.contains(&"no-blame".to_string()) && ids.len() >= 9,
-            "{ids:?}"
-        );
+        assert!(ids.contains(&"no-blame".to_string()) && ids.len() >= 9, "{ids:?}");
     }
 
     #[test]
@@ -477,14 +401,7 @@ mod tests {
                 &["no-blame"],
                 false,
             ),
-            (
-                "Hi Bob, you should have read the manual. Cheers",
-                Some("Bob"),
-                false,
-                false,
-                &["no-blame"],
-                false,
-            ),
+            ("Hi Bob, you should have read the manual. Cheers", Some("Bob"), false, false, &["no-blame"], false),
             (
                 "Hi Bob, per my last email the fix is live. Regards",
                 Some("Bob"),
@@ -493,14 +410,7 @@ mod tests {
                 &["no-dismissive"],
                 false,
             ),
-            (
-                "Hi Bob, please calm down, we're on it. Thanks",
-                Some("Bob"),
-                false,
-                false,
-                &["no-dismissive"],
-                false,
-            ),
+            ("Hi Bob, please calm down, we're on it. Thanks", Some("Bob"), false, false, &["no-dismissive"], false),
             (
                 "HI BOB, THE SERVER IS DOWN AND WE ARE FIXING IT. THANKS",
                 Some("Bob"),
@@ -509,38 +419,10 @@ mod tests {
                 &["no-shouting"],
                 false,
             ),
-            (
-                "Hi Bob, it works now!!! Thanks",
-                Some("Bob"),
-                false,
-                false,
-                &["no-exclamation-strings"],
-                true,
-            ),
-            (
-                "Hi Bob, I'll get back to you. Thanks",
-                Some("Bob"),
-                false,
-                false,
-                &["follow-up-needs-time"],
-                true,
-            ),
-            (
-                "Hi Bob, I'll get back to you by 3 pm today. Thanks",
-                Some("Bob"),
-                false,
-                false,
-                &[],
-                true,
-            ),
-            (
-                "Hello, fixed now. Thanks",
-                Some("Bob"),
-                false,
-                false,
-                &["customer-name"],
-                true,
-            ),
+            ("Hi Bob, it works now!!! Thanks", Some("Bob"), false, false, &["no-exclamation-strings"], true),
+            ("Hi Bob, I'll get back to you. Thanks", Some("Bob"), false, false, &["follow-up-needs-time"], true),
+            ("Hi Bob, I'll get back to you by 3 pm today. Thanks", Some("Bob"), false, false, &[], true),
+            ("Hello, fixed now. Thanks", Some("Bob"), false, false, &["customer-name"], true),
             ("Hello, fixed now. Thanks", None, false, false, &[], true),
             // Several warnings at once fail the reply even with no error.
             (
@@ -569,14 +451,7 @@ mod tests {
                 true,
             ),
             // Lateness only matters for the first reply.
-            (
-                "Hi Bob, it is fixed. Best, Sam",
-                Some("Bob"),
-                false,
-                true,
-                &[],
-                true,
-            ),
+            ("Hi Bob, it is fixed. Best, Sam", Some("Bob"), false, true, &[], true),
         ];
         for (text, name, first, late, expected, passed) in table {
             let r = rules().check(text, ctx(*name, *first, *late));
@@ -589,11 +464,7 @@ mod tests {
     fn forbidden_phrases_are_reported_with_their_character_span() {
         let text = "Hé Bob, as I already said, no. Thanks";
         let r = rules().check(text, ctx(Some("Bob"), false, false));
-        let f = r
-            .findings
-            .iter()
-            .find(|f| f.rule == "no-dismissive")
-            .unwrap();
+        let f = r.findings.iter().find(|f| f.rule == "no-dismissive").unwrap();
         let span: String = text.chars().skip(f.start).take(f.end - f.start).collect();
         assert_eq!(span, "as I already said");
         assert_eq!(f.severity, Severity::Error);
@@ -637,17 +508,9 @@ require = "x"
 
     #[test]
     fn toml_syntax_errors_give_the_line() {
-        let errors = RuleSet::parse(
-            "[[rule]]\nid = \"a\"\nseverity = \"fatal\"\nrequire = \"x\"\n",
-            "r.toml",
-            70,
-        )
-        .unwrap_err();
+        let errors =
+            RuleSet::parse("[[rule]]\nid = \"a\"\nseverity = \"fatal\"\nrequire = \"x\"\n", "r.toml", 70).unwrap_err();
         assert_eq!(errors[0].location, "line 3", "{}", errors[0]);
-        assert!(
-            errors[0].problem.contains("fatal") || errors[0].problem.contains("variant"),
-            "{}",
-            errors[0]
-        );
+        assert!(errors[0].problem.contains("fatal") || errors[0].problem.contains("variant"), "{}", errors[0]);
     }
 }

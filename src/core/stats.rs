@@ -96,10 +96,7 @@ mod tests {
     #[test]
     fn nps_is_promoters_minus_detractors_in_percent() {
         let nps = Nps::from_scores([10, 9, 9, 8, 7, 6, 0, 10]);
-        assert_eq!(
-            (nps.responses, nps.promoters, nps.passives, nps.detractors),
-            (8, 4, 2, 2)
-        );
+        assert_eq!((nps.responses, nps.promoters, nps.passives, nps.detractors), (8, 4, 2, 2));
         assert_eq!(nps.score(), Some(25));
         assert_eq!(Nps::from_scores([10, 10]).score(), Some(100));
         assert_eq!(Nps::from_scores([0, 3]).score(), Some(-100));

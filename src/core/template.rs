@@ -69,11 +69,8 @@ pub fn render(template: &str, vars: &[(&str, &str)]) -> String {
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
-        let value = after.find('}').and_then(|close| {
-            vars.iter()
-                .find(|(k, _)| *k == &after[..close])
-                .map(|(_, v)| (v, close))
-        });
+        let value =
+            after.find('}').and_then(|close| vars.iter().find(|(k, _)| *k == &after[..close]).map(|(_, v)| (v, close)));
         match value {
             Some((value, close)) => {
                 out.push_str(value);

@@ -16,26 +16,10 @@ fn ts(s: &str) -> Timestamp {
 /// after the breach; survey 1h after resolve, throttle 30 days.
 fn router() -> Router {
     let day = vec![Span::parse("09:00-17:00").unwrap()];
-    let week = [
-        day.clone(),
-        day.clone(),
-        day.clone(),
-        day.clone(),
-        day,
-        vec![],
-        vec![],
-    ];
+    let week = [day.clone(), day.clone(), day.clone(), day.clone(), day, vec![], vec![]];
     let hours = BusinessHours::new(TimeZone::UTC, week, BTreeSet::new()).unwrap();
-    let policy = Policy {
-        hours,
-        ..Policy::default()
-    };
-    Router::new(
-        policy,
-        RuleSet::default_rules(),
-        Templates::builtin(),
-        b"test-secret".to_vec(),
-    )
+    let policy = Policy { hours, ..Policy::default() };
+    Router::new(policy, RuleSet::default_rules(), Templates::builtin(), b"test-secret".to_vec())
 }
 
 fn customer(thread: &str, id: &str, text: &str) -> Input {
@@ -43,11 +27,7 @@ fn customer(thread: &str, id: &str, text: &str) -> Input {
         channel: Channel::Email,
         thread: thread.into(),
         id: id.into(),
-        author: Author {
-            role: Role::Customer,
-            id: "ana@example.com".into(),
-            name: Some("Ana Lima".into()),
-        },
+        author: Author { role: Role::Customer, id: "ana@example.com".into(), name: Some("Ana Lima".into()) },
         text: text.into(),
     })
 }
@@ -57,66 +37,37 @@ fn agent(thread: &str, id: &str, text: &str) -> Input {
         channel: Channel::Email,
         thread: thread.into(),
         id: id.into(),
-        author: Author {
-            role: Role::Agent,
-            id: "sam".into(),
-            name: Some("Sam".into()),
-        },
+        author: Author { role: Role::Agent, id: "sam".into(), name: Some("Sam".into()) },
         text: text.into(),
     })
 }
 
 fn resolve(thread: &str) -> Input {
-    Input::Resolve {
-        channel: None,
-        thread: thread.into(),
-        by: "sam".into(),
-        survey: true,
-    }
+    Input::Resolve { channel: None, thread: thread.into(), by: "sam".into(), survey: true }
 }
 
 fn answer(thread: &str, score: u8) -> Input {
-    Input::SurveyAnswer {
-        channel: None,
-        thread: thread.into(),
-        score,
-        comment: Some("meh".into()),
-    }
+    Input::SurveyAnswer { channel: None, thread: thread.into(), score, comment: Some("meh".into()) }
 }
 
-const GOOD_REPLY: &str = "Hi Ana,\n\nThanks for writing. The invoice is fixed.\n\nLet me know if anything else comes up.\nBest, Sam";
+const GOOD_REPLY: &str =
+    "Hi Ana,\n\nThanks for writing. The invoice is fixed.\n\nLet me know if anything else comes up.\nBest, Sam";
 
 /// Fires every timer up to `until`, returning (instant, kind, to) of each action.
 fn run_until(r: &mut Router, until: &str) -> Vec<(String, ActionKind, String)> {
-    r.poll_timers(ts(until))
-        .into_iter()
-        .flat_map(|s| s.actions)
-        .map(|a| (a.at.to_string(), a.kind, a.to))
-        .collect()
+    r.poll_timers(ts(until)).into_iter().flat_map(|s| s.actions).map(|a| (a.at.to_string(), a.kind, a.to)).collect()
 }
 
 #[test]
 fn a_first_customer_message_opens_the_conversation_and_acknowledges_with_the_due_time() {
     let mut r = router();
-    let step = r.handle(
-        ts("2026-11-23T10:00:00Z"),
-        customer("t1", "m1", "My invoice is wrong"),
-    );
+    let step = r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "My invoice is wrong"));
     let conv = step.conversation.unwrap();
     assert_eq!(conv.due_at, Some(ts("2026-11-23T11:00:00Z")));
     assert_eq!(conv.customer_name.as_deref(), Some("Ana Lima"));
-    let [ack] = &step.actions[..] else {
-        panic!("{:?}", step.actions)
-    };
-    assert_eq!(
-        (ack.kind, ack.to.as_str()),
-        (ActionKind::Acknowledgement, "ana@example.com")
-    );
-    assert!(
-        ack.body.contains("Hi Ana,") && ack.body.contains("Monday, November 23 at 11:00 AM UTC"),
-        "{}",
-        ack.body
-    );
+    let [ack] = &step.actions[..] else { panic!("{:?}", step.actions) };
+    assert_eq!((ack.kind, ack.to.as_str()), (ActionKind::Acknowledgement, "ana@example.com"));
+    assert!(ack.body.contains("Hi Ana,") && ack.body.contains("Monday, November 23 at 11:00 AM UTC"), "{}", ack.body);
     assert_eq!(r.next_deadline(), Some(ts("2026-11-23T10:45:00Z")));
 }
 
@@ -129,28 +80,13 @@ fn an_unanswered_conversation_is_warned_breached_and_escalated_each_once_in_busi
     assert_eq!(
         actions,
         vec![
-            (
-                "2026-11-30T09:15:00Z".to_string(),
-                ActionKind::NudgeWarning,
-                "agents".to_string()
-            ),
-            (
-                "2026-11-30T09:30:00Z".to_string(),
-                ActionKind::NudgeBreach,
-                "agents".to_string()
-            ),
-            (
-                "2026-11-30T10:30:00Z".to_string(),
-                ActionKind::Escalation,
-                "managers".to_string()
-            ),
+            ("2026-11-30T09:15:00Z".to_string(), ActionKind::NudgeWarning, "agents".to_string()),
+            ("2026-11-30T09:30:00Z".to_string(), ActionKind::NudgeBreach, "agents".to_string()),
+            ("2026-11-30T10:30:00Z".to_string(), ActionKind::Escalation, "managers".to_string()),
         ]
     );
     assert_eq!(r.next_deadline(), None);
-    assert!(
-        run_until(&mut r, "2027-01-01T00:00:00Z").is_empty(),
-        "each nudge is sent once"
-    );
+    assert!(run_until(&mut r, "2027-01-01T00:00:00Z").is_empty(), "each nudge is sent once");
 }
 
 #[test]
@@ -169,10 +105,7 @@ fn an_answer_cancels_pending_nudges() {
     assert_eq!(warned.len(), 1);
     let step = r.handle(ts("2026-11-23T10:50:00Z"), agent("t1", "a1", GOOD_REPLY));
     let conv = step.conversation.unwrap();
-    assert_eq!(
-        (conv.first_reply_at, conv.first_reply_by.as_deref()),
-        (Some(ts("2026-11-23T10:50:00Z")), Some("sam"))
-    );
+    assert_eq!((conv.first_reply_at, conv.first_reply_by.as_deref()), (Some(ts("2026-11-23T10:50:00Z")), Some("sam")));
     assert_eq!(r.next_deadline(), None);
 }
 
@@ -182,15 +115,9 @@ fn a_reply_at_exactly_the_due_instant_is_on_time() {
     r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
     run_until(&mut r, "2026-11-23T10:59:59Z");
     // The shell applies inputs before timers due at the same instant.
-    let check = r
-        .handle(ts("2026-11-23T11:00:00Z"), agent("t1", "a1", GOOD_REPLY))
-        .check
-        .unwrap();
+    let check = r.handle(ts("2026-11-23T11:00:00Z"), agent("t1", "a1", GOOD_REPLY)).check.unwrap();
     assert!(check.first && !check.late);
-    assert!(
-        run_until(&mut r, "2026-11-23T11:00:00Z").is_empty(),
-        "no breach after an on-time reply"
-    );
+    assert!(run_until(&mut r, "2026-11-23T11:00:00Z").is_empty(), "no breach after an on-time reply");
 }
 
 #[test]
@@ -200,20 +127,10 @@ fn a_late_first_reply_is_checked_for_an_apology_and_feedback_goes_to_the_agent()
     let step = r.handle(ts("2026-11-23T11:00:01Z"), agent("t1", "a1", GOOD_REPLY));
     let check = step.check.unwrap();
     assert!(check.first && check.late);
-    let rules: Vec<_> = check
-        .result
-        .findings
-        .iter()
-        .map(|f| f.rule.as_str())
-        .collect();
+    let rules: Vec<_> = check.result.findings.iter().map(|f| f.rule.as_str()).collect();
     assert_eq!(rules, ["apology-when-late"]);
-    let [feedback] = &step.actions[..] else {
-        panic!("{:?}", step.actions)
-    };
-    assert_eq!(
-        (feedback.kind, feedback.to.as_str()),
-        (ActionKind::Feedback, "sam")
-    );
+    let [feedback] = &step.actions[..] else { panic!("{:?}", step.actions) };
+    assert_eq!((feedback.kind, feedback.to.as_str()), (ActionKind::Feedback, "sam"));
     assert!(feedback.body.contains("apologise"), "{}", feedback.body);
 }
 
@@ -231,15 +148,9 @@ fn a_later_reply_is_not_a_first_reply() {
     let mut r = router();
     r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
     r.handle(ts("2026-11-23T10:10:00Z"), agent("t1", "a1", GOOD_REPLY));
-    let check = r
-        .handle(ts("2026-11-23T12:00:00Z"), agent("t1", "a2", GOOD_REPLY))
-        .check
-        .unwrap();
+    let check = r.handle(ts("2026-11-23T12:00:00Z"), agent("t1", "a2", GOOD_REPLY)).check.unwrap();
     assert!(!check.first && !check.late);
-    assert_eq!(
-        r.conversation("email:t1").unwrap().first_reply_at,
-        Some(ts("2026-11-23T10:10:00Z"))
-    );
+    assert_eq!(r.conversation("email:t1").unwrap().first_reply_at, Some(ts("2026-11-23T10:10:00Z")));
 }
 
 #[test]
@@ -259,18 +170,9 @@ fn a_resolved_conversation_gets_a_survey_after_the_delay_and_a_detractor_alerts_
     assert!(steps[0].actions[0].body.contains(&token));
     let step = r.handle(ts("2026-11-23T12:00:00Z"), answer("t1", 3));
     assert_eq!(step.survey.unwrap().score, Some(3));
-    let [alert] = &step.actions[..] else {
-        panic!("{:?}", step.actions)
-    };
-    assert_eq!(
-        (alert.kind, alert.to.as_str()),
-        (ActionKind::DetractorAlert, "managers")
-    );
-    assert!(
-        alert.body.contains("3/10") && alert.body.contains("meh"),
-        "{}",
-        alert.body
-    );
+    let [alert] = &step.actions[..] else { panic!("{:?}", step.actions) };
+    assert_eq!((alert.kind, alert.to.as_str()), (ActionKind::DetractorAlert, "managers"));
+    assert!(alert.body.contains("3/10") && alert.body.contains("meh"), "{}", alert.body);
     // An answer is recorded once.
     let again = r.handle(ts("2026-11-23T12:01:00Z"), answer("t1", 10));
     assert!(again.survey.is_none() && again.notice.is_some());
@@ -293,18 +195,12 @@ fn a_customer_writing_again_cancels_the_survey_and_reopens_keeping_the_first_res
     r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
     r.handle(ts("2026-11-23T10:10:00Z"), agent("t1", "a1", GOOD_REPLY));
     r.handle(ts("2026-11-23T10:20:00Z"), resolve("t1"));
-    let step = r.handle(
-        ts("2026-11-23T10:30:00Z"),
-        customer("t1", "m2", "Still broken"),
-    );
+    let step = r.handle(ts("2026-11-23T10:30:00Z"), customer("t1", "m2", "Still broken"));
     assert_eq!(step.survey.unwrap().status, SurveyStatus::Cancelled);
     let conv = step.conversation.unwrap();
     assert_eq!(conv.status, Status::Open);
     assert_eq!(conv.first_reply_at, Some(ts("2026-11-23T10:10:00Z")));
-    assert!(
-        step.actions.is_empty(),
-        "a reopen sends no second acknowledgement"
-    );
+    assert!(step.actions.is_empty(), "a reopen sends no second acknowledgement");
     assert!(r.poll_timers(ts("2026-12-01T00:00:00Z")).is_empty());
 }
 
@@ -312,10 +208,7 @@ fn a_customer_writing_again_cancels_the_survey_and_reopens_keeping_the_first_res
 fn a_customer_surveyed_recently_is_not_surveyed_again_but_cancelled_ones_do_not_count() {
     let mut r = router();
     for (thread, day) in [("t1", "23"), ("t2", "24")] {
-        r.handle(
-            ts(&format!("2026-11-{day}T10:00:00Z")),
-            customer(thread, &format!("{thread}m"), "Help"),
-        );
+        r.handle(ts(&format!("2026-11-{day}T10:00:00Z")), customer(thread, &format!("{thread}m"), "Help"));
         r.handle(ts(&format!("2026-11-{day}T10:20:00Z")), resolve(thread));
         r.poll_timers(ts(&format!("2026-11-{day}T12:00:00Z")));
     }
@@ -328,11 +221,7 @@ fn a_customer_surveyed_recently_is_not_surveyed_again_but_cancelled_ones_do_not_
             channel: Channel::Email,
             thread: thread.into(),
             id: id.into(),
-            author: Author {
-                role: Role::Customer,
-                id: "bob@example.com".into(),
-                name: None,
-            },
+            author: Author { role: Role::Customer, id: "bob@example.com".into(), name: None },
             text: "hi".into(),
         })
     };
@@ -351,12 +240,7 @@ fn resolving_without_a_survey_schedules_none() {
     r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
     let step = r.handle(
         ts("2026-11-23T10:20:00Z"),
-        Input::Resolve {
-            channel: Some(Channel::Email),
-            thread: "t1".into(),
-            by: "sam".into(),
-            survey: false,
-        },
+        Input::Resolve { channel: Some(Channel::Email), thread: "t1".into(), by: "sam".into(), survey: false },
     );
     assert!(step.survey.is_none());
     assert_eq!(r.next_deadline(), None, "resolving cancels nudges too");
@@ -381,10 +265,7 @@ fn a_restored_router_neither_loses_nor_repeats_a_nudge_or_survey() {
     let warned = r.poll_timers(ts("2026-11-23T10:50:00Z"));
     assert_eq!(warned.len(), 1);
     // Persist what the steps said, as the shell does, then start afresh.
-    let convs: Vec<_> = ["email:t1", "email:t2"]
-        .iter()
-        .map(|id| r.conversation(id).unwrap().clone())
-        .collect();
+    let convs: Vec<_> = ["email:t1", "email:t2"].iter().map(|id| r.conversation(id).unwrap().clone()).collect();
     let surveys = vec![r.surveys["email:t2"].clone()];
     let mut restarted = router();
     restarted.restore(convs, surveys);
@@ -392,21 +273,9 @@ fn a_restored_router_neither_loses_nor_repeats_a_nudge_or_survey() {
     assert_eq!(
         actions,
         vec![
-            (
-                "2026-11-23T11:00:00Z".to_string(),
-                ActionKind::NudgeBreach,
-                "agents".to_string()
-            ),
-            (
-                "2026-11-23T11:05:00Z".to_string(),
-                ActionKind::Survey,
-                "ana@example.com".to_string()
-            ),
-            (
-                "2026-11-23T12:00:00Z".to_string(),
-                ActionKind::Escalation,
-                "managers".to_string()
-            ),
+            ("2026-11-23T11:00:00Z".to_string(), ActionKind::NudgeBreach, "agents".to_string()),
+            ("2026-11-23T11:05:00Z".to_string(), ActionKind::Survey, "ana@example.com".to_string()),
+            ("2026-11-23T12:00:00Z".to_string(), ActionKind::Escalation, "managers".to_string()),
         ]
     );
 }
@@ -415,28 +284,13 @@ fn a_restored_router_neither_loses_nor_repeats_a_nudge_or_survey() {
 fn several_escalation_levels_go_to_their_own_recipients() {
     let mut r = router();
     r.policy.escalations = vec![
-        Escalation {
-            after: 3600,
-            to: "team-lead".into(),
-        },
-        Escalation {
-            after: 4 * 3600,
-            to: "head-of-support".into(),
-        },
+        Escalation { after: 3600, to: "team-lead".into() },
+        Escalation { after: 4 * 3600, to: "head-of-support".into() },
     ];
     r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
     let actions = run_until(&mut r, "2026-11-24T00:00:00Z");
-    let tail: Vec<_> = actions[2..]
-        .iter()
-        .map(|(at, _, to)| (at.as_str(), to.as_str()))
-        .collect();
-    assert_eq!(
-        tail,
-        [
-            ("2026-11-23T12:00:00Z", "team-lead"),
-            ("2026-11-23T15:00:00Z", "head-of-support")
-        ]
-    );
+    let tail: Vec<_> = actions[2..].iter().map(|(at, _, to)| (at.as_str(), to.as_str())).collect();
+    assert_eq!(tail, [("2026-11-23T12:00:00Z", "team-lead"), ("2026-11-23T15:00:00Z", "head-of-support")]);
 }
 
 #[test]

@@ -1,0 +1,165 @@
+//! The live driver on a fast virtual clock: timers to the second, delivery
+//! through the outbox, retry after failure and restart without loss.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::mpsc;
+
+use concierge::config::Config;
+use concierge::core::router::{Author, Channel, Input, Message, Role};
+use concierge::driver::{self, Clock, Inbound, Outbound};
+use concierge::engine::Engine;
+use concierge::store::OutboxItem;
+
+use crate::helpers::databases;
+
+/// Records deliveries; fails the first `fail_first` attempts.
+#[derive(Clone, Default)]
+struct Recorder {
+    /// (kind, recipient, the action's instant, when it was delivered)
+    delivered: Arc<Mutex<Vec<(String, String, Timestamp, Timestamp)>>>,
+    fail_first: Arc<Mutex<usize>>,
+    clock: Arc<Mutex<Option<Clock>>>,
+}
+
+impl Outbound for Recorder {
+    async fn deliver(&self, item: &OutboxItem) -> Result<(), String> {
+        let mut fail = self.fail_first.lock().unwrap();
+        if *fail > 0 {
+            *fail -= 1;
+            return Err("connection refused".into());
+        }
+        let now = self.clock.lock().unwrap().expect("clock set").now();
+        self.delivered.lock().unwrap().push((item.kind.clone(), item.recipient.clone(), item.at, now));
+        Ok(())
+    }
+}
+
+/// One virtual hour per real second.
+const SPEED: u32 = 3600;
+
+/// Sleeps for `secs` of virtual time.
+async fn virtual_sleep(secs: u64) {
+    tokio::time::sleep(Duration::from_secs(secs) / SPEED).await;
+}
+
+/// Sleeps until `clock` reads `t`.
+async fn sleep_until(clock: Clock, t: Timestamp) {
+    let secs = (t.as_second() - clock.now().as_second()).max(0) as u64;
+    virtual_sleep(secs).await;
+}
+
+const CONFIG: &str = r#"
+[business_hours]
+time_zone = "UTC"
+mon = ["09:00-17:00"]
+tue = ["09:00-17:00"]
+[sla]
+first_response = "1h"
+warn_at = "75%"
+escalate_after = "1h"
+"#;
+
+fn config(url: &str) -> Config {
+    let mut c = Config::parse(CONFIG, "test", None).unwrap();
+    c.database_url = url.into();
+    c
+}
+
+fn customer_message(at: Timestamp) -> Inbound {
+    Inbound { at, input: customer_input() }
+}
+
+fn customer_input() -> Input {
+    Input::Message(Message {
+        channel: Channel::Discord,
+        thread: "chan-1".into(),
+        id: "m1".into(),
+        author: Author { role: Role::Customer, id: "4242".into(), name: Some("Ana".into()) },
+        text: "The bot is down".into(),
+    })
+}
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+#[tokio::test]
+async fn the_driver_acknowledges_at_once_and_nudges_at_the_due_instants() {
+    for db in databases().await {
+        let start = ts("2026-11-23T10:00:00Z"); // Monday 10:00 UTC
+        let clock = Clock::virtual_from(start, SPEED);
+        let rec = Recorder::default();
+        *rec.clock.lock().unwrap() = Some(clock);
+        let engine = Engine::start(config(&db.url), true).await.unwrap();
+        let (tx, rx) = mpsc::channel(8);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(driver::run(engine, rec.clone(), rx, clock, async {
+            let _ = stopped.await;
+        }));
+        tx.send(customer_message(start)).await.unwrap();
+        virtual_sleep(3 * 3600).await;
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+        let got = rec.delivered.lock().unwrap().clone();
+        for (kind, _, at, delivered) in &got {
+            let lag = delivered.as_second() - at.as_second();
+            // Never early; late only by processing time (minutes at this speed).
+            assert!((0..15 * 60).contains(&lag), "{kind} due {at} delivered {delivered}");
+        }
+        let kinds: Vec<(&str, &str, Timestamp)> =
+            got.iter().map(|(k, to, at, _)| (k.as_str(), to.as_str(), *at)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("acknowledgement", "4242", start),
+                ("nudge_warning", "agents", ts("2026-11-23T10:45:00Z")),
+                ("nudge_breach", "agents", ts("2026-11-23T11:00:00Z")),
+                ("escalation", "managers", ts("2026-11-23T12:00:00Z")),
+            ],
+            "{}",
+            db.backend
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_retried_and_a_restart_neither_loses_nor_repeats_it() {
+    for db in databases().await {
+        let start = ts("2026-11-23T10:00:00Z");
+        let clock = Clock::virtual_from(start, SPEED);
+        let rec = Recorder::default();
+        *rec.clock.lock().unwrap() = Some(clock);
+        *rec.fail_first.lock().unwrap() = 1_000; // the channel is down for now
+        let engine = Engine::start(config(&db.url), true).await.unwrap();
+        let (tx, rx) = mpsc::channel(8);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(driver::run(engine, rec.clone(), rx, clock, async {
+            let _ = stopped.await;
+        }));
+        tx.send(customer_message(start)).await.unwrap();
+        virtual_sleep(60).await;
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+        assert!(rec.delivered.lock().unwrap().is_empty());
+
+        // Restart with the channel back: the queued acknowledgement goes out
+        // once, and the warning still fires at its instant.
+        *rec.fail_first.lock().unwrap() = 0;
+        let engine = Engine::start(config(&db.url), true).await.unwrap();
+        let (_tx, rx) = mpsc::channel(8);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(driver::run(engine, rec.clone(), rx, clock, async {
+            let _ = stopped.await;
+        }));
+        sleep_until(clock, ts("2026-11-23T10:50:00Z")).await;
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+        let got = rec.delivered.lock().unwrap().clone();
+        let kinds: Vec<&str> = got.iter().map(|(k, _, _, _)| k.as_str()).collect();
+        assert_eq!(kinds, ["acknowledgement", "nudge_warning"], "{}", db.backend);
+        assert_eq!(got[1].2, ts("2026-11-23T10:45:00Z"), "{}", db.backend);
+    }
+}
