@@ -316,32 +316,36 @@ async fn demo_cmd(args: &DemoArgs) -> Result<ExitCode, Failure> {
 
 async fn run_cmd(cli: &Cli) -> Result<ExitCode, Failure> {
     let config = load_config(cli)?;
+    let shutdown = shutdown_signal()?;
     tracing::info!(config = %config.source, database = %crate::config::redact_url(&config.database_url), "starting");
     let engine = Engine::start(config, true).await?;
     tracing::info!("no channels are configured yet: serving timers and the outbox (actions are logged)");
     // Channel adapters will hold senders; keep one so the inbox stays open.
     let (_keep, inbox) = tokio::sync::mpsc::channel(1024);
-    driver::run(engine, driver::LogOutbound, inbox, driver::Clock::System, shutdown_signal()).await?;
+    driver::run(engine, driver::LogOutbound, inbox, driver::Clock::System, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Completes on SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled, so a signal that arrives
+/// while the bot is still starting is not lost.
+pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
+        })
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
 }

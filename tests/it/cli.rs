@@ -1,1 +1,368 @@
-//! The command-line contract, run as a user would.
+//! The command-line contract, run through the real binary as a user would.
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+use crate::helpers::{concierge, databases, temp_file};
+
+fn run(cmd: &mut Command, stdin: &str) -> Output {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    // The command may exit (e.g. on a usage error) before reading its input.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const GOOD: &str =
+    "Hi Ana,\n\nThanks for writing. The invoice is fixed.\n\nLet me know if anything else comes up.\nBest, Sam";
+
+#[test]
+fn check_prints_the_json_contract_and_exits_0_for_a_passing_reply() {
+    let o = run(concierge().args(["check", "--customer-name", "Ana Lima", "--first", "--format", "json"]), GOOD);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v, serde_json::json!({"score": 100, "passed": true, "findings": []}));
+}
+
+#[test]
+fn check_exits_1_with_findings_and_spans_for_a_poor_reply() {
+    let reply = "Hi Ana, as I already said, restart it. Thanks";
+    let o = run(concierge().args(["check", "--customer-name", "Ana", "--format", "json"]), reply);
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["passed"], false);
+    let f = &v["findings"][0];
+    assert_eq!((f["rule"].as_str(), f["severity"].as_str()), (Some("no-dismissive"), Some("error")));
+    let keys: Vec<&str> = f.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["end", "message", "rule", "severity", "start", "suggestion"]);
+    let (start, end) = (f["start"].as_u64().unwrap() as usize, f["end"].as_u64().unwrap() as usize);
+    assert_eq!(&reply[start..end], "as I already said");
+}
+
+#[test]
+fn check_applies_the_late_rule_only_when_asked_and_prints_text_feedback() {
+    let o = run(concierge().args(["check", "--customer-name", "Ana", "--first", "--late"]), GOOD);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("apologise"), "{}", stdout(&o));
+    assert!(stdout(&o).starts_with("Reply score 80/100: passed."), "{}", stdout(&o));
+}
+
+#[test]
+fn usage_and_config_errors_exit_2_and_name_every_problem() {
+    let o = run(concierge().args(["check", "--no-such-flag"]), "");
+    assert_eq!(o.status.code(), Some(2));
+    let (_dir, config) = temp_file(
+        "bad.toml",
+        "[sla]\nfirst_response = \"soon\"\n[business_hours]\ntime_zone = \"Nowhere/Land\"\nmon = [\"17:00-09:00\"]\n[colour]\n",
+    );
+    let o = run(concierge().arg("--config").arg(&config).args(["check"]), GOOD);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    for needle in
+        ["bad.toml: 4 problems", "colour", "business_hours.time_zone", "business_hours.mon", "sla.first_response"]
+    {
+        assert!(err.contains(needle), "missing {needle:?} in {err}");
+    }
+    let o = run(concierge().args(["--config", "/nonexistent/concierge.toml", "check"]), GOOD);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot read the file"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_bad_rules_file_names_the_file_and_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.toml"), "[[rule]]\nid = \"polite\"\nrequire = \"(please\"\n").unwrap();
+    std::fs::write(dir.path().join("c.toml"), "[standards]\nrules = \"rules.toml\"\n").unwrap();
+    let o = run(concierge().arg("--config").arg(dir.path().join("c.toml")).arg("check"), GOOD);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("rules.toml: rule \"polite\": `require` is not a valid regex"), "{}", stderr(&o));
+}
+
+const HOURS: &str = "[business_hours]\ntime_zone = \"America/New_York\"\nmon = [\"09:00-17:00\"]\ntue = [\"09:00-17:00\"]\n\
+                     [sla]\nfirst_response = \"2h\"\n";
+
+#[test]
+fn sla_due_and_elapsed_use_the_configured_business_hours() {
+    let (_dir, config) = temp_file("c.toml", HOURS);
+    // Monday 16:00 New York + 2h business: 1h Monday, 1h Tuesday -> 10:00 EST = 15:00Z.
+    let o = run(concierge().arg("--config").arg(&config).args(["sla", "due", "--from", "2026-11-23T21:00:00Z"]), "");
+    assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(0), "2026-11-24T15:00:00Z\n"), "{}", stderr(&o));
+    let o = run(
+        concierge().arg("--config").arg(&config).args([
+            "sla",
+            "due",
+            "--from",
+            "2026-11-23T16:00:00-05:00",
+            "--within",
+            "1h",
+        ]),
+        "",
+    );
+    // Used up exactly at closing: due at the next opening.
+    assert_eq!(stdout(&o), "2026-11-24T14:00:00Z\n");
+    let o = run(
+        concierge().arg("--config").arg(&config).args([
+            "sla",
+            "elapsed",
+            "--from",
+            "2026-11-23T00:00:00Z",
+            "--to",
+            "2026-11-25T00:00:00Z",
+        ]),
+        "",
+    );
+    assert_eq!(stdout(&o), "57600\n");
+}
+
+#[test]
+fn sla_rejects_bad_instants_durations_and_reversed_ranges_with_exit_2() {
+    for args in [
+        &["sla", "due", "--from", "tomorrow"][..],
+        &["sla", "due", "--from", "2026-11-23T21:00:00Z", "--within", "a while"],
+        &["sla", "elapsed", "--from", "2026-11-24T00:00:00Z", "--to", "2026-11-23T00:00:00Z"],
+        &["sla", "due"],
+    ] {
+        let o = run(concierge().args(args), "");
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(!stderr(&o).is_empty());
+    }
+    let o = run(concierge().args(["sla", "due", "--from", "tomorrow"]), "");
+    assert!(stderr(&o).contains("--from \"tomorrow\" is not an RFC3339 instant"), "{}", stderr(&o));
+}
+
+/// A config file for `db` in a temp dir.
+fn db_config(url: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    temp_file("concierge.toml", &format!("[database]\nurl = \"{url}\"\n{HOURS}[surveys]\ndelay = \"1h\"\n"))
+}
+
+const HISTORY: &str = r#"{"at":"2026-11-23T14:00:00Z","kind":"message","channel":"email","thread":"t1","id":"m1","author":{"role":"customer","id":"ana@example.com","name":"Ana Lima"},"text":"My invoice is wrong"}
+{"at":"2026-11-23T14:00:00Z","kind":"message","channel":"discord","thread":"c9","id":"d1","author":{"role":"customer","id":"4242","name":"Bo"},"text":"Bot down"}
+{"at":"2026-11-23T16:00:00Z","kind":"message","channel":"email","thread":"t1","id":"m2","author":{"role":"agent","id":"sam","name":"Sam"},"text":"Hi Ana,\n\nThanks for writing. The invoice is fixed.\n\nLet me know if anything else comes up.\nBest, Sam"}
+{"at":"2026-11-23T16:30:00Z","kind":"resolve","thread":"t1","by":"sam"}
+{"at":"2026-11-23T19:00:00Z","kind":"survey_answer","thread":"t1","score":4,"comment":"ok I guess"}
+"#;
+
+#[tokio::test]
+async fn replay_prints_actions_as_json_lines_and_a_second_replay_adds_nothing_on_every_backend() {
+    for db in databases().await {
+        let (dir, config) = db_config(&db.url);
+        let history = dir.path().join("history.jsonl");
+        std::fs::write(&history, HISTORY).unwrap();
+        let replay = || {
+            run(
+                concierge().arg("--config").arg(&config).arg("replay").arg(&history).args([
+                    "--until",
+                    "2026-11-24T00:00:00Z",
+                    "--print-actions",
+                ]),
+                "",
+            )
+        };
+        let o = replay();
+        assert_eq!(o.status.code(), Some(0), "{}: {}", db.backend, stderr(&o));
+        let actions: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let summary: Vec<(String, String, String, String)> = actions
+            .iter()
+            .map(|a| {
+                let keys: Vec<&str> = a.as_object().unwrap().keys().map(String::as_str).collect();
+                assert_eq!(keys, ["at", "kind", "thread", "to"]);
+                let s = |k: &str| a[k].as_str().unwrap().to_string();
+                (s("at"), s("kind"), s("thread"), s("to"))
+            })
+            .collect();
+        let expected: Vec<(String, String, String, String)> = [
+            ("2026-11-23T14:00:00Z", "acknowledgement", "t1", "ana@example.com"),
+            ("2026-11-23T14:00:00Z", "acknowledgement", "c9", "4242"),
+            ("2026-11-23T15:30:00Z", "nudge_warning", "t1", "agents"),
+            ("2026-11-23T15:30:00Z", "nudge_warning", "c9", "agents"),
+            // The reply to t1 at exactly its due instant is on time: no breach.
+            ("2026-11-23T16:00:00Z", "nudge_breach", "c9", "agents"),
+            ("2026-11-23T17:30:00Z", "survey", "t1", "ana@example.com"),
+            ("2026-11-23T19:00:00Z", "detractor_alert", "t1", "managers"),
+            // Escalation: 1h of business time past the due instant.
+            ("2026-11-23T17:00:00Z", "escalation", "c9", "managers"),
+        ]
+        .iter()
+        .map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string()))
+        .collect();
+        let mut sorted_expected = expected.clone();
+        sorted_expected.sort();
+        let mut sorted = summary.clone();
+        sorted.sort();
+        assert_eq!(sorted, sorted_expected, "{}", db.backend);
+        let again = replay();
+        assert_eq!((again.status.code(), stdout(&again).as_str()), (Some(0), ""), "{}", db.backend);
+        assert!(stderr(&again).contains("5 already stored"), "{}", stderr(&again));
+    }
+}
+
+#[tokio::test]
+async fn a_file_with_bad_lines_lists_every_one_exits_2_and_imports_nothing() {
+    for db in databases().await {
+        let (dir, config) = db_config(&db.url);
+        let history = dir.path().join("bad.jsonl");
+        let mut text = HISTORY.to_string();
+        text.push_str("{\"at\":\"2026-11-23T19:00:00Z\",\"kind\":\"survey_answer\",\"thread\":\"t1\",\"score\":12}\n");
+        text.push_str("{oops\n");
+        std::fs::write(&history, text).unwrap();
+        let o = run(concierge().arg("--config").arg(&config).arg("replay").arg(&history), "");
+        assert_eq!(o.status.code(), Some(2), "{}", db.backend);
+        let err = stderr(&o);
+        let name = history.display().to_string();
+        assert!(err.contains(&format!("{name}:6: `score` is 12")), "{err}");
+        assert!(err.contains(&format!("{name}:7: ")), "{err}");
+        assert!(err.contains("nothing was imported"), "{err}");
+        // Nothing was imported: the week's report is empty.
+        let o = run(
+            concierge().arg("--config").arg(&config).args([
+                "report",
+                "--week",
+                "2026-W48",
+                "--as-of",
+                "2026-11-30T00:00:00Z",
+                "--format",
+                "json",
+            ]),
+            "",
+        );
+        let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(v["conversations"]["opened"], 0, "{}", db.backend);
+    }
+}
+
+#[tokio::test]
+async fn report_gives_the_json_contract_and_every_format_on_every_backend() {
+    for db in databases().await {
+        let (dir, config) = db_config(&db.url);
+        let history = dir.path().join("history.jsonl");
+        std::fs::write(&history, HISTORY).unwrap();
+        let o = run(
+            concierge()
+                .arg("--config")
+                .arg(&config)
+                .arg("replay")
+                .arg(&history)
+                .args(["--until", "2026-11-24T00:00:00Z"]),
+            "",
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let report = |format: &str, as_of: &str| {
+            run(
+                concierge()
+                    .arg("--config")
+                    .arg(&config)
+                    .args(["report", "--week", "2026-W48", "--as-of", as_of, "--format", format]),
+                "",
+            )
+        };
+        let o = report("json", "2026-11-24T00:00:00Z");
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let got = |path: &str| path.split('.').fold(&v, |v, k| &v[k]).clone();
+        for (path, expected) in [
+            ("week", serde_json::json!("2026-W48")),
+            ("conversations.opened", 2.into()),
+            ("conversations.resolved", 1.into()),
+            ("first_response.answered", 1.into()),
+            ("first_response.median_seconds", 7200.into()),
+            ("first_response.p90_seconds", 7200.into()),
+            ("first_response.business_median_seconds", 7200.into()),
+            ("sla.met", 1.into()),
+            ("sla.breached", 1.into()),
+            ("sla.met_percent", 50.0.into()),
+            ("standards.replies_checked", 1.into()),
+            ("standards.findings_by_rule", serde_json::json!({})),
+            ("nps.responses", 1.into()),
+            ("nps.promoters", 0.into()),
+            ("nps.passives", 0.into()),
+            ("nps.detractors", 1.into()),
+            ("nps.score", (-100).into()),
+        ] {
+            assert_eq!(got(path), expected, "{path} on {}", db.backend);
+        }
+        assert_eq!(
+            v["agents"],
+            serde_json::json!([{"id": "sam", "replies": 1, "first_responses": 1, "median_first_response_seconds": 7200, "findings": 0}])
+        );
+        // As of before the reply, t1 was pending and c9 not yet due.
+        let early: Value = serde_json::from_str(&stdout(&report("json", "2026-11-23T15:00:00Z"))).unwrap();
+        assert_eq!((early["sla"]["met"].as_u64(), early["sla"]["pending"].as_u64()), (Some(0), Some(2)));
+        assert_eq!(early["sla"]["met_percent"], Value::Null);
+        for (format, needle) in [
+            ("text", "concierge weekly summary: 2026-W48"),
+            ("markdown", "| Conversations opened | 2 | 0 |"),
+            ("csv", "sla.met_percent,50.0,"),
+            ("html", "<svg"),
+        ] {
+            let o = report(format, "2026-11-24T00:00:00Z");
+            assert_eq!(o.status.code(), Some(0));
+            assert!(stdout(&o).contains(needle), "{format}: {}", stdout(&o));
+        }
+    }
+}
+
+#[test]
+fn report_rejects_a_bad_week_or_instant_with_exit_2() {
+    for args in [&["report", "--week", "2026-48"][..], &["report", "--week", "2026-W48", "--as-of", "now"], &["report"]]
+    {
+        let o = run(concierge().args(args).env("HOME", "/nonexistent"), "");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn demo_replays_the_built_in_weeks_and_prints_the_report() {
+    let o = run(concierge().arg("demo"), "");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    for needle in ["concierge weekly summary: 2026-W47", "First response", "SLA", "NPS", "sam", "kim", "lee"] {
+        assert!(text.contains(needle), "missing {needle:?} in {text}");
+    }
+    let o = run(concierge().args(["demo", "--format", "json"]), "");
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(v["conversations"]["opened"].as_u64().unwrap() > 30);
+    assert!(v["sla"]["breached"].as_u64().unwrap() > 0, "the demo has late replies");
+    assert!(v["nps"]["detractors"].as_u64().unwrap() > 0 && v["nps"]["promoters"].as_u64().unwrap() > 0);
+    assert!(!v["standards"]["findings_by_rule"].as_object().unwrap().is_empty());
+    assert_eq!(v["previous"]["week"], "2026-W46");
+}
+
+#[tokio::test]
+async fn migrate_prepares_the_database_and_run_stops_cleanly_on_sigterm() {
+    for db in databases().await {
+        let (_dir, config) = db_config(&db.url);
+        let o = run(concierge().arg("--config").arg(&config).arg("migrate"), "");
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(stdout(&o).contains("is up to date"));
+        let mut child = concierge()
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until it says it is serving, then ask it to stop.
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        while !seen.contains("no channels are configured") {
+            let mut line = String::new();
+            assert!(std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0, "run exited early: {seen}");
+            seen.push_str(&line);
+        }
+        let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(kill.success());
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{}: {seen}", db.backend);
+    }
+}

@@ -15,11 +15,13 @@ use concierge::store::OutboxItem;
 
 use crate::helpers::databases;
 
+/// (kind, recipient, the action's instant, when it was delivered)
+type Delivery = (String, String, Timestamp, Timestamp);
+
 /// Records deliveries; fails the first `fail_first` attempts.
 #[derive(Clone, Default)]
 struct Recorder {
-    /// (kind, recipient, the action's instant, when it was delivered)
-    delivered: Arc<Mutex<Vec<(String, String, Timestamp, Timestamp)>>>,
+    delivered: Arc<Mutex<Vec<Delivery>>>,
     fail_first: Arc<Mutex<usize>>,
     clock: Arc<Mutex<Option<Clock>>>,
 }
