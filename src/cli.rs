@@ -199,7 +199,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
 }
 
 fn block_on<F: std::future::Future<Output = Result<ExitCode, Failure>>>(f: F) -> Result<ExitCode, Failure> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(f)
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f)
 }
 
 fn check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, Failure> {

@@ -1,17 +1,20 @@
 //! The engine: the router and the store together, so that every input and
-//! every timer is applied as one unit — the message recorded, the router
+//! every timer is applied as one unit — the input recorded, the router
 //! stepped, the changed state and its actions written in the caller's
 //! transaction.
 //!
-//! Both the live driver and `replay` go through here. If a transaction fails
-//! after the router has stepped, call [`Engine::reload`] so memory matches the
-//! database again (the inputs are re-delivered by their source).
+//! Both the live driver (a batch of one input) and `replay` (batches of
+//! thousands) go through here. If a transaction fails after the router has
+//! stepped, call [`Engine::reload`] so memory matches the database again (the
+//! inputs are re-delivered by their source).
+
+use std::collections::HashSet;
 
 use jiff::Timestamp;
 
 use crate::config::Config;
 use crate::core::router::{Action, Input, Router, Step};
-use crate::store::{Store, Tx};
+use crate::store::{Batch, Store, Tx, input_key};
 
 pub struct Engine {
     pub router: Router,
@@ -37,49 +40,69 @@ impl Engine {
     /// Rebuilds the router's memory from the database.
     pub async fn reload(&mut self) -> anyhow::Result<()> {
         let (convs, surveys) = self.store.load_state().await?;
-        let fresh = self.router.fresh();
-        self.router = fresh;
+        self.router = self.router.fresh();
         self.router.restore(convs, surveys);
         Ok(())
     }
 
-    /// Applies one input at `now`. An input already applied (a message with a
-    /// stored id; a resolve or survey answer for the same thread at the same
-    /// instant) is skipped and returns `None`.
-    pub async fn apply(&mut self, tx: &mut Tx, now: Timestamp, input: Input) -> anyhow::Result<Option<Step>> {
-        let new = match &input {
-            Input::Message(m) => Store::insert_message(tx, now, m).await?,
-            other => Store::mark_processed(tx, now, &input_key(now, other)).await?,
-        };
-        if !new {
-            return Ok(None);
+    /// An empty batch for this engine's delivery mode.
+    pub fn batch(&self) -> Batch {
+        Batch::new(self.deliver)
+    }
+
+    /// Steps the router with `input` unless its key is in `known`, recording
+    /// both in `batch`; adds the key to `known`. `None` for a repeat.
+    pub fn route(
+        &mut self,
+        batch: &mut Batch,
+        known: &mut HashSet<String>,
+        now: Timestamp,
+        input: Input,
+    ) -> Option<Step> {
+        let key = input_key(now, &input);
+        if !known.insert(key.clone()) {
+            return None;
         }
+        batch.record_input(now, key, &input);
         let step = self.router.handle(now, input);
-        Store::apply(tx, &step, self.deliver).await?;
         if let Some(notice) = &step.notice {
             tracing::info!(%notice, "input changed nothing");
         }
-        Ok(Some(step))
+        Some(step)
     }
 
-    /// Fires the timers due at or before `now`.
-    pub async fn fire(&mut self, tx: &mut Tx, now: Timestamp) -> anyhow::Result<Vec<Action>> {
+    /// Fires the timers due at or before `now` into `batch`; returns their actions.
+    pub fn fire_into(&mut self, batch: &mut Batch, now: Timestamp) -> Vec<Action> {
         let mut actions = Vec::new();
         for step in self.router.poll_timers(now) {
-            Store::apply(tx, &step, self.deliver).await?;
-            actions.extend(step.actions);
+            actions.extend(step.actions.iter().cloned());
+            batch.record_step(step);
+        }
+        actions
+    }
+
+    /// Applies one input at `now` in `tx`. An input already applied (a message
+    /// with a stored id; a resolve or survey answer for the same thread at the
+    /// same instant) is skipped and returns `None`.
+    pub async fn apply(&mut self, tx: &mut Tx, now: Timestamp, input: Input) -> anyhow::Result<Option<Vec<Action>>> {
+        let mut known = self.store.known_inputs(tx, &[input_key(now, &input)]).await?;
+        let mut batch = self.batch();
+        let Some(step) = self.route(&mut batch, &mut known, now, input) else {
+            return Ok(None);
+        };
+        let actions = step.actions.clone();
+        batch.record_step(step);
+        self.store.flush(tx, batch).await?;
+        Ok(Some(actions))
+    }
+
+    /// Fires the timers due at or before `now` in `tx`.
+    pub async fn fire(&mut self, tx: &mut Tx, now: Timestamp) -> anyhow::Result<Vec<Action>> {
+        let mut batch = self.batch();
+        let actions = self.fire_into(&mut batch, now);
+        if !batch.is_empty() {
+            self.store.flush(tx, batch).await?;
         }
         Ok(actions)
     }
-}
-
-/// The idempotency key of an input that has no id of its own.
-fn input_key(at: Timestamp, input: &Input) -> String {
-    let (kind, channel, thread) = match input {
-        Input::Message(m) => ("message", Some(m.channel), &m.thread),
-        Input::Resolve { channel, thread, .. } => ("resolve", *channel, thread),
-        Input::SurveyAnswer { channel, thread, .. } => ("answer", *channel, thread),
-    };
-    let channel = channel.map_or("*", |c| c.as_str());
-    format!("{kind}:{channel}:{thread}@{}", at.as_second())
 }

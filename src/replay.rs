@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::core::router::{Action, Author, Channel, Input, Message};
 use crate::engine::Engine;
+use crate::store::input_key;
 
 /// Events per transaction.
 const BATCH: usize = 1000;
@@ -123,8 +124,9 @@ pub struct Summary {
     pub actions: usize,
 }
 
-/// Applies validated events; writes each new action as a JSON line to `out`
-/// when given.
+/// Applies validated events in batches of [`BATCH`] (one transaction and a
+/// handful of statements each); writes each new action as a JSON line to
+/// `out` when given.
 pub async fn run(
     engine: &mut Engine,
     mut events: Vec<Event>,
@@ -133,7 +135,7 @@ pub async fn run(
 ) -> anyhow::Result<Summary> {
     events.sort_by_key(|e| e.at); // stable: same instant keeps file order
     let mut summary = Summary { events: events.len(), ..Summary::default() };
-    let mut tx = engine.store.begin().await?;
+    let end = until.or(events.last().map(|e| e.at));
     let mut emit = |actions: &[Action], summary: &mut Summary| -> anyhow::Result<()> {
         summary.actions += actions.len();
         if let Some(out) = out.as_deref_mut() {
@@ -144,36 +146,41 @@ pub async fn run(
         }
         Ok(())
     };
-    let last = events.last().map(|e| e.at);
-    for (i, event) in events.into_iter().enumerate() {
-        // Timers strictly before this event fire first, each at its own instant.
-        while let Some(due) = engine.router.next_deadline().filter(|d| *d < event.at) {
-            let actions = engine.fire(&mut tx, due).await?;
-            emit(&actions, &mut summary)?;
-        }
-        match engine.apply(&mut tx, event.at, event.input).await? {
-            Some(step) => {
-                summary.applied += 1;
-                emit(&step.actions, &mut summary)?;
+    let mut events = events.into_iter().peekable();
+    while events.peek().is_some() {
+        let chunk: Vec<Event> = events.by_ref().take(BATCH).collect();
+        let mut tx = engine.store.begin().await?;
+        let keys: Vec<String> = chunk.iter().map(|e| input_key(e.at, &e.input)).collect();
+        let mut known = engine.store.known_inputs(&mut tx, &keys).await?;
+        let mut batch = engine.batch();
+        for event in chunk {
+            // Timers strictly before this event fire first, each at its own instant.
+            while let Some(due) = engine.router.next_deadline().filter(|d| *d < event.at) {
+                let actions = engine.fire_into(&mut batch, due);
+                emit(&actions, &mut summary)?;
             }
-            None => summary.duplicates += 1,
+            match engine.route(&mut batch, &mut known, event.at, event.input) {
+                Some(step) => {
+                    summary.applied += 1;
+                    emit(&step.actions, &mut summary)?;
+                    batch.record_step(step);
+                }
+                None => summary.duplicates += 1,
+            }
         }
-        if (i + 1) % BATCH == 0 {
-            tx.commit().await?;
-            tx = engine.store.begin().await?;
-        }
+        engine.store.flush(&mut tx, batch).await?;
+        tx.commit().await?;
     }
-    let end = match (until, last) {
-        (Some(u), _) => Some(u),
-        (None, last) => last,
-    };
     if let Some(end) = end {
+        let mut tx = engine.store.begin().await?;
+        let mut batch = engine.batch();
         while let Some(due) = engine.router.next_deadline().filter(|d| *d <= end) {
-            let actions = engine.fire(&mut tx, due).await?;
+            let actions = engine.fire_into(&mut batch, due);
             emit(&actions, &mut summary)?;
         }
+        engine.store.flush(&mut tx, batch).await?;
+        tx.commit().await?;
     }
-    tx.commit().await?;
     Ok(summary)
 }
 
