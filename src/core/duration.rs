@@ -10,7 +10,11 @@ use std::fmt;
 #[error("{0}")]
 pub struct ParseError(pub String);
 
-/// Parses `"1h 30m"`, `"90m"`, `"45s"`, `"2d"`, `"1h30m"` into seconds.
+/// The longest duration accepted: ten years of 24-hour days.
+pub const MAX_SECONDS: i64 = 3650 * 86_400;
+
+/// Parses `"1h 30m"`, `"90m"`, `"45s"`, `"2d"`, `"1h30m"` into seconds, at
+/// most [`MAX_SECONDS`].
 pub fn parse_duration(text: &str) -> Result<i64, ParseError> {
     let hint = "write a number followed by a unit: s, m, h or d, e.g. \"1h 30m\"";
     let trimmed = text.trim();
@@ -44,6 +48,9 @@ pub fn parse_duration(text: &str) -> Result<i64, ParseError> {
             .and_then(|v| total.checked_add(v))
             .ok_or_else(|| ParseError(format!("\"{text}\" is too large")))?;
         rest = rest[unit_len..].trim_start();
+    }
+    if total > MAX_SECONDS {
+        return Err(ParseError(format!("\"{text}\" is longer than the limit of 3650d")));
     }
     Ok(total)
 }
@@ -119,6 +126,8 @@ mod tests {
         }
         assert!(parse_duration("1x").unwrap_err().0.contains("unknown unit \"x\""));
         assert!(parse_duration("5").unwrap_err().0.contains("without a unit"));
+        assert!(parse_duration("3651d").unwrap_err().0.contains("limit of 3650d"));
+        assert_eq!(parse_duration("3650d"), Ok(MAX_SECONDS));
     }
 
     #[test]

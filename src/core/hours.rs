@@ -156,8 +156,10 @@ impl BusinessHours {
         let local = self.tz.to_datetime(from_second(after)).date();
         // Start a day early: a DST shift can push yesterday's 24:00 past local midnight.
         let mut date = local.yesterday().unwrap_or(local);
-        // `new` guarantees an open span every week; holidays can close more days.
-        for _ in 0..(self.holidays.len() + 16) {
+        // `new` guarantees an open span every week. Within 7 × (h + 2) days each
+        // weekday occurs h + 2 times, so h holidays and one DST-emptied span
+        // cannot close them all.
+        for _ in 0..(7 * (self.holidays.len() + 2) + 1) {
             if !self.holidays.contains(&date) {
                 let mut previous_close = i64::MIN;
                 for span in &self.week[weekday_index(date)] {
@@ -369,6 +371,20 @@ mod tests {
         // Weekend and reversed ranges count nothing.
         assert_eq!(hours.elapsed(ts("2026-11-28T00:00:00Z"), ts("2026-11-30T00:00:00Z")), 0);
         assert_eq!(hours.elapsed(ts("2026-11-24T00:00:00Z"), ts("2026-11-23T00:00:00Z")), 0);
+    }
+
+    #[test]
+    fn holidays_on_every_open_day_for_a_year_push_the_due_instant_past_them() {
+        // Open only on Mondays; every Monday of 2027 is a holiday.
+        let week = [vec![Span::parse("09:00-17:00").unwrap()], vec![], vec![], vec![], vec![], vec![], vec![]];
+        let mut monday = Date::new(2027, 1, 4).unwrap();
+        let mut holidays = BTreeSet::new();
+        while monday.year() == 2027 {
+            holidays.insert(monday);
+            monday = monday.checked_add(jiff::Span::new().days(7)).unwrap();
+        }
+        let hours = BusinessHours::new(TimeZone::UTC, week, holidays).unwrap();
+        check_add(&hours, &[("2027-01-01T00:00:00Z", 60, "2028-01-03T09:01:00Z")]);
     }
 
     proptest! {
