@@ -369,7 +369,8 @@ async fn migrate_prepares_the_database_and_run_stops_cleanly_on_sigterm() {
 
 #[test]
 fn replay_of_a_missing_file_or_with_a_bad_until_exits_2_and_says_why() {
-    let (dir, config) = db_config(&format!("sqlite://{}", tempfile::tempdir().unwrap().keep().join("x.db").display()));
+    let db = crate::helpers::sqlite();
+    let (dir, config) = db_config(&db.url);
     let o = run(concierge().arg("--config").arg(&config).args(["replay", "/nonexistent/history.jsonl"]), "");
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("/nonexistent/history.jsonl: cannot read"), "{}", stderr(&o));
