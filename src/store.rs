@@ -432,57 +432,19 @@ impl Store {
 
     /// Actions due for delivery at `now`, oldest first.
     pub async fn pending_outbox(&self, now: Timestamp, limit: i64) -> anyhow::Result<Vec<OutboxItem>> {
-        let rows = sqlx::query(
-            "SELECT action_key, at, kind, conversation, channel, thread, recipient, body, attempts FROM outbox \
-             WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY at, action_key LIMIT $2",
-        )
-        .bind(now.as_second())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxItem {
-                    key: r.try_get(0)?,
-                    at: ts(r.try_get(1)?),
-                    kind: r.try_get(2)?,
-                    conversation: r.try_get(3)?,
-                    channel: r.try_get(4)?,
-                    thread: r.try_get(5)?,
-                    recipient: r.try_get(6)?,
-                    body: r.try_get(7)?,
-                    attempts: r.try_get(8)?,
-                })
-            })
-            .collect()
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
+             ORDER BY at, action_key LIMIT $2"
+        );
+        let rows = sqlx::query(&sql).bind(now.as_second()).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(outbox_item_from_row).collect()
     }
 
     /// All outbox rows in order, for `replay --print-actions` and tests.
     pub async fn outbox(&self) -> anyhow::Result<Vec<(OutboxItem, String)>> {
-        let rows = sqlx::query(
-            "SELECT action_key, at, kind, conversation, channel, thread, recipient, body, attempts, status FROM outbox \
-             ORDER BY at, action_key",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    OutboxItem {
-                        key: r.try_get(0)?,
-                        at: ts(r.try_get(1)?),
-                        kind: r.try_get(2)?,
-                        conversation: r.try_get(3)?,
-                        channel: r.try_get(4)?,
-                        thread: r.try_get(5)?,
-                        recipient: r.try_get(6)?,
-                        body: r.try_get(7)?,
-                        attempts: r.try_get(8)?,
-                    },
-                    r.try_get(9)?,
-                ))
-            })
-            .collect()
+        let sql = format!("SELECT {OUTBOX_COLUMNS}, status FROM outbox ORDER BY at, action_key");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((outbox_item_from_row(r)?, r.try_get(9)?))).collect()
     }
 
     pub async fn mark_delivered(&self, key: &str, at: Timestamp) -> anyhow::Result<()> {
@@ -639,6 +601,23 @@ async fn insert_many<'r, T>(
 
 fn ts(secs: i64) -> Timestamp {
     Timestamp::from_second(secs).unwrap_or(Timestamp::MAX)
+}
+
+const OUTBOX_COLUMNS: &str = "action_key, at, kind, conversation, channel, thread, recipient, body, attempts";
+
+/// An outbox row whose first nine columns are [`OUTBOX_COLUMNS`].
+fn outbox_item_from_row(r: &AnyRow) -> anyhow::Result<OutboxItem> {
+    Ok(OutboxItem {
+        key: r.try_get(0)?,
+        at: ts(r.try_get(1)?),
+        kind: r.try_get(2)?,
+        conversation: r.try_get(3)?,
+        channel: r.try_get(4)?,
+        thread: r.try_get(5)?,
+        recipient: r.try_get(6)?,
+        body: r.try_get(7)?,
+        attempts: r.try_get(8)?,
+    })
 }
 
 fn conversation_from_row(r: &AnyRow) -> anyhow::Result<Conversation> {

@@ -70,6 +70,30 @@ fn config(url: &str) -> Config {
     c
 }
 
+/// A driver running in the background on `url`.
+struct Bot {
+    inbox: mpsc::Sender<Inbound>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Bot {
+    async fn start(url: &str, rec: &Recorder, clock: Clock) -> Bot {
+        let engine = Engine::start(config(url), true).await.unwrap();
+        let (inbox, rx) = mpsc::channel(8);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(driver::run(engine, rec.clone(), rx, clock, async {
+            let _ = stopped.await;
+        }));
+        Bot { inbox, stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
 fn customer_message(at: Timestamp) -> Inbound {
     Inbound { at, input: customer_input() }
 }
@@ -95,16 +119,10 @@ async fn the_driver_acknowledges_at_once_and_nudges_at_the_due_instants() {
         let clock = Clock::virtual_from(start, SPEED);
         let rec = Recorder::default();
         *rec.clock.lock().unwrap() = Some(clock);
-        let engine = Engine::start(config(&db.url), true).await.unwrap();
-        let (tx, rx) = mpsc::channel(8);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(driver::run(engine, rec.clone(), rx, clock, async {
-            let _ = stopped.await;
-        }));
-        tx.send(customer_message(start)).await.unwrap();
+        let bot = Bot::start(&db.url, &rec, clock).await;
+        bot.inbox.send(customer_message(start)).await.unwrap();
         virtual_sleep(3 * 3600).await;
-        stop.send(()).unwrap();
-        task.await.unwrap().unwrap();
+        bot.stop().await;
         let got = rec.delivered.lock().unwrap().clone();
         for (kind, _, at, delivered) in &got {
             let lag = delivered.as_second() - at.as_second();
@@ -135,30 +153,18 @@ async fn a_failed_delivery_is_retried_and_a_restart_neither_loses_nor_repeats_it
         let rec = Recorder::default();
         *rec.clock.lock().unwrap() = Some(clock);
         *rec.fail_first.lock().unwrap() = 1_000; // the channel is down for now
-        let engine = Engine::start(config(&db.url), true).await.unwrap();
-        let (tx, rx) = mpsc::channel(8);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(driver::run(engine, rec.clone(), rx, clock, async {
-            let _ = stopped.await;
-        }));
-        tx.send(customer_message(start)).await.unwrap();
+        let bot = Bot::start(&db.url, &rec, clock).await;
+        bot.inbox.send(customer_message(start)).await.unwrap();
         virtual_sleep(60).await;
-        stop.send(()).unwrap();
-        task.await.unwrap().unwrap();
+        bot.stop().await;
         assert!(rec.delivered.lock().unwrap().is_empty());
 
         // Restart with the channel back: the queued acknowledgement goes out
         // once, and the warning still fires at its instant.
         *rec.fail_first.lock().unwrap() = 0;
-        let engine = Engine::start(config(&db.url), true).await.unwrap();
-        let (_tx, rx) = mpsc::channel(8);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(driver::run(engine, rec.clone(), rx, clock, async {
-            let _ = stopped.await;
-        }));
+        let bot = Bot::start(&db.url, &rec, clock).await;
         sleep_until(clock, ts("2026-11-23T10:50:00Z")).await;
-        stop.send(()).unwrap();
-        task.await.unwrap().unwrap();
+        bot.stop().await;
         let got = rec.delivered.lock().unwrap().clone();
         let kinds: Vec<&str> = got.iter().map(|(k, _, _, _)| k.as_str()).collect();
         assert_eq!(kinds, ["acknowledgement", "nudge_warning"], "{}", db.backend);
