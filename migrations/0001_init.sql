@@ -14,7 +14,10 @@ CREATE TABLE conversations (
     status TEXT NOT NULL,                -- open | resolved
     resolved_at BIGINT,
     assigned TEXT,
-    sla_stage BIGINT NOT NULL,           -- nudges fired: warning, breach, escalations
+    waiting_since BIGINT,                -- start of the wait for the reply now owed
+    reply_due BIGINT,                    -- when that reply is due; NULL when none is owed
+    waits BIGINT NOT NULL,               -- waits started: 1 first response, 2.. next responses
+    sla_stage BIGINT NOT NULL,           -- nudges of the current wait fired: warning, breach, escalations
     surveys BIGINT NOT NULL              -- surveys scheduled so far
 );
 CREATE INDEX conversations_opened_at ON conversations (opened_at);

@@ -310,12 +310,25 @@ impl Validator {
     }
 
     fn sla(&mut self, root: &Table) -> Policy {
-        let t = self.section(root, "sla", &["first_response", "warn_at", "escalate_after", "escalate_to"]);
+        let t =
+            self.section(root, "sla", &["first_response", "next_response", "warn_at", "escalate_after", "escalate_to"]);
         let defaults = Policy::default();
         let first_response = self.duration(t, "sla", "first_response", defaults.first_response);
         if first_response == 0 {
             self.problem("sla.first_response", "must be longer than 0s, e.g. \"1h\"");
         }
+        let next_response = match self.string(t, "sla", "next_response").map(parse_duration) {
+            None => None,
+            Some(Ok(0)) => {
+                self.problem("sla.next_response", "must be longer than 0s, e.g. \"4h\" (remove the key for no clock)");
+                None
+            }
+            Some(Ok(secs)) => Some(secs),
+            Some(Err(e)) => {
+                self.problem("sla.next_response", e.0);
+                None
+            }
+        };
         let warn_at_percent = match self.string(t, "sla", "warn_at").map(parse_percent) {
             None => defaults.warn_at_percent,
             Some(Ok(p)) if (1..=99).contains(&p) => p,
@@ -382,7 +395,7 @@ impl Validator {
             .enumerate()
             .map(|(i, &after)| Escalation { after, to: to.get(i).cloned().unwrap_or_else(|| "managers".into()) })
             .collect();
-        Policy { first_response, warn_at_percent, escalations, ..defaults }
+        Policy { first_response, next_response, warn_at_percent, escalations, ..defaults }
     }
 
     fn surveys(&mut self, root: &Table, policy: &mut Policy) {
@@ -556,6 +569,7 @@ sat = ["00:00-24:00"]
 holidays = ["2026-12-25"]
 [sla]
 first_response = "1h 30m"
+next_response = "4h"
 warn_at = "80%"
 escalate_after = ["1h", "4h"]
 escalate_to = ["lead", "director"]
@@ -570,7 +584,10 @@ throttle = "30d"
             None,
         )
         .unwrap();
-        assert_eq!((c.policy.first_response, c.policy.warn_at_percent), (5400, 80));
+        assert_eq!(
+            (c.policy.first_response, c.policy.next_response, c.policy.warn_at_percent),
+            (5400, Some(4 * 3600), 80)
+        );
         assert_eq!(c.policy.escalations[1], Escalation { after: 4 * 3600, to: "director".into() });
         assert_eq!((c.rules.pass_score(), c.mode), (80, Mode::Enforce));
         assert_eq!(c.policy.hours.time_zone().iana_name(), Some("America/New_York"));

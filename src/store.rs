@@ -211,11 +211,13 @@ impl Store {
             backend,
             tx,
             "INSERT INTO conversations (id, channel, thread, customer_id, customer_name, opened_at, due_at, \
-             first_reply_at, first_reply_by, status, resolved_at, assigned, sla_stage, surveys)",
-            14,
+             first_reply_at, first_reply_by, status, resolved_at, assigned, waiting_since, reply_due, waits, sla_stage, \
+             surveys)",
+            17,
             "ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id, customer_name = excluded.customer_name, \
              due_at = excluded.due_at, first_reply_at = excluded.first_reply_at, first_reply_by = excluded.first_reply_by, \
              status = excluded.status, resolved_at = excluded.resolved_at, assigned = excluded.assigned, \
+             waiting_since = excluded.waiting_since, reply_due = excluded.reply_due, waits = excluded.waits, \
              sla_stage = excluded.sla_stage, surveys = excluded.surveys",
             &conversations,
             |q, c| {
@@ -234,6 +236,9 @@ impl Store {
                     })
                     .bind(c.resolved_at.map(|t| t.as_second()))
                     .bind(c.assigned.as_deref())
+                    .bind(c.waiting_since.map(|t| t.as_second()))
+                    .bind(c.reply_due.map(|t| t.as_second()))
+                    .bind(i64::from(c.waits))
                     .bind(i64::from(c.sla_stage))
                     .bind(i64::from(c.surveys))
             },
@@ -335,7 +340,8 @@ impl Store {
     pub async fn load_state(&self) -> anyhow::Result<(Vec<Conversation>, Vec<Survey>)> {
         let convs = sqlx::query(
             "SELECT id, channel, thread, customer_id, customer_name, opened_at, due_at, first_reply_at, \
-             first_reply_by, status, resolved_at, assigned, sla_stage, surveys FROM conversations",
+             first_reply_by, status, resolved_at, assigned, sla_stage, surveys, waiting_since, reply_due, waits \
+             FROM conversations",
         )
         .fetch_all(&self.pool)
         .await?
@@ -639,6 +645,9 @@ fn conversation_from_row(r: &AnyRow) -> anyhow::Result<Conversation> {
         assigned: r.try_get(11)?,
         sla_stage: r.try_get::<i64, _>(12)?.try_into()?,
         surveys: r.try_get::<i64, _>(13)?.try_into()?,
+        waiting_since: r.try_get::<Option<i64>, _>(14)?.map(ts),
+        reply_due: r.try_get::<Option<i64>, _>(15)?.map(ts),
+        waits: r.try_get::<i64, _>(16)?.try_into()?,
     })
 }
 

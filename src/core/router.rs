@@ -11,7 +11,10 @@
 //!
 //! Decisions where the issue is silent:
 //! - only the customer's *first* message opens the clock; later customer
-//!   messages in an unanswered conversation do not restart it;
+//!   messages in an unanswered conversation do not restart it; with
+//!   `sla.next_response`, a customer message after an agent's reply starts a
+//!   next-response wait with the same nudges (numbered keys), answered by the
+//!   next agent reply;
 //! - an agent message on an unknown thread opens an agent-started conversation
 //!   with no customer and no clock (it is checked, never counted as a response);
 //! - a resolve cancels pending nudges; a conversation resolved before any
@@ -192,7 +195,15 @@ pub struct Conversation {
     pub status: Status,
     pub resolved_at: Option<Timestamp>,
     pub assigned: Option<String>,
-    /// How many SLA stages (warning, breach, escalation levels) have fired.
+    /// When the customer began waiting for the reply now owed: the opening
+    /// for the first response, a later message for a next response.
+    pub waiting_since: Option<Timestamp>,
+    /// When the reply now owed is due; `None` when no reply is owed.
+    pub reply_due: Option<Timestamp>,
+    /// How many waits have started: 1 is the first response, 2.. next responses.
+    pub waits: u32,
+    /// How many SLA stages (warning, breach, escalation levels) of the current
+    /// wait have fired.
     pub sla_stage: u32,
     /// How many surveys this conversation has scheduled.
     pub surveys: u32,
@@ -203,8 +214,8 @@ impl Conversation {
         format!("{}:{thread}", channel.as_str())
     }
 
-    fn awaiting_first_reply(&self) -> bool {
-        self.status == Status::Open && self.first_reply_at.is_none() && self.due_at.is_some()
+    fn awaiting_reply(&self) -> bool {
+        self.status == Status::Open && self.reply_due.is_some()
     }
 }
 
@@ -291,6 +302,9 @@ pub struct Policy {
     pub hours: BusinessHours,
     /// First-response target, business seconds.
     pub first_response: i64,
+    /// Next-response target (business seconds) for a customer message that
+    /// arrives after an agent's reply; `None` runs no clock for those.
+    pub next_response: Option<i64>,
     /// Warning nudge at this percentage of the target.
     pub warn_at_percent: u32,
     pub escalations: Vec<Escalation>,
@@ -306,6 +320,7 @@ impl Default for Policy {
         Policy {
             hours: BusinessHours::always_open(),
             first_response: 3600,
+            next_response: None,
             warn_at_percent: 75,
             escalations: vec![Escalation { after: 3600, to: "managers".into() }],
             survey_delay: 3600,
@@ -448,8 +463,16 @@ impl Router {
                 conv.status = Status::Open;
                 conv.resolved_at = None;
             }
-            step.conversation = Some(conv.clone());
+            let start_wait = conv.first_reply_at.is_some() && conv.reply_due.is_none();
+            if let (true, Some(target)) = (start_wait, self.policy.next_response) {
+                conv.waits += 1;
+                conv.sla_stage = 0;
+                conv.waiting_since = Some(now);
+                conv.reply_due = Some(self.policy.hours.add(now, target));
+            }
             step.survey = self.cancel_pending_survey(&id);
+            self.arm_sla(&id);
+            step.conversation = self.conversations.get(&id).cloned();
             return step;
         }
         let due = self.policy.hours.add(now, self.policy.first_response);
@@ -466,6 +489,9 @@ impl Router {
             status: Status::Open,
             resolved_at: None,
             assigned: None,
+            waiting_since: Some(now),
+            reply_due: Some(due),
+            waits: 1,
             sla_stage: 0,
             surveys: 0,
         };
@@ -506,6 +532,9 @@ impl Router {
             status: Status::Open,
             resolved_at: None,
             assigned: Some(m.author.id.clone()),
+            waiting_since: None,
+            reply_due: None,
+            waits: 0,
             sla_stage: 0,
             surveys: 0,
         });
@@ -518,8 +547,13 @@ impl Router {
             conv.first_reply_by = Some(m.author.id.clone());
         }
         conv.assigned.get_or_insert_with(|| m.author.id.clone());
+        // Any agent reply answers the reply now owed.
+        let answered = conv.reply_due.take().is_some();
+        if answered {
+            conv.waiting_since = None;
+        }
         let conv = conv.clone();
-        if first {
+        if answered {
             self.timers.retain(|(_, t, k)| !(t == &id && *k == TimerKind::Sla));
         }
         let result =
@@ -547,6 +581,8 @@ impl Router {
         }
         conv.status = Status::Resolved;
         conv.resolved_at = Some(now);
+        conv.reply_due = None;
+        conv.waiting_since = None;
         conv.assigned.get_or_insert_with(|| by.to_string());
         self.timers.retain(|(_, t, k)| !(t == &id && *k == TimerKind::Sla));
         let mut step = Step::default();
@@ -617,11 +653,13 @@ impl Router {
 
     fn fire_sla(&mut self, at: Timestamp, id: &str) -> Option<Step> {
         let conv = self.conversations.get(id)?;
-        if !conv.awaiting_first_reply() {
+        if !conv.awaiting_reply() {
             return None;
         }
         let stage = conv.sla_stage;
-        let due = conv.due_at?;
+        let due = conv.reply_due?;
+        let (waiting_for, target_name) =
+            if conv.waits <= 1 { ("a first response", "first-response") } else { ("a reply", "next-response") };
         let (_, kind, to) = self.stage(conv, stage)?;
         let customer = display_customer(conv);
         let due_text = self.agent_time(due);
@@ -630,12 +668,25 @@ impl Router {
                 let left = Human(self.policy.hours.elapsed(at, due)).to_string();
                 render(
                     &self.templates.nudge_warning,
-                    &[("ticket", &conv.thread), ("customer", &customer), ("due", &due_text), ("remaining", &left)],
+                    &[
+                        ("ticket", &conv.thread),
+                        ("customer", &customer),
+                        ("due", &due_text),
+                        ("remaining", &left),
+                        ("waiting_for", waiting_for),
+                        ("target_name", target_name),
+                    ],
                 )
             }
             ActionKind::NudgeBreach => render(
                 &self.templates.nudge_breach,
-                &[("ticket", &conv.thread), ("customer", &customer), ("due", &due_text)],
+                &[
+                    ("ticket", &conv.thread),
+                    ("customer", &customer),
+                    ("due", &due_text),
+                    ("waiting_for", waiting_for),
+                    ("target_name", target_name),
+                ],
             ),
             _ => {
                 let level = (stage - 1).to_string();
@@ -648,11 +699,16 @@ impl Router {
                         ("due", &due_text),
                         ("overdue", &overdue),
                         ("level", &level),
+                        ("waiting_for", waiting_for),
+                        ("target_name", target_name),
                     ],
                 )
             }
         };
-        let action = self.action(conv, at, kind, format!("{id}/sla/{stage}"), &to, body);
+        // The first wait keeps the original key; later waits are numbered.
+        let key =
+            if conv.waits <= 1 { format!("{id}/sla/{stage}") } else { format!("{id}/wait{}/sla/{stage}", conv.waits) };
+        let action = self.action(conv, at, kind, key, &to, body);
         let conv = self.conversations.get_mut(id)?;
         conv.sla_stage += 1;
         let snapshot = conv.clone();
@@ -696,12 +752,13 @@ impl Router {
 
     /// The SLA stages of a conversation: 0 warning, 1 breach, 2.. escalations.
     fn stage(&self, conv: &Conversation, stage: u32) -> Option<(Timestamp, ActionKind, String)> {
-        let due = conv.due_at?;
+        let due = conv.reply_due?;
         let agent = conv.assigned.clone().unwrap_or_else(|| "agents".into());
         match stage {
             0 => {
-                let warn = self.policy.first_response * i64::from(self.policy.warn_at_percent) / 100;
-                Some((self.policy.hours.add(conv.opened_at, warn), ActionKind::NudgeWarning, agent))
+                let target = if conv.waits <= 1 { self.policy.first_response } else { self.policy.next_response? };
+                let warn = target * i64::from(self.policy.warn_at_percent) / 100;
+                Some((self.policy.hours.add(conv.waiting_since?, warn), ActionKind::NudgeWarning, agent))
             }
             1 => Some((due, ActionKind::NudgeBreach, agent)),
             n => {
@@ -715,7 +772,7 @@ impl Router {
         let Some(conv) = self.conversations.get(id) else {
             return;
         };
-        if !conv.awaiting_first_reply() {
+        if !conv.awaiting_reply() {
             return;
         }
         if let Some((at, _, _)) = self.stage(conv, conv.sla_stage) {

@@ -302,3 +302,79 @@ fn an_agent_started_conversation_has_no_clock_and_no_first_response() {
     assert!(!step.check.unwrap().first);
     assert_eq!(r.next_deadline(), None);
 }
+
+fn router_with_next_response() -> Router {
+    let mut r = router();
+    r.policy.next_response = Some(2 * 3600);
+    r
+}
+
+#[test]
+fn with_next_response_a_customer_message_after_a_reply_starts_a_new_clock_with_its_own_nudges() {
+    let mut r = router_with_next_response();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    r.handle(ts("2026-11-23T10:10:00Z"), agent("t1", "a1", GOOD_REPLY));
+    let step = r.handle(ts("2026-11-23T11:00:00Z"), customer("t1", "m2", "Still broken"));
+    let conv = step.conversation.unwrap();
+    assert_eq!((conv.waits, conv.reply_due), (2, Some(ts("2026-11-23T13:00:00Z"))));
+    assert_eq!(conv.due_at, Some(ts("2026-11-23T11:00:00Z")), "the first-response due instant is kept for reports");
+    // A further customer message does not restart the running clock.
+    r.handle(ts("2026-11-23T11:30:00Z"), customer("t1", "m3", "Hello?"));
+    let steps = r.poll_timers(ts("2026-11-23T23:00:00Z"));
+    let fired: Vec<_> = steps
+        .iter()
+        .flat_map(|s| &s.actions)
+        .map(|a| (a.at.to_string(), a.kind, a.to.as_str(), a.key.as_str()))
+        .collect();
+    assert_eq!(
+        fired,
+        vec![
+            ("2026-11-23T12:30:00Z".to_string(), ActionKind::NudgeWarning, "sam", "email:t1/wait2/sla/0"),
+            ("2026-11-23T13:00:00Z".to_string(), ActionKind::NudgeBreach, "sam", "email:t1/wait2/sla/1"),
+            ("2026-11-23T14:00:00Z".to_string(), ActionKind::Escalation, "managers", "email:t1/wait2/sla/2"),
+        ]
+    );
+    assert!(steps[0].actions[0].body.contains("waiting for a reply"), "{}", steps[0].actions[0].body);
+    assert!(steps[1].actions[0].body.contains("next-response target"), "{}", steps[1].actions[0].body);
+}
+
+#[test]
+fn with_next_response_the_next_agent_reply_answers_the_wait_and_is_not_a_first_reply() {
+    let mut r = router_with_next_response();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    r.handle(ts("2026-11-23T10:10:00Z"), agent("t1", "a1", GOOD_REPLY));
+    r.handle(ts("2026-11-23T11:00:00Z"), customer("t1", "m2", "Still broken"));
+    let step = r.handle(ts("2026-11-23T12:00:00Z"), agent("t1", "a2", GOOD_REPLY));
+    let check = step.check.unwrap();
+    assert!(!check.first && !check.late);
+    assert_eq!(step.conversation.unwrap().reply_due, None);
+    assert_eq!(r.next_deadline(), None);
+}
+
+#[test]
+fn with_next_response_a_reopened_conversation_waits_again_and_survives_a_restart() {
+    let mut r = router_with_next_response();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    r.handle(ts("2026-11-23T10:10:00Z"), agent("t1", "a1", GOOD_REPLY));
+    r.handle(ts("2026-11-23T10:20:00Z"), resolve("t1"));
+    r.handle(ts("2026-11-23T10:30:00Z"), customer("t1", "m2", "It broke again"));
+    let warned = r.poll_timers(ts("2026-11-23T12:00:00Z"));
+    assert_eq!(warned.len(), 1);
+    let conv = r.conversation("email:t1").unwrap().clone();
+    assert_eq!((conv.status, conv.waits, conv.sla_stage), (Status::Open, 2, 1));
+    let mut restarted = router_with_next_response();
+    restarted.restore(vec![conv], vec![]);
+    let fired: Vec<_> = restarted.poll_timers(ts("2026-11-23T12:30:00Z")).into_iter().flat_map(|s| s.actions).collect();
+    assert_eq!(fired.len(), 1);
+    assert_eq!((fired[0].kind, fired[0].at), (ActionKind::NudgeBreach, ts("2026-11-23T12:30:00Z")));
+}
+
+#[test]
+fn without_next_response_later_customer_messages_run_no_clock() {
+    let mut r = router();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    r.handle(ts("2026-11-23T10:10:00Z"), agent("t1", "a1", GOOD_REPLY));
+    let conv = r.handle(ts("2026-11-23T11:00:00Z"), customer("t1", "m2", "Still broken")).conversation.unwrap();
+    assert_eq!((conv.waits, conv.reply_due), (1, None));
+    assert_eq!(r.next_deadline(), None);
+}
