@@ -54,6 +54,7 @@ pub mod config;
 pub mod core;
 pub mod demo;
 pub mod driver;
+pub mod email;
 pub mod engine;
 pub mod format;
 pub mod replay;

@@ -2,5 +2,6 @@
 
 mod cli;
 mod driver;
+mod email_corpus;
 mod helpers;
 mod replay;

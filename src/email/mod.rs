@@ -1,0 +1,6 @@
+//! The email channel (in progress): IMAP in, SMTP out, threaded and durable.
+//!
+//! Only this module sees MIME, IMAP and SMTP. [`message`] turns raw mail into
+//! values the router can use; it does no I/O.
+
+pub mod message;
