@@ -4,4 +4,5 @@ mod cli;
 mod driver;
 mod email_corpus;
 mod helpers;
+mod mail_servers;
 mod replay;

@@ -1,0 +1,365 @@
+//! Real mail servers for the email tests: Dovecot (IMAP) and Postfix (SMTP)
+//! from Debian's packages, started per test in a temporary directory on free
+//! loopback ports, Postfix delivering into the Maildirs that Dovecot serves.
+//!
+//! Users (password `secret`): support, sam, kim (agents), boss (manager),
+//! ana, bob (customers), all `@example.test`. Ports: IMAP plain/STARTTLS and
+//! IMAPS; SMTP plain (no auth), submission (STARTTLS + AUTH) and SMTPS.
+//! When the binaries are missing, [`MailServers::start`] prints a visible skip
+//! and returns `None` — and panics when `CI=true`, where nothing may be skipped.
+//! `.ci/run` installs them.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const USERS: [&str; 6] = ["support", "sam", "kim", "boss", "ana", "bob"];
+pub const DOMAIN: &str = "example.test";
+pub const PASSWORD: &str = "secret";
+
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub imap: u16,
+    pub imaps: u16,
+    pub smtp: u16,
+    pub submission: u16,
+    pub smtps: u16,
+}
+
+pub struct MailServers {
+    pub dir: tempfile::TempDir,
+    pub ports: Ports,
+    dovecot: Option<Child>,
+    postfix: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn run(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+impl MailServers {
+    /// Starts Dovecot and Postfix, or returns `None` with a visible skip.
+    pub fn start() -> Option<MailServers> {
+        let missing: Vec<&str> =
+            ["/usr/sbin/dovecot", "/usr/sbin/postfix"].into_iter().filter(|p| !Path::new(p).exists()).collect();
+        if !missing.is_empty() {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{missing:?} missing, but CI=true: install dovecot-imapd and postfix (.ci/run does)");
+            }
+            eprintln!("SKIPPED (mail servers): {missing:?} not installed; apt-get install dovecot-imapd postfix");
+            return None;
+        }
+        let dir = tempfile::Builder::new().prefix("concierge-mail.").tempdir().unwrap();
+        let d = dir.path().to_path_buf();
+        // Delivery runs as uid 65534: every parent must be traversable.
+        run(Command::new("chmod").arg("755").arg(&d));
+        let ports = Ports {
+            imap: free_port(),
+            imaps: free_port(),
+            smtp: free_port(),
+            submission: free_port(),
+            smtps: free_port(),
+        };
+        let mut passwd = String::new();
+        let mut vmailbox = String::new();
+        for user in USERS {
+            std::fs::create_dir_all(d.join("vmail").join(user)).unwrap();
+            passwd.push_str(&format!(
+                "{user}:{{PLAIN}}{PASSWORD}:65534:65534::{}::\n",
+                d.join("vmail").join(user).display()
+            ));
+            vmailbox.push_str(&format!("{user}@{DOMAIN} {user}/Maildir/\n"));
+        }
+        run(Command::new("chown").args(["-R", "65534:65534"]).arg(d.join("vmail")));
+        std::fs::write(d.join("passwd"), passwd).unwrap();
+        std::fs::write(d.join("vmailbox"), vmailbox).unwrap();
+        run(Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "2", "-keyout"])
+            .arg(d.join("key.pem"))
+            .arg("-out")
+            .arg(d.join("cert.pem"))
+            .stderr(Stdio::null()));
+        std::fs::write(d.join("dovecot.conf"), dovecot_conf(&d, ports)).unwrap();
+        let pf = d.join("pf");
+        std::fs::create_dir_all(&pf).unwrap();
+        std::fs::write(pf.join("main.cf"), postfix_main(&d)).unwrap();
+        std::fs::write(pf.join("master.cf"), postfix_master(ports)).unwrap();
+        std::fs::create_dir_all(d.join("pfq")).unwrap();
+        std::fs::create_dir_all(d.join("pfdata")).unwrap();
+        run(Command::new("chown").args(["postfix:postfix"]).arg(d.join("pfdata")));
+        let mut servers = MailServers { dir, ports, dovecot: None, postfix: None };
+        servers.start_imap();
+        servers.start_smtp();
+        Some(servers)
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    pub fn start_imap(&mut self) {
+        let d = self.path();
+        let log = std::fs::File::create(d.join("dovecot.out")).unwrap();
+        let child = Command::new("dovecot")
+            .arg("-F")
+            .arg("-c")
+            .arg(d.join("dovecot.conf"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start dovecot");
+        self.dovecot = Some(child);
+        wait_for_port(self.ports.imap, "dovecot", &d.join("dovecot.log"));
+    }
+
+    pub fn stop_imap(&mut self) {
+        if let Some(mut child) = self.dovecot.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = child.wait();
+            wait_closed(self.ports.imap);
+        }
+    }
+
+    pub fn start_smtp(&mut self) {
+        let d = self.path();
+        run(Command::new("postfix").arg("-c").arg(d.join("pf")).arg("check"));
+        let log = std::fs::File::create(d.join("postfix.out")).unwrap();
+        let child = Command::new("postfix")
+            .arg("-c")
+            .arg(d.join("pf"))
+            .arg("start-fg")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start postfix");
+        self.postfix = Some(child);
+        wait_for_port(self.ports.smtp, "postfix", &d.join("postfix.log"));
+    }
+
+    pub fn stop_smtp(&mut self) {
+        if let Some(mut child) = self.postfix.take() {
+            let _ =
+                Command::new("postfix").arg("-c").arg(self.path().join("pf")).arg("stop").stdin(Stdio::null()).output();
+            let _ = child.wait();
+            wait_closed(self.ports.smtp);
+        }
+    }
+
+    /// The CA certificate clients must trust for the TLS ports.
+    pub fn cert(&self) -> PathBuf {
+        self.path().join("cert.pem")
+    }
+
+    /// The raw messages delivered to `user` so far, oldest first.
+    pub fn delivered(&self, user: &str) -> Vec<String> {
+        let maildir = self.path().join("vmail").join(user).join("Maildir");
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = ["new", "cur"]
+            .iter()
+            .flat_map(|sub| std::fs::read_dir(maildir.join(sub)).into_iter().flatten().flatten())
+            .map(|e| (e.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH), e.path()))
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|(_, p)| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned())
+            .collect()
+    }
+
+    /// Waits up to 10 s until `user` has received a message for which `pred`
+    /// holds; returns it.
+    pub fn wait_for(&self, user: &str, pred: impl Fn(&str) -> bool) -> String {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(m) = self.delivered(user).into_iter().find(|m| pred(m)) {
+                return m;
+            }
+            assert!(Instant::now() < until, "no matching message for {user}; mailbox: {:#?}", self.delivered(user));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends a raw message over plain SMTP (no auth), as an outside sender would.
+    pub fn send(&self, from: &str, to: &str, raw: &str) {
+        let stream = TcpStream::connect(("127.0.0.1", self.ports.smtp)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut w = stream;
+        let expect = |code: &str, reader: &mut BufReader<TcpStream>| loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            assert!(line.starts_with(code), "expected {code}, got {line:?}");
+            if line.as_bytes().get(3) == Some(&b' ') {
+                break;
+            }
+        };
+        expect("220", &mut reader);
+        for (cmd, code) in [
+            ("EHLO test.example\r\n".to_string(), "250"),
+            (format!("MAIL FROM:<{from}>\r\n"), "250"),
+            (format!("RCPT TO:<{to}>\r\n"), "250"),
+            ("DATA\r\n".to_string(), "354"),
+        ] {
+            w.write_all(cmd.as_bytes()).unwrap();
+            expect(code, &mut reader);
+        }
+        let body = raw.replace("\r\n", "\n").replace('\n', "\r\n").replace("\r\n.", "\r\n..");
+        w.write_all(body.as_bytes()).unwrap();
+        w.write_all(b"\r\n.\r\n").unwrap();
+        expect("250", &mut reader);
+        w.write_all(b"QUIT\r\n").unwrap();
+    }
+}
+
+impl Drop for MailServers {
+    fn drop(&mut self) {
+        self.stop_smtp();
+        self.stop_imap();
+    }
+}
+
+fn wait_for_port(port: u16, what: &str, log: &Path) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < until,
+            "{what} did not listen on {port}: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_closed(port: u16) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn dovecot_conf(d: &Path, p: Ports) -> String {
+    let d = d.display();
+    format!(
+        "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\nprotocols = imap\nlisten = 127.0.0.1\n\
+         ssl = yes\nssl_cert = <{d}/cert.pem\nssl_key = <{d}/key.pem\ndisable_plaintext_auth = no\n\
+         auth_mechanisms = plain login\nmail_location = maildir:~/Maildir\n\
+         passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%n {d}/passwd\n}}\n\
+         userdb {{\n  driver = passwd-file\n  args = username_format=%n {d}/passwd\n}}\n\
+         service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {}\n  }}\n\
+         inet_listener imaps {{\n    address = 127.0.0.1\n    port = {}\n  }}\n}}\n\
+         service auth {{\n  unix_listener auth-postfix {{\n    mode = 0660\n    user = postfix\n    group = postfix\n  }}\n}}\n",
+        p.imap, p.imaps
+    )
+}
+
+fn postfix_main(d: &Path) -> String {
+    let d = d.display();
+    format!(
+        "compatibility_level = 3.6\nqueue_directory = {d}/pfq\ndata_directory = {d}/pfdata\n\
+         maillog_file_prefixes = {d}\nmaillog_file = {d}/postfix.log\nmyhostname = mail.example.test\n\
+         mydestination =\ninet_interfaces = 127.0.0.1\ninet_protocols = ipv4\nmynetworks = 127.0.0.0/8\n\
+         alias_maps =\nalias_database =\nvirtual_mailbox_domains = example.test\n\
+         virtual_mailbox_base = {d}/vmail\nvirtual_mailbox_maps = texthash:{d}/vmailbox\n\
+         virtual_uid_maps = static:65534\nvirtual_gid_maps = static:65534\n\
+         smtpd_tls_cert_file = {d}/cert.pem\nsmtpd_tls_key_file = {d}/key.pem\nsmtpd_tls_security_level = may\n\
+         smtpd_sasl_type = dovecot\nsmtpd_sasl_path = {d}/run/auth-postfix\n\
+         smtpd_relay_restrictions = permit_mynetworks permit_sasl_authenticated reject_unauth_destination\n\
+         default_transport = error:outbound mail disabled in tests\nrelay_transport = error:outbound mail disabled in tests\n"
+    )
+}
+
+/// Debian's master.cf services with chroot off, and our loopback listeners.
+fn postfix_master(p: Ports) -> String {
+    let stock = std::fs::read_to_string("/etc/postfix/master.cf").unwrap_or_default();
+    let mut out = format!(
+        "127.0.0.1:{} inet n - n - - smtpd\n\
+         127.0.0.1:{} inet n - n - - smtpd -o smtpd_tls_security_level=encrypt -o smtpd_sasl_auth_enable=yes\n\
+         127.0.0.1:{} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes\n",
+        p.smtp, p.submission, p.smtps
+    );
+    for line in stock.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if line.starts_with('#') || line.starts_with(char::is_whitespace) || fields.len() < 8 {
+            continue;
+        }
+        // Skip the stock network listeners and services needing extra set-up.
+        if fields[1] == "inet"
+            || ["maildrop", "uucp", "ifmail", "bsmtp", "scalemail-backend", "mailman", "postlog"].contains(&fields[0])
+        {
+            continue;
+        }
+        let mut f: Vec<String> = fields.iter().map(|s| s.to_string()).collect();
+        f[4] = "n".into();
+        out.push_str(&f.join(" "));
+        out.push('\n');
+    }
+    out.push_str("postlog unix-dgram n - n - 1 postlogd\n");
+    out
+}
+
+/// Logs in over plain IMAP and returns the number of messages in INBOX.
+pub fn imap_count(port: u16, user: &str) -> usize {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(format!("a1 LOGIN {user} {PASSWORD}\r\na2 SELECT INBOX\r\na3 LOGOUT\r\n").as_bytes()).unwrap();
+    let mut all = String::new();
+    let _ = s.read_to_string(&mut all);
+    assert!(all.contains("a1 OK"), "login failed: {all}");
+    all.lines()
+        .find_map(|l| l.strip_prefix("* ").and_then(|r| r.strip_suffix(" EXISTS")).and_then(|n| n.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_harness_delivers_smtp_mail_into_a_mailbox_that_imap_serves_and_survives_restarts() {
+    let Some(mut servers) = MailServers::start() else { return };
+    let raw = "From: Ana <ana@example.test>\r\nTo: support@example.test\r\nSubject: harness\r\n\r\nHello.\r\n";
+    servers.send("ana@example.test", "support@example.test", raw);
+    servers.wait_for("support", |m| m.contains("Subject: harness"));
+    assert_eq!(imap_count(servers.ports.imap, "support"), 1);
+    servers.stop_imap();
+    assert!(TcpStream::connect(("127.0.0.1", servers.ports.imap)).is_err());
+    servers.stop_smtp();
+    servers.start_smtp();
+    servers.start_imap();
+    servers.send("bob@example.test", "support@example.test", &raw.replace("harness", "again"));
+    servers.wait_for("support", |m| m.contains("Subject: again"));
+    assert_eq!(imap_count(servers.ports.imap, "support"), 2);
+}
+
+/// Whether a TLS handshake on `port` verifies against `cert` (`starttls`:
+/// e.g. "smtp" to upgrade a plain connection first).
+fn tls_verifies(port: u16, cert: &Path, starttls: Option<&str>) -> bool {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-verify_return_error", "-CAfile"]).arg(cert);
+    if let Some(proto) = starttls {
+        cmd.args(["-starttls", proto]);
+    }
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("Verify return code: 0 (ok)")
+}
+
+#[test]
+fn the_harness_offers_tls_that_verifies_against_its_certificate() {
+    let Some(servers) = MailServers::start() else { return };
+    let cert = servers.cert();
+    assert!(tls_verifies(servers.ports.imaps, &cert, None), "IMAPS");
+    assert!(tls_verifies(servers.ports.imap, &cert, Some("imap")), "IMAP STARTTLS");
+    assert!(tls_verifies(servers.ports.smtps, &cert, None), "SMTPS");
+    assert!(tls_verifies(servers.ports.submission, &cert, Some("smtp")), "submission STARTTLS");
+}
