@@ -19,6 +19,7 @@ use crate::core::hours::{BusinessHours, Span};
 use crate::core::router::{Escalation, Policy};
 use crate::core::rules::{DEFAULT_PASS_SCORE, RuleSet};
 use crate::core::template::Templates;
+use crate::email::settings::{AddressPattern, EmailSettings, Secret, Tls};
 
 /// Default `[database] url`.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://concierge.db";
@@ -45,6 +46,8 @@ pub struct Config {
     pub mode: Mode,
     /// The survey-signing secret, when configured; otherwise the store keeps one.
     pub secret: Option<Vec<u8>>,
+    /// The email channel, when `[email]` is configured.
+    pub email: Option<EmailSettings>,
 }
 
 impl fmt::Debug for Config {
@@ -179,7 +182,7 @@ impl Validator {
     }
 
     fn config(&mut self, root: &Table, source: &str) -> Option<Config> {
-        const SECTIONS: [&str; 6] = ["database", "business_hours", "sla", "standards", "surveys", "responses"];
+        const SECTIONS: [&str; 7] = ["database", "business_hours", "sla", "standards", "surveys", "responses", "email"];
         for key in root.keys().filter(|k| !SECTIONS.contains(&k.as_str())) {
             self.problem(key.as_str(), format!("unknown section or key; the sections are: {}", SECTIONS.join(", ")));
         }
@@ -197,6 +200,7 @@ impl Validator {
         let secret = self.secret(root);
         let (rules, mode) = self.standards(root);
         let templates = self.templates(root);
+        let email = self.email(root);
         let hours = hours?;
         let rules = rules?;
         Some(Config {
@@ -207,6 +211,7 @@ impl Validator {
             templates,
             mode,
             secret,
+            email,
         })
     }
 
@@ -510,6 +515,182 @@ impl Validator {
         Templates::with_overrides(|file| std::fs::read_to_string(dir.join(file)).ok())
     }
 
+    fn email(&mut self, root: &Table) -> Option<EmailSettings> {
+        const KEYS: [&str; 16] = [
+            "imap_host",
+            "imap_port",
+            "smtp_host",
+            "smtp_port",
+            "username",
+            "password_env",
+            "password_file",
+            "address",
+            "tls",
+            "tls_ca_file",
+            "mailboxes",
+            "agents",
+            "managers",
+            "resolve_after_silence",
+            "poll_interval",
+            "enabled",
+        ];
+        let t = self.section(root, "email", &KEYS)?;
+        if t.get("enabled").and_then(Value::as_bool) == Some(false) {
+            return None;
+        }
+        let before = self.problems.len();
+        let section = Some(t);
+        let tls = match self.string(section, "email", "tls") {
+            None | Some("tls") => Tls::Implicit,
+            Some("starttls") => Tls::StartTls,
+            Some("none") => Tls::None,
+            Some(other) => {
+                self.problem(
+                    "email.tls",
+                    format!("\"{other}\" is not a TLS mode; use \"tls\", \"starttls\" or \"none\" (loopback only)"),
+                );
+                Tls::Implicit
+            }
+        };
+        let required = |v: &mut Validator, key: &str, example: &str| -> String {
+            match v.string(section, "email", key) {
+                Some(s) if !s.trim().is_empty() => s.trim().to_string(),
+                _ => {
+                    v.problem(format!("email.{key}"), format!("is missing; e.g. {key} = \"{example}\""));
+                    String::new()
+                }
+            }
+        };
+        let imap_host = required(self, "imap_host", "imap.example.com");
+        let smtp_host = required(self, "smtp_host", "smtp.example.com");
+        let username = required(self, "username", "support@example.com");
+        let address = required(self, "address", "support@example.com").to_ascii_lowercase();
+        if !address.is_empty() && AddressPattern::parse(&address).is_none() {
+            self.problem("email.address", format!("\"{address}\" is not an email address"));
+        }
+        let (default_imap, default_smtp) = tls.default_ports();
+        let port = |v: &mut Validator, key: &str, default: u16| match t.get(key) {
+            None => default,
+            Some(Value::Integer(n)) if (1..=65535).contains(n) => *n as u16,
+            Some(_) => {
+                v.problem(format!("email.{key}"), "must be a port number from 1 to 65535");
+                default
+            }
+        };
+        let imap_port = port(self, "imap_port", default_imap);
+        let smtp_port = port(self, "smtp_port", default_smtp);
+        let password = match (
+            self.string(section, "email", "password_env"),
+            self.string(section, "email", "password_file"),
+        ) {
+            (Some(_), Some(_)) => {
+                self.problem("email.password_env", "set either password_env or password_file, not both");
+                None
+            }
+            (Some(var), None) => match std::env::var(var) {
+                Ok(p) if !p.is_empty() => Some(p),
+                _ => {
+                    self.problem(
+                        "email.password_env",
+                        format!("${var} is not set; export it with the mailbox password (or app password)"),
+                    );
+                    None
+                }
+            },
+            (None, Some(file)) => {
+                let path = self.resolve(file);
+                match std::fs::read_to_string(&path) {
+                    Ok(p) if !p.trim().is_empty() => Some(p.trim_end_matches(['\n', '\r']).to_string()),
+                    Ok(_) => {
+                        self.problem(
+                            "email.password_file",
+                            format!("{} is empty; write the password into it", path.display()),
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        self.problem("email.password_file", format!("cannot read {}: {e}", path.display()));
+                        None
+                    }
+                }
+            }
+            (None, None) => {
+                self.problem("email.password_env", "is missing; name the environment variable holding the password, e.g. password_env = \"CONCIERGE_EMAIL_PASSWORD\" (or use password_file)");
+                None
+            }
+        };
+        let tls_ca_file = self.string(section, "email", "tls_ca_file").map(|f| self.resolve(f));
+        if let Some(ca) = &tls_ca_file
+            && !ca.is_file()
+        {
+            self.problem("email.tls_ca_file", format!("{} is not a file; point it at a PEM certificate", ca.display()));
+        }
+        let list = |v: &mut Validator, key: &str| -> Vec<String> {
+            match t.get(key) {
+                None => Vec::new(),
+                Some(Value::Array(items)) if items.iter().all(Value::is_str) => {
+                    items.iter().filter_map(|i| i.as_str().map(|s| s.trim().to_string())).collect()
+                }
+                Some(_) => {
+                    v.problem(format!("email.{key}"), "must be a list of strings");
+                    Vec::new()
+                }
+            }
+        };
+        let mut mailboxes = list(self, "mailboxes");
+        if mailboxes.is_empty() {
+            mailboxes.push("INBOX".into());
+        }
+        let listed = list(self, "agents");
+        if listed.is_empty() {
+            self.problem(
+                "email.agents",
+                "is missing; list the agents' addresses or domains, e.g. [\"*@support.example.com\"]",
+            );
+        }
+        let mut agents = Vec::new();
+        for a in listed {
+            match AddressPattern::parse(&a) {
+                Some(p) => agents.push(p),
+                None => self.problem("email.agents", format!("\"{a}\" is neither an address nor a *@domain pattern")),
+            }
+        }
+        let managers = list(self, "managers");
+        for m in &managers {
+            if AddressPattern::parse(m).is_none() {
+                self.problem("email.managers", format!("\"{m}\" is not an email address"));
+            }
+        }
+        let resolve_after_silence = match self.string(section, "email", "resolve_after_silence").map(parse_duration) {
+            None => None,
+            Some(Ok(secs)) => Some(secs),
+            Some(Err(e)) => {
+                self.problem("email.resolve_after_silence", e.0);
+                None
+            }
+        };
+        let poll_interval = self.duration(section, "email", "poll_interval", 60).max(1);
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(EmailSettings {
+            imap_host,
+            imap_port,
+            smtp_host,
+            smtp_port,
+            username,
+            password: Secret(password?),
+            address,
+            tls,
+            tls_ca_file,
+            mailboxes,
+            agents,
+            managers,
+            resolve_after_silence,
+            poll_interval,
+        })
+    }
+
     fn resolve(&self, path: &str) -> PathBuf {
         match &self.dir {
             Some(dir) if Path::new(path).is_relative() => dir.join(path),
@@ -654,6 +835,59 @@ mode = "strict"
         let p = &err.problems[0];
         assert_eq!(p.key, "standards.rules");
         assert!(p.message.contains("rules.toml: rule \"x\": `forbid` is not a valid regex"), "{}", p.message);
+    }
+
+    #[test]
+    fn an_email_section_is_validated_and_the_password_comes_from_the_environment() {
+        // SAFETY: tests in this module do not read this variable concurrently.
+        unsafe { std::env::set_var("CONCIERGE_TEST_MAIL_PW", "s3cret") };
+        let c = Config::parse(
+            r#"
+[email]
+imap_host = "imap.example.com"
+smtp_host = "smtp.example.com"
+username = "support@example.com"
+password_env = "CONCIERGE_TEST_MAIL_PW"
+address = "Support@Example.com"
+tls = "starttls"
+agents = ["*@example.com", "lead@partner.example"]
+managers = ["boss@example.com"]
+resolve_after_silence = "3d"
+"#,
+            "x",
+            None,
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let e = c.email.unwrap();
+        assert_eq!((e.imap_port, e.smtp_port, e.tls), (143, 587, Tls::StartTls));
+        assert_eq!((e.address.as_str(), e.password.0.as_str()), ("support@example.com", "s3cret"));
+        assert_eq!((e.mailboxes.clone(), e.resolve_after_silence), (vec!["INBOX".to_string()], Some(3 * 86_400)));
+        assert!(e.is_agent("kim@example.com") && e.is_agent("LEAD@partner.example") && !e.is_agent("ana@gmail.com"));
+        assert!(!format!("{e:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_broken_email_section_names_every_key_to_fix() {
+        let found = problems(
+            "[email]\nimap_host = \"imap.example.com\"\nimap_port = 99999\ntls = \"ssl\"\npassword_env = \"CONCIERGE_NOT_SET_ANYWHERE\"\nagents = [\"sam\"]\nfolder = \"x\"\n",
+        );
+        let keys: Vec<&str> = found.iter().map(|p| p.split(": ").next().unwrap()).collect();
+        assert_eq!(
+            keys,
+            [
+                "email.folder",
+                "email.tls",
+                "email.smtp_host",
+                "email.username",
+                "email.address",
+                "email.imap_port",
+                "email.password_env",
+                "email.agents",
+            ],
+            "{found:#?}"
+        );
+        assert!(found[6].contains("$CONCIERGE_NOT_SET_ANYWHERE is not set"), "{}", found[6]);
     }
 
     #[test]

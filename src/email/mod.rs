@@ -4,3 +4,4 @@
 //! values the router can use; it does no I/O.
 
 pub mod message;
+pub mod settings;
