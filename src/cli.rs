@@ -317,8 +317,15 @@ async fn demo_cmd(args: &DemoArgs) -> Result<ExitCode, Failure> {
 async fn run_cmd(cli: &Cli) -> Result<ExitCode, Failure> {
     let config = load_config(cli)?;
     let shutdown = shutdown_signal()?;
+    let config_has_email = config.email.is_some();
     tracing::info!(config = %config.source, database = %crate::config::redact_url(&config.database_url), "starting");
     let engine = Engine::start(config, true).await?;
+    if config_has_email {
+        tracing::warn!(
+            "[email] is valid, but this version does not run the email channel yet (IMAP intake is in progress); \
+             actions are logged"
+        );
+    }
     tracing::info!("no channels are configured yet: serving timers and the outbox (actions are logged)");
     // Channel adapters will hold senders; keep one so the inbox stays open.
     let (_keep, inbox) = tokio::sync::mpsc::channel(1024);

@@ -3,5 +3,7 @@
 //! Only this module sees MIME, IMAP and SMTP. [`message`] turns raw mail into
 //! values the router can use; it does no I/O.
 
+pub mod compose;
 pub mod message;
 pub mod settings;
+pub mod smtp;

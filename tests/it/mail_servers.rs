@@ -4,7 +4,8 @@
 //!
 //! Users (password `secret`): support, sam, kim (agents), boss (manager),
 //! ana, bob (customers), all `@example.test`. Ports: IMAP plain/STARTTLS and
-//! IMAPS; SMTP plain (no auth), submission (STARTTLS + AUTH) and SMTPS.
+//! IMAPS; SMTP plain (AUTH offered, not required on loopback), submission
+//! (STARTTLS + AUTH) and SMTPS.
 //! When the binaries are missing, [`MailServers::start`] prints a visible skip
 //! and returns `None` — and panics when `CI=true`, where nothing may be skipped.
 //! `.ci/run` installs them.
@@ -163,6 +164,7 @@ impl MailServers {
 
     /// The CA certificate clients must trust for the TLS ports.
     pub fn cert(&self) -> PathBuf {
+        // (Also used by the email adapter tests to trust the servers.)
         self.path().join("cert.pem")
     }
 
@@ -287,7 +289,7 @@ fn postfix_main(d: &Path) -> String {
 fn postfix_master(p: Ports) -> String {
     let stock = std::fs::read_to_string("/etc/postfix/master.cf").unwrap_or_default();
     let mut out = format!(
-        "127.0.0.1:{} inet n - n - - smtpd\n\
+        "127.0.0.1:{} inet n - n - - smtpd -o smtpd_sasl_auth_enable=yes\n\
          127.0.0.1:{} inet n - n - - smtpd -o smtpd_tls_security_level=encrypt -o smtpd_sasl_auth_enable=yes\n\
          127.0.0.1:{} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes\n",
         p.smtp, p.submission, p.smtps

@@ -1,0 +1,181 @@
+//! Outbound mail: an outbox action turned into a message. Pure.
+//!
+//! Every message comes from the support address, carries the ticket token in
+//! its subject (`[#1042]`) so a reply threads back even without headers, is
+//! marked `Auto-Submitted` (`auto-replied` for acknowledgements,
+//! `auto-generated` otherwise) so well-behaved systems never answer it, and has
+//! a Message-ID derived from the outbox key: sending the same action again
+//! after a crash yields the same Message-ID, which receivers deduplicate.
+
+use lettre::Message;
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use sha2::{Digest, Sha256};
+
+use crate::email::settings::{AddressPattern, EmailSettings};
+use crate::store::OutboxItem;
+
+/// Why an action cannot be mailed; each names the setting to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ComposeError {
+    #[error("no address to send \"{kind}\" for ticket {thread} to \"{to}\": {fix}")]
+    NoRecipient { kind: String, thread: String, to: String, fix: &'static str },
+    #[error("cannot build the message: {0}")]
+    Build(String),
+}
+
+/// The addresses an outbox recipient stands for.
+pub fn recipients(item: &OutboxItem, s: &EmailSettings) -> Result<Vec<String>, ComposeError> {
+    let none = |fix| ComposeError::NoRecipient {
+        kind: item.kind.clone(),
+        thread: item.thread.clone(),
+        to: item.recipient.clone(),
+        fix,
+    };
+    let list: Vec<String> = match item.recipient.as_str() {
+        "agents" => s
+            .agents
+            .iter()
+            .filter_map(|p| match p {
+                AddressPattern::Exact(a) => Some(a.clone()),
+                AddressPattern::Domain(_) => None,
+            })
+            .collect(),
+        r if r.contains('@') => vec![r.to_ascii_lowercase()],
+        // `managers` and named escalation levels go to the managers.
+        _ => s.managers.clone(),
+    };
+    if list.is_empty() {
+        return Err(none(if item.recipient == "agents" {
+            "list at least one agent address (not only *@domain) in email.agents"
+        } else {
+            "add addresses to email.managers"
+        }));
+    }
+    Ok(list)
+}
+
+/// `<32 hex digits@support-domain>` for an outbox key.
+pub fn message_id(key: &str, support_address: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let domain = support_address.rsplit_once('@').map_or("concierge.invalid", |(_, d)| d);
+    format!("<{hex}@{domain}>")
+}
+
+fn subject(item: &OutboxItem) -> String {
+    let t = &item.thread;
+    match item.kind.as_str() {
+        "acknowledgement" => format!("We have your request [#{t}]"),
+        "survey" => format!("How did we do? [#{t}]"),
+        "nudge_warning" => format!("[#{t}] Reply due soon"),
+        "nudge_breach" => format!("[#{t}] Response target missed"),
+        "escalation" => format!("[#{t}] Escalation: still unanswered"),
+        "feedback" => format!("[#{t}] Feedback on your reply"),
+        "detractor_alert" => format!("[#{t}] Detractor alert"),
+        other => format!("[#{t}] {other}"),
+    }
+}
+
+/// A plain-text body as a minimal HTML alternative.
+fn html(text: &str) -> String {
+    let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let paragraphs: Vec<String> =
+        escaped.split("\n\n").map(|p| format!("<p>{}</p>", p.trim().replace('\n', "<br>"))).collect();
+    format!("<!doctype html><html><body>{}</body></html>", paragraphs.join(""))
+}
+
+/// Builds the message for `item`; `in_reply_to` threads it under a message of
+/// the conversation when known.
+pub fn compose(item: &OutboxItem, s: &EmailSettings, in_reply_to: Option<&str>) -> Result<Message, ComposeError> {
+    let build = |e: &dyn std::fmt::Display| ComposeError::Build(e.to_string());
+    let from: Mailbox = format!("Support <{}>", s.address).parse().map_err(|e| build(&e))?;
+    let mut b = Message::builder()
+        .from(from)
+        .subject(subject(item))
+        .message_id(Some(message_id(&item.key, &s.address)))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            if item.kind == "acknowledgement" { "auto-replied" } else { "auto-generated" }.into(),
+        ));
+    for to in recipients(item, s)? {
+        b = b.to(to.parse().map_err(|e| build(&e))?);
+    }
+    if let Some(id) = in_reply_to {
+        let id = format!("<{}>", id.trim_matches(['<', '>']));
+        b = b.in_reply_to(id.clone()).references(id);
+    }
+    b.multipart(MultiPart::alternative_plain_html(item.body.clone(), html(&item.body))).map_err(|e| build(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::email::settings::{Secret, Tls};
+
+    fn settings() -> EmailSettings {
+        EmailSettings {
+            imap_host: "localhost".into(),
+            imap_port: 143,
+            smtp_host: "localhost".into(),
+            smtp_port: 25,
+            username: "support".into(),
+            password: Secret("x".into()),
+            address: "support@example.test".into(),
+            tls: Tls::None,
+            tls_ca_file: None,
+            mailboxes: vec!["INBOX".into()],
+            agents: vec![
+                AddressPattern::parse("sam@example.test").unwrap(),
+                AddressPattern::parse("*@example.test").unwrap(),
+            ],
+            managers: vec!["boss@example.test".into()],
+            resolve_after_silence: None,
+            poll_interval: 60,
+        }
+    }
+
+    fn item(kind: &str, to: &str) -> OutboxItem {
+        OutboxItem {
+            key: format!("email:1042/{kind}"),
+            at: "2026-11-23T10:00:00Z".parse().unwrap(),
+            kind: kind.into(),
+            conversation: "email:1042".into(),
+            channel: "email".into(),
+            thread: "1042".into(),
+            recipient: to.into(),
+            body: "Hi Ana,\n\nWe have it <b>.".into(),
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn recipients_resolve_to_addresses_or_name_the_setting_to_fix() {
+        let s = settings();
+        assert_eq!(recipients(&item("nudge_warning", "agents"), &s).unwrap(), ["sam@example.test"]);
+        assert_eq!(recipients(&item("escalation", "team-lead"), &s).unwrap(), ["boss@example.test"]);
+        assert_eq!(recipients(&item("survey", "Ana@Example.test"), &s).unwrap(), ["ana@example.test"]);
+        let mut s = settings();
+        s.managers.clear();
+        let err = recipients(&item("detractor_alert", "managers"), &s).unwrap_err();
+        assert!(err.to_string().contains("email.managers"), "{err}");
+    }
+
+    #[test]
+    fn a_composed_message_is_threaded_marked_automatic_and_idempotent() {
+        let s = settings();
+        let raw = String::from_utf8(
+            compose(&item("acknowledgement", "ana@example.test"), &s, Some("m1@example.com")).unwrap().formatted(),
+        )
+        .unwrap();
+        assert!(raw.contains("Subject: We have your request [#1042]"), "{raw}");
+        assert!(raw.contains("Auto-Submitted: auto-replied"), "{raw}");
+        assert!(raw.contains("In-Reply-To: <m1@example.com>") && raw.contains("References: <m1@example.com>"), "{raw}");
+        assert!(raw.contains(&format!("Message-ID: {}", message_id("email:1042/acknowledgement", &s.address))));
+        assert!(raw.contains("text/html") && raw.contains("&lt;b&gt;"), "{raw}");
+        assert_eq!(message_id("k", "support@example.test"), message_id("k", "support@example.test"));
+        assert_ne!(message_id("k", "support@example.test"), message_id("k2", "support@example.test"));
+        let nudge = String::from_utf8(compose(&item("nudge_breach", "agents"), &s, None).unwrap().formatted()).unwrap();
+        assert!(nudge.contains("Auto-Submitted: auto-generated") && !nudge.contains("In-Reply-To"), "{nudge}");
+    }
+}
