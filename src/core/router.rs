@@ -453,6 +453,11 @@ impl Router {
 
     fn customer_message(&mut self, now: Timestamp, m: Message) -> Step {
         let id = Conversation::key(m.channel, &m.thread);
+        // A reply that starts with a score answers the survey awaiting one.
+        let awaiting = self.surveys.get(&id).is_some_and(|s| s.status == SurveyStatus::Sent);
+        if let (true, Some((score, comment))) = (awaiting, score_reply(&m.text)) {
+            return self.survey_answer(now, Some(m.channel), &m.thread, score, comment);
+        }
         let mut step = Step::default();
         if let Some(conv) = self.conversations.get_mut(&id) {
             if conv.customer_id.is_none() {
@@ -840,6 +845,27 @@ pub fn sign(secret: &[u8], message: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(message.as_bytes());
     mac.finalize().into_bytes()[..24].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads a survey answer written as a reply: a whole number from 0 to 10 at
+/// the start ("9", "9/10", "10 - great service"), the rest as the comment.
+pub fn score_reply(text: &str) -> Option<(u8, Option<String>)> {
+    let t = text.trim_start();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 || digits > 2 {
+        return None;
+    }
+    let score: u8 = t[..digits].parse().ok().filter(|s| *s <= 10)?;
+    let after = &t[digits..];
+    let mut chars = after.chars();
+    let decimal = matches!(chars.next(), Some('.' | ',')) && chars.next().is_some_and(|c| c.is_ascii_digit());
+    if decimal || after.trim_start().starts_with(|c: char| c.is_ascii_digit()) {
+        return None; // "9.5", "1,000", "3 4": not a plain score
+    }
+    let rest = after.trim_start();
+    let rest = rest.strip_prefix("/10").or_else(|| rest.strip_prefix("/ 10")).unwrap_or(rest);
+    let comment = rest.trim_start_matches(|c: char| c.is_whitespace() || "-–—:.,!".contains(c)).trim();
+    Some((score, (!comment.is_empty()).then(|| comment.to_string())))
 }
 
 fn notice(text: String) -> Step {

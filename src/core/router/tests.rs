@@ -378,3 +378,34 @@ fn without_next_response_later_customer_messages_run_no_clock() {
     assert_eq!((conv.waits, conv.reply_due), (1, None));
     assert_eq!(r.next_deadline(), None);
 }
+
+#[test]
+fn a_reply_starting_with_a_score_answers_the_survey_awaiting_one() {
+    for (text, expected) in [
+        ("9", Some((9, None))),
+        ("10 - great service", Some((10, Some("great service".to_string())))),
+        ("7/10, a bit slow", Some((7, Some("a bit slow".to_string())))),
+        ("  0\nterrible", Some((0, Some("terrible".to_string())))),
+        ("11", None),
+        ("9.5", None),
+        ("It still crashes", None),
+        ("100 times I tried", None),
+    ] {
+        assert_eq!(score_reply(text), expected, "{text:?}");
+    }
+    let mut r = router();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    // Before any survey is sent, "3 more problems" is an ordinary message.
+    let step = r.handle(ts("2026-11-23T10:05:00Z"), customer("t1", "m2", "3 more problems"));
+    assert!(step.survey.is_none());
+    r.handle(ts("2026-11-23T10:20:00Z"), resolve("t1"));
+    r.poll_timers(ts("2026-11-23T11:20:00Z"));
+    let step = r.handle(ts("2026-11-23T12:00:00Z"), customer("t1", "m3", "4 - took a while"));
+    let survey = step.survey.unwrap();
+    assert_eq!(
+        (survey.status, survey.score, survey.comment.as_deref()),
+        (SurveyStatus::Answered, Some(4), Some("took a while"))
+    );
+    assert_eq!(step.actions[0].kind, ActionKind::DetractorAlert);
+    assert_eq!(r.conversation("email:t1").unwrap().status, Status::Resolved, "an answer does not reopen");
+}
