@@ -29,7 +29,10 @@ use crate::core::router::{
 use crate::core::rules::Finding;
 
 /// The migrations in `migrations/`, built into the binary.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "email", include_str!("../migrations/0002_email.sql")),
+];
 
 #[derive(Debug)]
 struct Embedded;
@@ -111,6 +114,11 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The pool, for channel adapters that keep state of their own.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// Applies pending migrations.

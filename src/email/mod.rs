@@ -4,6 +4,9 @@
 //! values the router can use; it does no I/O.
 
 pub mod compose;
+pub mod imap;
+pub mod intake;
 pub mod message;
 pub mod settings;
 pub mod smtp;
+pub mod state;

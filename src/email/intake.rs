@@ -1,0 +1,232 @@
+//! What to do with one inbound mail: which ticket it belongs to and which
+//! inputs it gives the router, or why it is ignored. Pure: the shell looks up
+//! what the database knows ([`Lookup`]) and carries the decision out.
+//!
+//! Threading: a known ticket token in the subject wins (a customer who replies
+//! from another client or strips headers still lands in the same
+//! conversation), then any Message-ID in In-Reply-To/References that belongs to
+//! a ticket; otherwise a customer's mail opens a new ticket. A ticket is
+//! derived from the Message-ID that opened it, so processing the same mail
+//! twice gives the same ticket. Never answered: auto-replies, bounces, bulk
+//! mail and our own messages (no mail loops).
+
+use sha2::{Digest, Sha256};
+
+use crate::core::router::{Author, Channel, Input, Message, Role};
+use crate::email::message::{Email, Origin, strip_reply, take_commands};
+use crate::email::settings::EmailSettings;
+
+/// What the database knows about a mail's thread.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lookup {
+    /// The subject's ticket token, when it names a known ticket.
+    pub token_ticket: Option<String>,
+    /// The ticket of the nearest referenced Message-ID, if any.
+    pub ref_ticket: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Record `message_key → ticket` and apply `inputs` in order.
+    Route {
+        ticket: String,
+        message_key: String,
+        inputs: Vec<Input>,
+    },
+    Ignore {
+        reason: String,
+    },
+}
+
+/// The mail's Message-ID, or for mail without one a stable id made from its
+/// bytes, so a re-fetched copy is recognised.
+pub fn message_key(email: &Email, raw: &[u8]) -> String {
+    match &email.message_id {
+        Some(id) if !id.is_empty() => id.clone(),
+        _ => format!("sha256-{}@concierge.invalid", hex(&Sha256::digest(raw)[..16])),
+    }
+}
+
+/// The ticket a mail opens: 8 characters of Crockford base32 of its id's hash.
+pub fn ticket_for(message_key: &str) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let digest = Sha256::digest(message_key.as_bytes());
+    let mut bits: u64 = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+    (0..8)
+        .map(|_| {
+            let c = ALPHABET[(bits & 31) as usize] as char;
+            bits >>= 5;
+            c
+        })
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Decides what one mail means.
+pub fn decide(email: &Email, message_key: &str, settings: &EmailSettings, lookup: &Lookup) -> Decision {
+    let ignore = |reason: &str| Decision::Ignore { reason: reason.to_string() };
+    if email.from.address == settings.address {
+        return ignore("sent by the support address itself (no mail loops)");
+    }
+    match email.origin {
+        Origin::Person => {}
+        Origin::AutoReply => return ignore("an automatic reply (Auto-Submitted or similar): never answered"),
+        Origin::Bounce => return ignore("a delivery failure report: never answered"),
+        Origin::Bulk => return ignore("bulk or mailing-list mail: never answered"),
+    }
+    let known = lookup.token_ticket.clone().or_else(|| lookup.ref_ticket.clone());
+    let author = |role| Author { role, id: email.from.address.clone(), name: email.from.name.clone() };
+    if settings.is_agent(&email.from.address) {
+        let Some(ticket) = known else {
+            return ignore("an agent's mail that belongs to no ticket");
+        };
+        let (commands, rest) = take_commands(&email.body);
+        let mut inputs = Vec::new();
+        let text = strip_reply(rest);
+        if !text.is_empty() {
+            inputs.push(Input::Message(Message {
+                channel: Channel::Email,
+                thread: ticket.clone(),
+                id: message_key.to_string(),
+                author: author(Role::Agent),
+                text,
+            }));
+        }
+        if commands.resolve {
+            inputs.push(Input::Resolve {
+                channel: Some(Channel::Email),
+                thread: ticket.clone(),
+                by: email.from.address.clone(),
+                survey: !commands.no_survey,
+            });
+        }
+        if inputs.is_empty() {
+            return ignore("an agent's mail with nothing to record");
+        }
+        return Decision::Route { ticket, message_key: message_key.to_string(), inputs };
+    }
+    let ticket = known.unwrap_or_else(|| ticket_for(message_key));
+    let text = strip_reply(&email.body);
+    let text = if text.is_empty() { email.subject.clone() } else { text };
+    Decision::Route {
+        message_key: message_key.to_string(),
+        inputs: vec![Input::Message(Message {
+            channel: Channel::Email,
+            thread: ticket.clone(),
+            id: message_key.to_string(),
+            author: author(Role::Customer),
+            text,
+        })],
+        ticket,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::email::settings::{AddressPattern, Secret, Tls};
+
+    fn settings() -> EmailSettings {
+        EmailSettings {
+            imap_host: "localhost".into(),
+            imap_port: 143,
+            smtp_host: "localhost".into(),
+            smtp_port: 25,
+            username: "support".into(),
+            password: Secret("x".into()),
+            address: "support@example.test".into(),
+            tls: Tls::None,
+            tls_ca_file: None,
+            mailboxes: vec!["INBOX".into()],
+            agents: vec![AddressPattern::parse("*@support.example.test").unwrap()],
+            managers: vec![],
+            resolve_after_silence: None,
+            poll_interval: 60,
+        }
+    }
+
+    fn mail(from: &str, headers: &str, body: &str) -> Email {
+        Email::parse(
+            format!("From: {from}\r\nSubject: Help\r\nMessage-ID: <x1@example.com>\r\n{headers}\r\n{body}").as_bytes(),
+        )
+        .unwrap()
+    }
+
+    fn thread_of(d: &Decision) -> &str {
+        match d {
+            Decision::Route { ticket, .. } => ticket,
+            Decision::Ignore { reason } => panic!("ignored: {reason}"),
+        }
+    }
+
+    #[test]
+    fn a_new_customer_mail_opens_a_stable_ticket() {
+        let email = mail("Ana Lima <ana@example.com>", "", "Hello, it broke.");
+        let d = decide(&email, "x1@example.com", &settings(), &Lookup::default());
+        assert_eq!(thread_of(&d), ticket_for("x1@example.com"));
+        assert_eq!(ticket_for("x1@example.com").len(), 8);
+        let Decision::Route { inputs, .. } = d else { unreachable!() };
+        let Input::Message(m) = &inputs[0] else { panic!() };
+        assert_eq!(
+            (m.author.role, m.author.name.as_deref(), m.text.as_str()),
+            (Role::Customer, Some("Ana Lima"), "Hello, it broke.")
+        );
+    }
+
+    #[test]
+    fn a_known_token_wins_over_references_and_references_over_a_new_ticket() {
+        let email = mail("ana@example.com", "", "More info");
+        let both = Lookup { token_ticket: Some("TOKEN001".into()), ref_ticket: Some("REF00001".into()) };
+        assert_eq!(thread_of(&decide(&email, "x1@example.com", &settings(), &both)), "TOKEN001");
+        let refs = Lookup { token_ticket: None, ref_ticket: Some("REF00001".into()) };
+        assert_eq!(thread_of(&decide(&email, "x1@example.com", &settings(), &refs)), "REF00001");
+    }
+
+    #[test]
+    fn automatic_mail_and_our_own_mail_are_never_answered() {
+        for (from, headers) in [
+            ("ben@example.com", "Auto-Submitted: auto-replied\r\n"),
+            ("MAILER-DAEMON@mx.example.net", ""),
+            ("news@example.org", "Precedence: bulk\r\n"),
+            ("support@example.test", ""),
+        ] {
+            let d = decide(&mail(from, headers, "x"), "x1@example.com", &settings(), &Lookup::default());
+            assert!(matches!(d, Decision::Ignore { .. }), "{from}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn an_agent_reply_is_stripped_and_its_commands_become_inputs() {
+        let email = mail(
+            "Sam <sam@support.example.test>",
+            "",
+            "#resolve #nosurvey\r\nHi Ana, fixed. Best, Sam\r\n\r\nOn Mon, Ana <ana@example.com> wrote:\r\n> it broke\r\n",
+        );
+        let lookup = Lookup { token_ticket: None, ref_ticket: Some("T1".into()) };
+        let Decision::Route { inputs, .. } = decide(&email, "x1@example.com", &settings(), &lookup) else { panic!() };
+        let Input::Message(m) = &inputs[0] else { panic!() };
+        assert_eq!((m.author.role, m.text.as_str()), (Role::Agent, "Hi Ana, fixed. Best, Sam"));
+        assert_eq!(
+            inputs[1],
+            Input::Resolve {
+                channel: Some(Channel::Email),
+                thread: "T1".into(),
+                by: "sam@support.example.test".into(),
+                survey: false
+            }
+        );
+        let stray = decide(&email, "x1@example.com", &settings(), &Lookup::default());
+        assert!(matches!(stray, Decision::Ignore { .. }));
+    }
+
+    #[test]
+    fn mail_without_a_message_id_gets_a_stable_key_from_its_bytes() {
+        let raw = b"From: ana@example.com\r\nSubject: x\r\n\r\nhi";
+        let email = Email::parse(raw).unwrap();
+        assert_eq!(message_key(&email, raw), message_key(&email, raw));
+        assert!(message_key(&email, raw).ends_with("@concierge.invalid"));
+    }
+}

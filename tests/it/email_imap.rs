@@ -1,0 +1,74 @@
+//! Reading mail from the real Dovecot, in every TLS mode.
+
+use concierge::email::imap::fetch_new;
+use concierge::email::settings::{AddressPattern, EmailSettings, Secret, Tls};
+use concierge::email::state::Position;
+
+use crate::mail_servers::{MailServers, PASSWORD};
+
+fn settings(servers: &MailServers, tls: Tls, password: &str) -> EmailSettings {
+    let p = servers.ports;
+    EmailSettings {
+        imap_host: "localhost".into(),
+        imap_port: if tls == Tls::Implicit { p.imaps } else { p.imap },
+        smtp_host: "localhost".into(),
+        smtp_port: p.smtp,
+        username: "support".into(),
+        password: Secret(password.into()),
+        address: "support@example.test".into(),
+        tls,
+        tls_ca_file: Some(servers.cert()),
+        mailboxes: vec!["INBOX".into()],
+        agents: vec![AddressPattern::parse("*@support.example.test").unwrap()],
+        managers: vec![],
+        resolve_after_silence: None,
+        poll_interval: 60,
+    }
+}
+
+fn mail(n: u32) -> String {
+    format!(
+        "From: Ana <ana@example.test>\r\nTo: support@example.test\r\nSubject: note {n}\r\nMessage-ID: <n{n}@example.test>\r\n\r\nBody {n}\r\n"
+    )
+}
+
+#[test]
+fn new_mail_is_fetched_by_uid_past_the_stored_position_in_every_tls_mode() {
+    let Some(servers) = MailServers::start() else { return };
+    for n in 1..=3 {
+        servers.send("ana@example.test", "support@example.test", &mail(n));
+    }
+    servers.wait_for("support", |m| m.contains("Subject: note 3"));
+    for tls in [Tls::None, Tls::StartTls, Tls::Implicit] {
+        let s = settings(&servers, tls, PASSWORD);
+        let all = fetch_new(&s, "INBOX", None).unwrap_or_else(|e| panic!("{tls:?}: {e}"));
+        let uids: Vec<u32> = all.messages.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, [1, 2, 3], "{tls:?}");
+        assert!(String::from_utf8_lossy(&all.messages[2].raw).contains("Body 3"));
+        let pos = Position { uidvalidity: all.uidvalidity, last_uid: 3 };
+        assert!(fetch_new(&s, "INBOX", Some(pos)).unwrap().messages.is_empty(), "{tls:?}: nothing past UID 3");
+        // A different UIDVALIDITY means the mailbox is read again.
+        let stale = Position { uidvalidity: all.uidvalidity.wrapping_add(1), last_uid: 3 };
+        assert_eq!(fetch_new(&s, "INBOX", Some(stale)).unwrap().messages.len(), 3, "{tls:?}");
+    }
+    servers.send("ana@example.test", "support@example.test", &mail(4));
+    servers.wait_for("support", |m| m.contains("Subject: note 4"));
+    let s = settings(&servers, Tls::None, PASSWORD);
+    let first = fetch_new(&s, "INBOX", None).unwrap();
+    let pos = Position { uidvalidity: first.uidvalidity, last_uid: 3 };
+    let new = fetch_new(&s, "INBOX", Some(pos)).unwrap();
+    assert_eq!(new.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), [4]);
+}
+
+#[test]
+fn bad_credentials_a_missing_mailbox_and_a_stopped_server_each_name_the_setting() {
+    let Some(mut servers) = MailServers::start() else { return };
+    let err = fetch_new(&settings(&servers, Tls::StartTls, "wrong"), "INBOX", None).unwrap_err();
+    assert!(err.contains("IMAP login") && err.contains("email.password_env"), "{err}");
+    let err = fetch_new(&settings(&servers, Tls::Implicit, PASSWORD), "Nope", None).unwrap_err();
+    assert!(err.contains("mailbox \"Nope\"") && err.contains("email.mailboxes"), "{err}");
+    servers.stop_imap();
+    let err = fetch_new(&settings(&servers, Tls::None, PASSWORD), "INBOX", None).unwrap_err();
+    assert!(err.contains("cannot reach the IMAP server") && err.contains("email.imap_host"), "{err}");
+    assert!(!err.contains('\n'), "one line: {err}");
+}
