@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::core::duration::parse_duration;
 use crate::core::report::{Week, compute};
 use crate::core::rules::CheckContext;
+use crate::email::channel::{EmailOutbound, run_intake};
 use crate::engine::Engine;
 use crate::format::{self, Format};
 use crate::store::Store;
@@ -199,7 +200,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
 }
 
 fn block_on<F: std::future::Future<Output = Result<ExitCode, Failure>>>(f: F) -> Result<ExitCode, Failure> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f)
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let out = rt.block_on(f);
+    // A blocking IMAP call may still be waiting on the network: do not hang on it.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    out
 }
 
 fn check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, Failure> {
@@ -317,19 +322,31 @@ async fn demo_cmd(args: &DemoArgs) -> Result<ExitCode, Failure> {
 async fn run_cmd(cli: &Cli) -> Result<ExitCode, Failure> {
     let config = load_config(cli)?;
     let shutdown = shutdown_signal()?;
-    let config_has_email = config.email.is_some();
+    let email = config.email.clone();
     tracing::info!(config = %config.source, database = %crate::config::redact_url(&config.database_url), "starting");
     let engine = Engine::start(config, true).await?;
-    if config_has_email {
-        tracing::warn!(
-            "[email] is valid, but this version does not run the email channel yet (IMAP intake is in progress); \
-             actions are logged"
-        );
+    let (sender, inbox) = tokio::sync::mpsc::channel(1024);
+    let clock = driver::Clock::System;
+    match email {
+        Some(settings) => {
+            tracing::info!(
+                mailboxes = ?settings.mailboxes,
+                imap = %format!("{}:{}", settings.imap_host, settings.imap_port),
+                smtp = %format!("{}:{}", settings.smtp_host, settings.smtp_port),
+                address = %settings.address,
+                "email channel: reading mail and sending through SMTP"
+            );
+            let outbound = EmailOutbound::new(engine.store.clone(), settings.clone())?;
+            tokio::spawn(run_intake(engine.store.clone(), settings, sender, clock));
+            driver::run(engine, outbound, inbox, clock, shutdown).await?;
+        }
+        None => {
+            tracing::info!("no channels are configured yet: serving timers and the outbox (actions are logged)");
+            // Keep a sender so the inbox stays open.
+            let _keep = sender;
+            driver::run(engine, driver::LogOutbound, inbox, clock, shutdown).await?;
+        }
     }
-    tracing::info!("no channels are configured yet: serving timers and the outbox (actions are logged)");
-    // Channel adapters will hold senders; keep one so the inbox stays open.
-    let (_keep, inbox) = tokio::sync::mpsc::channel(1024);
-    driver::run(engine, driver::LogOutbound, inbox, driver::Clock::System, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 

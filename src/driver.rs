@@ -21,10 +21,19 @@ use crate::store::OutboxItem;
 
 /// An input as a channel adapter hands it over, stamped with the instant it
 /// was received (so processing delays never move a customer's clock).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Inbound {
     pub at: Timestamp,
     pub input: Input,
+    /// Told `true` once the input is committed (or was already stored), `false`
+    /// if it could not be: an adapter consumes its source only after `true`.
+    pub done: Option<tokio::sync::oneshot::Sender<bool>>,
+}
+
+impl Inbound {
+    pub fn new(at: Timestamp, input: Input) -> Inbound {
+        Inbound { at, input, done: None }
+    }
 }
 
 /// Carries out queued actions on a channel.
@@ -125,14 +134,18 @@ pub async fn run<O: Outbound>(
                 break;
             }
             input = inbox.recv() => {
-                let Some(Inbound { at, input }) = input else { break };
+                let Some(Inbound { at, input, done }) = input else { break };
                 // Timers due before this input fire first, at their own instants.
                 if let Err(e) = fire(&mut engine, at.min(clock.now())).await {
                     tracing::error!(error = %format!("{e:#}"), "timers not applied; state reloaded from the database");
                     engine.reload().await?;
                 }
                 let span = tracing::info_span!("input", %at);
-                if let Err(e) = apply(&mut engine, at, input).instrument(span).await {
+                let applied = apply(&mut engine, at, input).instrument(span).await;
+                if let Some(done) = done {
+                    let _ = done.send(applied.is_ok());
+                }
+                if let Err(e) = applied {
                     tracing::error!(error = %format!("{e:#}"), "input not applied; state reloaded from the database");
                     engine.reload().await?;
                 }

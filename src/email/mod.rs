@@ -3,6 +3,7 @@
 //! Only this module sees MIME, IMAP and SMTP. [`message`] turns raw mail into
 //! values the router can use; it does no I/O.
 
+pub mod channel;
 pub mod compose;
 pub mod imap;
 pub mod intake;

@@ -62,9 +62,16 @@ impl SmtpOutbound {
     }
 }
 
+impl SmtpOutbound {
+    /// Sends `item`, threaded under `in_reply_to` when given.
+    pub async fn deliver_threaded(&self, item: &OutboxItem, in_reply_to: Option<&str>) -> Result<(), String> {
+        let message = compose(item, &self.settings, in_reply_to).map_err(|e| e.to_string())?;
+        self.transport.send(message).await.map(|_| ()).map_err(|e| self.explain(&e))
+    }
+}
+
 impl Outbound for SmtpOutbound {
     async fn deliver(&self, item: &OutboxItem) -> Result<(), String> {
-        let message = compose(item, &self.settings, None).map_err(|e| e.to_string())?;
-        self.transport.send(message).await.map(|_| ()).map_err(|e| self.explain(&e))
+        self.deliver_threaded(item, None).await
     }
 }

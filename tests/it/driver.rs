@@ -95,7 +95,7 @@ impl Bot {
 }
 
 fn customer_message(at: Timestamp) -> Inbound {
-    Inbound { at, input: customer_input() }
+    Inbound::new(at, customer_input())
 }
 
 fn customer_input() -> Input {

@@ -3,6 +3,7 @@
 mod cli;
 mod driver;
 mod email_corpus;
+mod email_e2e;
 mod email_imap;
 mod email_smtp;
 mod helpers;

@@ -1,0 +1,141 @@
+//! End to end through `concierge run` against the real Dovecot and Postfix.
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+use crate::helpers::{concierge, sqlite};
+use crate::mail_servers::{MailServers, PASSWORD};
+
+/// `concierge run` in the background, stopped (SIGTERM) on drop.
+struct Bot(Child);
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let _ = self.0.wait();
+    }
+}
+
+fn config(servers: &MailServers, db_url: &str) -> String {
+    let p = servers.ports;
+    format!(
+        r#"
+[database]
+url = "{db_url}"
+[business_hours]
+time_zone = "UTC"
+mon = ["00:00-24:00"]
+tue = ["00:00-24:00"]
+wed = ["00:00-24:00"]
+thu = ["00:00-24:00"]
+fri = ["00:00-24:00"]
+sat = ["00:00-24:00"]
+sun = ["00:00-24:00"]
+[sla]
+first_response = "6s"
+warn_at = "50%"
+escalate_after = "3s"
+[email]
+imap_host = "127.0.0.1"
+imap_port = {}
+smtp_host = "127.0.0.1"
+smtp_port = {}
+tls = "none"
+username = "support"
+password_env = "CONCIERGE_TEST_SUPPORT_PASSWORD"
+address = "support@example.test"
+agents = ["sam@example.test", "kim@example.test"]
+managers = ["boss@example.test"]
+poll_interval = "1s"
+"#,
+        p.imap, p.smtp
+    )
+}
+
+fn start_bot(config: &std::path::Path) -> Bot {
+    let mut child = concierge()
+        .arg("--config")
+        .arg(config)
+        .arg("run")
+        .env("CONCIERGE_TEST_SUPPORT_PASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the email channel is up, then let its log drain in the background.
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("email channel") {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "run exited early: {seen}");
+        seen.push_str(&line);
+    }
+    std::thread::spawn(move || for _ in err.lines() {});
+    Bot(child)
+}
+
+fn header<'a>(mail: &'a str, name: &str) -> Option<&'a str> {
+    mail.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")))
+}
+
+#[test]
+fn a_customer_mail_is_acknowledged_threaded_nudged_escalated_and_an_agent_cc_reply_is_checked_and_counted() {
+    let Some(servers) = MailServers::start() else { return };
+    let db = sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("concierge.toml");
+    std::fs::write(&config_path, config(&servers, &db.url)).unwrap();
+    let _bot = start_bot(&config_path);
+
+    servers.send(
+        "ana@example.test",
+        "support@example.test",
+        "From: Ana Lima <ana@example.test>\r\nTo: support@example.test\r\nSubject: Invoice wrong\r\n\
+         Message-ID: <c1@example.test>\r\n\r\nHello, the amount on my invoice is wrong.\r\n",
+    );
+    // The acknowledgement reaches the customer, threaded under her mail.
+    let ack = servers.wait_for("ana", |m| m.contains("We have your request"));
+    assert_eq!(header(&ack, "In-Reply-To"), Some("<c1@example.test>"), "{ack}");
+    assert_eq!(header(&ack, "Auto-Submitted"), Some("auto-replied"));
+    assert!(ack.contains("Hi Ana,"), "{ack}");
+    let subject = header(&ack, "Subject").unwrap();
+    let ticket = subject.split("[#").nth(1).unwrap().trim_end_matches(']').to_string();
+
+    // No answer: warning and breach reach both agents, the escalation the manager.
+    for agent in ["sam", "kim"] {
+        servers.wait_for(agent, |m| m.contains(&format!("[#{ticket}] Reply due soon")));
+        servers.wait_for(agent, |m| m.contains(&format!("[#{ticket}] Response target missed")));
+    }
+    servers.wait_for("boss", |m| m.contains(&format!("[#{ticket}] Escalation")));
+
+    // Sam answers from his own client with support in Cc; the reply is
+    // checked after the fact (it is late and has no apology) and counts as
+    // the first response.
+    let reply = format!(
+        "From: Sam <sam@example.test>\r\nTo: ana@example.test\r\nCc: support@example.test\r\n\
+         Subject: Re: Invoice wrong [#{ticket}]\r\nMessage-ID: <s1@example.test>\r\nIn-Reply-To: <c1@example.test>\r\n\r\n\
+         Hi Ana,\r\n\r\nThanks for writing. The invoice is fixed.\r\n\r\nBest, Sam\r\n\r\n\
+         On Mon, Ana Lima <ana@example.test> wrote:\r\n> Hello, the amount on my invoice is wrong.\r\n"
+    );
+    servers.send("sam@example.test", "support@example.test", &reply);
+    let feedback = servers.wait_for("sam", |m| m.contains(&format!("[#{ticket}] Feedback on your reply")));
+    assert!(feedback.contains("apologise"), "{feedback}");
+
+    let week = concierge::core::report::Week::containing(jiff::Timestamp::now(), &jiff::tz::TimeZone::UTC).to_string();
+    let out = concierge()
+        .arg("--config")
+        .arg(&config_path)
+        .args(["report", "--week", &week, "--format", "json"])
+        .env("CONCIERGE_TEST_SUPPORT_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(v["conversations"]["opened"], 1, "{v}");
+    assert_eq!(v["first_response"]["answered"], 1, "{v}");
+    assert_eq!(v["sla"]["breached"], 1, "{v}");
+    assert_eq!(v["standards"]["findings_by_rule"]["apology-when-late"], 1, "{v}");
+    assert_eq!(v["agents"][0]["id"], "sam@example.test");
+}
