@@ -111,28 +111,9 @@ pub fn compose(item: &OutboxItem, s: &EmailSettings, in_reply_to: Option<&str>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::email::settings::{Secret, Tls};
 
     fn settings() -> EmailSettings {
-        EmailSettings {
-            imap_host: "localhost".into(),
-            imap_port: 143,
-            smtp_host: "localhost".into(),
-            smtp_port: 25,
-            username: "support".into(),
-            password: Secret("x".into()),
-            address: "support@example.test".into(),
-            tls: Tls::None,
-            tls_ca_file: None,
-            mailboxes: vec!["INBOX".into()],
-            agents: vec![
-                AddressPattern::parse("sam@example.test").unwrap(),
-                AddressPattern::parse("*@example.test").unwrap(),
-            ],
-            managers: vec!["boss@example.test".into()],
-            resolve_after_silence: None,
-            poll_interval: 60,
-        }
+        crate::email::settings::test_settings()
     }
 
     fn item(kind: &str, to: &str) -> OutboxItem {

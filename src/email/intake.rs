@@ -127,25 +127,9 @@ pub fn decide(email: &Email, message_key: &str, settings: &EmailSettings, lookup
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::email::settings::{AddressPattern, Secret, Tls};
 
     fn settings() -> EmailSettings {
-        EmailSettings {
-            imap_host: "localhost".into(),
-            imap_port: 143,
-            smtp_host: "localhost".into(),
-            smtp_port: 25,
-            username: "support".into(),
-            password: Secret("x".into()),
-            address: "support@example.test".into(),
-            tls: Tls::None,
-            tls_ca_file: None,
-            mailboxes: vec!["INBOX".into()],
-            agents: vec![AddressPattern::parse("*@support.example.test").unwrap()],
-            managers: vec![],
-            resolve_after_silence: None,
-            poll_interval: 60,
-        }
+        crate::email::settings::test_settings()
     }
 
     fn mail(from: &str, headers: &str, body: &str) -> Email {

@@ -94,6 +94,31 @@ impl EmailSettings {
     }
 }
 
+/// Settings for unit tests: support@example.test on loopback, agents at
+/// `*@support.example.test` and sam@example.test, one manager.
+#[cfg(test)]
+pub(crate) fn test_settings() -> EmailSettings {
+    EmailSettings {
+        imap_host: "localhost".into(),
+        imap_port: 143,
+        smtp_host: "localhost".into(),
+        smtp_port: 25,
+        username: "support".into(),
+        password: Secret("x".into()),
+        address: "support@example.test".into(),
+        tls: Tls::None,
+        tls_ca_file: None,
+        mailboxes: vec!["INBOX".into()],
+        agents: vec![
+            AddressPattern::parse("sam@example.test").unwrap(),
+            AddressPattern::parse("*@support.example.test").unwrap(),
+        ],
+        managers: vec!["boss@example.test".into()],
+        resolve_after_silence: None,
+        poll_interval: 60,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,29 +1,13 @@
 //! Reading mail from the real Dovecot, in every TLS mode.
 
 use concierge::email::imap::fetch_new;
-use concierge::email::settings::{AddressPattern, EmailSettings, Secret, Tls};
+use concierge::email::settings::{EmailSettings, Tls};
 use concierge::email::state::Position;
 
 use crate::mail_servers::{MailServers, PASSWORD};
 
 fn settings(servers: &MailServers, tls: Tls, password: &str) -> EmailSettings {
-    let p = servers.ports;
-    EmailSettings {
-        imap_host: "localhost".into(),
-        imap_port: if tls == Tls::Implicit { p.imaps } else { p.imap },
-        smtp_host: "localhost".into(),
-        smtp_port: p.smtp,
-        username: "support".into(),
-        password: Secret(password.into()),
-        address: "support@example.test".into(),
-        tls,
-        tls_ca_file: Some(servers.cert()),
-        mailboxes: vec!["INBOX".into()],
-        agents: vec![AddressPattern::parse("*@support.example.test").unwrap()],
-        managers: vec![],
-        resolve_after_silence: None,
-        poll_interval: 60,
-    }
+    servers.settings(tls, password)
 }
 
 fn mail(n: u32) -> String {

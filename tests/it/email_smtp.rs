@@ -1,34 +1,14 @@
 //! SMTP delivery of outbox actions against the real Postfix, in every TLS mode.
 
 use concierge::driver::Outbound;
-use concierge::email::settings::{AddressPattern, EmailSettings, Secret, Tls};
+use concierge::email::settings::{EmailSettings, Tls};
 use concierge::email::smtp::SmtpOutbound;
 use concierge::store::OutboxItem;
 
 use crate::mail_servers::{MailServers, PASSWORD};
 
 fn settings(servers: &MailServers, tls: Tls, password: &str) -> EmailSettings {
-    let p = servers.ports;
-    EmailSettings {
-        imap_host: "localhost".into(),
-        imap_port: p.imap,
-        smtp_host: "localhost".into(),
-        smtp_port: match tls {
-            Tls::None => p.smtp,
-            Tls::StartTls => p.submission,
-            Tls::Implicit => p.smtps,
-        },
-        username: "support".into(),
-        password: Secret(password.into()),
-        address: "support@example.test".into(),
-        tls,
-        tls_ca_file: Some(servers.cert()),
-        mailboxes: vec!["INBOX".into()],
-        agents: vec![AddressPattern::parse("sam@example.test").unwrap()],
-        managers: vec!["boss@example.test".into()],
-        resolve_after_silence: None,
-        poll_interval: 60,
-    }
+    servers.settings(tls, password)
 }
 
 fn item(key: &str, kind: &str, to: &str) -> OutboxItem {

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use concierge::email::settings::{AddressPattern, EmailSettings, Secret, Tls};
+
 pub const USERS: [&str; 6] = ["support", "sam", "kim", "boss", "ana", "bob"];
 pub const DOMAIN: &str = "example.test";
 pub const PASSWORD: &str = "secret";
@@ -162,9 +164,38 @@ impl MailServers {
         }
     }
 
+    /// Email settings for the support mailbox on these servers: the IMAP and
+    /// SMTP ports that go with `tls`, trusting the harness certificate.
+    pub fn settings(&self, tls: Tls, password: &str) -> EmailSettings {
+        let p = self.ports;
+        let (imap_port, smtp_port) = match tls {
+            Tls::None => (p.imap, p.smtp),
+            Tls::StartTls => (p.imap, p.submission),
+            Tls::Implicit => (p.imaps, p.smtps),
+        };
+        EmailSettings {
+            imap_host: "localhost".into(),
+            imap_port,
+            smtp_host: "localhost".into(),
+            smtp_port,
+            username: "support".into(),
+            password: Secret(password.into()),
+            address: "support@example.test".into(),
+            tls,
+            tls_ca_file: Some(self.cert()),
+            mailboxes: vec!["INBOX".into()],
+            agents: vec![
+                AddressPattern::parse("sam@example.test").unwrap(),
+                AddressPattern::parse("kim@example.test").unwrap(),
+            ],
+            managers: vec!["boss@example.test".into()],
+            resolve_after_silence: None,
+            poll_interval: 60,
+        }
+    }
+
     /// The CA certificate clients must trust for the TLS ports.
     pub fn cert(&self) -> PathBuf {
-        // (Also used by the email adapter tests to trust the servers.)
         self.path().join("cert.pem")
     }
 
