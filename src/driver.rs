@@ -217,9 +217,9 @@ async fn dispatch<O: Outbound>(engine: &Engine, outbound: &O, clock: Clock) {
     }
 }
 
-/// Seconds to wait after `attempts` failures: 30 s doubling up to one hour.
+/// Seconds to wait after `attempts` failures: 5 s doubling up to one hour.
 pub fn backoff(attempts: i64) -> i64 {
-    (30_i64 << attempts.clamp(0, 7)).min(3600)
+    (5_i64 << attempts.clamp(0, 10)).min(3600)
 }
 
 #[cfg(test)]
@@ -230,6 +230,6 @@ mod tests {
     fn addresses_are_redacted_and_backoff_grows_to_an_hour() {
         assert_eq!(redact("ana@example.com"), "a***@example.com");
         assert_eq!(redact("managers"), "managers");
-        assert_eq!([0, 1, 2, 7, 50].map(backoff), [30, 60, 120, 3600, 3600]);
+        assert_eq!([0, 1, 2, 9, 50].map(backoff), [5, 10, 20, 2560, 3600]);
     }
 }

@@ -139,3 +139,64 @@ fn a_customer_mail_is_acknowledged_threaded_nudged_escalated_and_an_agent_cc_rep
     assert_eq!(v["standards"]["findings_by_rule"]["apology-when-late"], 1, "{v}");
     assert_eq!(v["agents"][0]["id"], "sam@example.test");
 }
+
+/// The outbox rows of the bot's database: (kind, attempts, status).
+async fn outbox(db_url: &str) -> Vec<(String, i64, String)> {
+    let store = concierge::store::Store::open(db_url).await.unwrap();
+    let rows = store.outbox().await.unwrap().into_iter().map(|(i, status)| (i.kind, i.attempts, status)).collect();
+    store.close().await;
+    rows
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !cond() {
+        assert!(std::time::Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn stopping_the_mail_servers_and_restarting_the_bot_loses_nothing_and_sends_once() {
+    let Some(mut servers) = MailServers::start() else { return };
+    let db = sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("concierge.toml");
+    // A long target: only the acknowledgement is sent in this test.
+    std::fs::write(
+        &config_path,
+        config(&servers, &db.url).replace("first_response = \"6s\"", "first_response = \"8h\""),
+    )
+    .unwrap();
+    let bot = start_bot(&config_path);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+
+    // IMAP goes down; a customer mail arrives meanwhile; then SMTP goes down.
+    servers.stop_imap();
+    servers.send(
+        "ana@example.test",
+        "support@example.test",
+        "From: Ana <ana@example.test>\r\nTo: support@example.test\r\nSubject: Outage\r\nMessage-ID: <o1@example.test>\r\n\r\nHello?\r\n",
+    );
+    servers.wait_for("support", |m| m.contains("Subject: Outage"));
+    servers.stop_smtp();
+    // IMAP comes back: the mail is read, its acknowledgement cannot be sent yet.
+    servers.start_imap();
+    wait_until("a failed delivery attempt", || {
+        rt.block_on(outbox(&db.url))
+            .iter()
+            .any(|(kind, attempts, status)| kind == "acknowledgement" && *attempts > 0 && status == "pending")
+    });
+    // Restart the bot while the acknowledgement is still queued.
+    drop(bot);
+    let _bot = start_bot(&config_path);
+    servers.start_smtp();
+    servers.wait_for("ana", |m| m.contains("We have your request"));
+    // Give a duplicate every chance to show up, then count.
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    let acks = servers.delivered("ana").iter().filter(|m| m.contains("We have your request")).count();
+    assert_eq!(acks, 1, "the acknowledgement is sent exactly once");
+    let rows = rt.block_on(outbox(&db.url));
+    assert_eq!(rows.iter().filter(|(k, _, s)| k == "acknowledgement" && s == "delivered").count(), 1, "{rows:?}");
+    assert_eq!(rows.len(), 1, "one conversation, read once: {rows:?}");
+}
