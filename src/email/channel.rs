@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::driver::{Clock, Inbound, LogOutbound, Outbound};
 use crate::email::compose::message_id;
-use crate::email::imap::{Fetched, fetch_new};
+use crate::email::imap::{Fetched, fetch_new, wait_for_mail};
 use crate::email::intake::{Decision, Lookup, decide, message_key};
 use crate::email::message::{Email, ticket_token};
 use crate::email::settings::EmailSettings;
@@ -40,14 +40,27 @@ pub async fn run_intake(store: Store, settings: EmailSettings, inbox: mpsc::Send
             }
         }
         failures = if ok { 0 } else { failures + 1 };
-        let wait = if ok {
-            Duration::from_secs(settings.poll_interval as u64)
-        } else {
-            retry_delay(failures, settings.poll_interval)
-        };
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = inbox.closed() => return,
+        if ok {
+            // Wait for new mail in the first mailbox: IDLE where offered, else poll.
+            let (s, name) = (settings.clone(), settings.mailboxes[0].clone());
+            let since = state::position(&store, &name).await.ok().flatten();
+            let timeout = Duration::from_secs(settings.poll_interval as u64);
+            let waiting = tokio::task::spawn_blocking(move || wait_for_mail(&s, &name, since, timeout));
+            tokio::select! {
+                waited = waiting => {
+                    if let Ok(Err(line)) = waited {
+                        tracing::warn!("{line}; will retry");
+                        failures += 1;
+                    }
+                }
+                () = inbox.closed() => return,
+            }
+        }
+        if failures > 0 {
+            tokio::select! {
+                () = tokio::time::sleep(retry_delay(failures, settings.poll_interval)) => {}
+                () = inbox.closed() => return,
+            }
         }
     }
 }

@@ -2,13 +2,17 @@
 //! runs it on tokio's blocking pool). Implicit TLS, STARTTLS, or plain for
 //! servers on loopback. Mail is fetched by UID past the stored position and
 //! nothing is marked or moved: the position advances only after the mail is
-//! stored, so a crash or reconnect never skips a message.
+//! stored, so a crash or reconnect never skips a message. Between fetches the
+//! intake waits with IMAP IDLE where the server offers it.
 //!
 //! Every failure is one line naming the setting to fix.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
+
+use imap::extensions::idle::SetReadTimeout;
+use imap::types::Mailbox;
 
 use crate::email::settings::{EmailSettings, Tls};
 use crate::email::state::Position;
@@ -31,6 +35,105 @@ pub struct NewMail {
 /// Fetches the messages of `mailbox` after `since` (all of them when `since`
 /// is `None` or its UIDVALIDITY is no longer the mailbox's).
 pub fn fetch_new(s: &EmailSettings, mailbox: &str, since: Option<Position>) -> Result<NewMail, String> {
+    with_mailbox(s, mailbox, Fetch { mailbox, since })
+}
+
+/// Waits up to `timeout` for new mail in `mailbox` after `since`: with IMAP
+/// IDLE when the server offers it (returns as soon as the mailbox changes, or
+/// at once when mail arrived after `since`), otherwise by sleeping. Returns
+/// whether the server can IDLE.
+pub fn wait_for_mail(
+    s: &EmailSettings,
+    mailbox: &str,
+    since: Option<Position>,
+    timeout: Duration,
+) -> Result<bool, String> {
+    with_mailbox(s, mailbox, Wait { since, timeout })
+}
+
+type Session<T> = imap::Session<T>;
+
+/// Something done with a selected mailbox, on any kind of connection.
+trait Job {
+    type Out;
+    fn run<T: Read + Write + SetReadTimeout>(
+        self,
+        session: &mut Session<T>,
+        selected: &Mailbox,
+    ) -> Result<Self::Out, String>;
+}
+
+struct Fetch<'a> {
+    mailbox: &'a str,
+    since: Option<Position>,
+}
+
+impl Job for Fetch<'_> {
+    type Out = NewMail;
+
+    fn run<T: Read + Write + SetReadTimeout>(
+        self,
+        session: &mut Session<T>,
+        selected: &Mailbox,
+    ) -> Result<NewMail, String> {
+        let uidvalidity = selected.uid_validity.unwrap_or(0);
+        let after = self.since.filter(|p| p.uidvalidity == uidvalidity).map_or(0, |p| p.last_uid);
+        let mut messages = Vec::new();
+        if selected.exists > 0 {
+            let fetches = session
+                .uid_fetch(format!("{}:*", after + 1), "(UID BODY.PEEK[])")
+                .map_err(|e| format!("fetching from \"{}\" failed: {e}", self.mailbox))?;
+            for f in fetches.iter() {
+                // "n:*" also returns the newest message when nothing is newer than n.
+                if let (Some(uid), Some(body)) = (f.uid, f.body())
+                    && uid > after
+                {
+                    messages.push(Fetched { uid, raw: body.to_vec() });
+                }
+            }
+        }
+        messages.sort_by_key(|m| m.uid);
+        Ok(NewMail { uidvalidity, messages })
+    }
+}
+
+struct Wait {
+    since: Option<Position>,
+    timeout: Duration,
+}
+
+impl Job for Wait {
+    type Out = bool;
+
+    fn run<T: Read + Write + SetReadTimeout>(
+        self,
+        session: &mut Session<T>,
+        selected: &Mailbox,
+    ) -> Result<bool, String> {
+        let arrived = match self.since {
+            Some(p) => {
+                selected.uid_validity != Some(p.uidvalidity)
+                    || selected.uid_next.is_some_and(|next| next > p.last_uid.saturating_add(1))
+            }
+            None => selected.exists > 0,
+        };
+        let can_idle = session.capabilities().map(|c| c.has_str("IDLE")).unwrap_or(false);
+        if arrived {
+            return Ok(can_idle);
+        }
+        if !can_idle {
+            std::thread::sleep(self.timeout);
+            return Ok(false);
+        }
+        let idle = session.idle().map_err(|e| format!("IMAP IDLE failed: {e}"))?;
+        // A timeout is the normal end of a quiet wait.
+        let _ = idle.wait_with_timeout(self.timeout);
+        Ok(true)
+    }
+}
+
+/// Connects as configured, logs in, selects `mailbox`, runs `job`, logs out.
+fn with_mailbox<J: Job>(s: &EmailSettings, mailbox: &str, job: J) -> Result<J::Out, String> {
     let unreachable = |e: &dyn std::fmt::Display| {
         format!(
             "cannot reach the IMAP server {}:{} ({e}): check email.imap_host and email.imap_port",
@@ -46,7 +149,7 @@ pub fn fetch_new(s: &EmailSettings, mailbox: &str, since: Option<Position>) -> R
             stream.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| unreachable(&e))?;
             let mut client = imap::Client::new(stream);
             client.read_greeting().map_err(|e| unreachable(&e))?;
-            fetch_with(s, client, mailbox, since)
+            run_job(s, client, mailbox, job)
         }
         Tls::Implicit | Tls::StartTls => {
             let mut builder = native_tls::TlsConnector::builder();
@@ -66,17 +169,17 @@ pub fn fetch_new(s: &EmailSettings, mailbox: &str, since: Option<Position>) -> R
                 imap::error::Error::Io(io) => unreachable(&io),
                 other => tls_failed(&other),
             })?;
-            fetch_with(s, client, mailbox, since)
+            run_job(s, client, mailbox, job)
         }
     }
 }
 
-fn fetch_with<T: Read + Write>(
+fn run_job<T: Read + Write + SetReadTimeout, J: Job>(
     s: &EmailSettings,
     client: imap::Client<T>,
     mailbox: &str,
-    since: Option<Position>,
-) -> Result<NewMail, String> {
+    job: J,
+) -> Result<J::Out, String> {
     let mut session = client.login(&s.username, &s.password.0).map_err(|(e, _)| {
         format!(
             "IMAP login as \"{}\" failed ({e}): check email.username and email.password_env/password_file",
@@ -86,23 +189,7 @@ fn fetch_with<T: Read + Write>(
     let selected = session
         .select(mailbox)
         .map_err(|e| format!("cannot open mailbox \"{mailbox}\" ({e}): check email.mailboxes"))?;
-    let uidvalidity = selected.uid_validity.unwrap_or(0);
-    let after = since.filter(|p| p.uidvalidity == uidvalidity).map_or(0, |p| p.last_uid);
-    let mut messages = Vec::new();
-    if selected.exists > 0 {
-        let fetches = session
-            .uid_fetch(format!("{}:*", after + 1), "(UID BODY.PEEK[])")
-            .map_err(|e| format!("fetching from \"{mailbox}\" failed: {e}"))?;
-        for f in fetches.iter() {
-            // "n:*" also returns the newest message when nothing is newer than n.
-            if let (Some(uid), Some(body)) = (f.uid, f.body())
-                && uid > after
-            {
-                messages.push(Fetched { uid, raw: body.to_vec() });
-            }
-        }
-    }
+    let out = job.run(&mut session, &selected);
     let _ = session.logout();
-    messages.sort_by_key(|m| m.uid);
-    Ok(NewMail { uidvalidity, messages })
+    out
 }

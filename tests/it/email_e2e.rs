@@ -200,3 +200,24 @@ fn stopping_the_mail_servers_and_restarting_the_bot_loses_nothing_and_sends_once
     assert_eq!(rows.iter().filter(|(k, _, s)| k == "acknowledgement" && s == "delivered").count(), 1, "{rows:?}");
     assert_eq!(rows.len(), 1, "one conversation, read once: {rows:?}");
 }
+
+#[test]
+fn new_mail_is_picked_up_at_once_with_imap_idle_despite_a_long_poll_interval() {
+    let Some(servers) = MailServers::start() else { return };
+    let db = sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("concierge.toml");
+    let text = config(&servers, &db.url).replace("poll_interval = \"1s\"", "poll_interval = \"60s\"");
+    std::fs::write(&config_path, text.replace("first_response = \"6s\"", "first_response = \"8h\"")).unwrap();
+    let _bot = start_bot(&config_path);
+    // Let the first fetch pass, so the bot is waiting when the mail arrives.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    servers.send(
+        "bob@example.test",
+        "support@example.test",
+        "From: Bob <bob@example.test>\r\nTo: support@example.test\r\nSubject: Idle\r\nMessage-ID: <i1@example.test>\r\n\r\nHi\r\n",
+    );
+    // The harness waits at most 10 s: far less than the 60 s poll interval.
+    let ack = servers.wait_for("bob", |m| m.contains("We have your request"));
+    assert_eq!(header(&ack, "In-Reply-To"), Some("<i1@example.test>"));
+}
