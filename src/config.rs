@@ -206,7 +206,7 @@ impl Validator {
         Some(Config {
             source: source.to_string(),
             database_url,
-            policy: Policy { hours, ..policy },
+            policy: Policy { hours, enforce: mode == Mode::Enforce, ..policy },
             rules,
             templates,
             mode,

@@ -32,6 +32,7 @@ use crate::core::rules::Finding;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "email", include_str!("../migrations/0002_email.sql")),
+    (3, "overrides", include_str!("../migrations/0003_overrides.sql")),
 ];
 
 #[derive(Debug)]
@@ -279,8 +280,8 @@ impl Store {
         insert_many(
             backend,
             tx,
-            "INSERT INTO reply_checks (message_id, conversation, agent, at, first_reply, late, score, passed)",
-            8,
+            "INSERT INTO reply_checks (message_id, conversation, agent, at, first_reply, late, score, passed, overridden)",
+            9,
             "ON CONFLICT (message_id) DO NOTHING",
             &checks,
             |q, k| {
@@ -292,6 +293,7 @@ impl Store {
                     .bind(i64::from(k.late))
                     .bind(i64::from(k.result.score))
                     .bind(i64::from(k.result.passed))
+                    .bind(i64::from(k.overridden))
             },
         )
         .await?;
@@ -512,7 +514,7 @@ fn sqlite_url(url: &str) -> String {
 /// instant (kept in `processed_inputs`).
 pub fn input_key(at: Timestamp, input: &Input) -> String {
     let (kind, channel, thread) = match input {
-        Input::Message(m) => return format!("{}:{}", m.channel.as_str(), m.id),
+        Input::Message(m) | Input::Relay { message: m, .. } => return format!("{}:{}", m.channel.as_str(), m.id),
         Input::Resolve { channel, thread, .. } => ("resolve", *channel, thread),
         Input::SurveyAnswer { channel, thread, .. } => ("answer", *channel, thread),
     };
@@ -543,7 +545,7 @@ impl Batch {
     /// Records an input as applied (a message is stored, others remembered by key).
     pub fn record_input(&mut self, at: Timestamp, key: String, input: &Input) {
         match input {
-            Input::Message(m) => self.messages.push((at, m.clone())),
+            Input::Message(m) | Input::Relay { message: m, .. } => self.messages.push((at, m.clone())),
             _ => self.processed.push((key, at.as_second())),
         }
     }

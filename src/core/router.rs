@@ -101,6 +101,14 @@ pub struct Message {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     Message(Message),
+    /// An agent's reply written to concierge for the customer (email's
+    /// "answer through concierge"): checked first, then sent as a `reply`
+    /// action, or `held` in enforce mode when it breaks an error rule
+    /// (`send_anyway` overrides, and the override is recorded).
+    Relay {
+        message: Message,
+        send_anyway: bool,
+    },
     /// Close a conversation; `survey: false` asks for no survey.
     Resolve {
         channel: Option<Channel>,
@@ -127,10 +135,14 @@ pub enum ActionKind {
     Feedback,
     Survey,
     DetractorAlert,
+    /// An agent's relayed reply, to the customer.
+    Reply,
+    /// An agent's reply held back in enforce mode, returned to the agent.
+    Held,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 7] = [
+    pub const ALL: [ActionKind; 9] = [
         ActionKind::Acknowledgement,
         ActionKind::NudgeWarning,
         ActionKind::NudgeBreach,
@@ -138,6 +150,8 @@ impl ActionKind {
         ActionKind::Feedback,
         ActionKind::Survey,
         ActionKind::DetractorAlert,
+        ActionKind::Reply,
+        ActionKind::Held,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -149,6 +163,8 @@ impl ActionKind {
             ActionKind::Feedback => "feedback",
             ActionKind::Survey => "survey",
             ActionKind::DetractorAlert => "detractor_alert",
+            ActionKind::Reply => "reply",
+            ActionKind::Held => "held",
         }
     }
 
@@ -274,6 +290,8 @@ pub struct ReplyCheck {
     pub at: Timestamp,
     pub first: bool,
     pub late: bool,
+    /// Sent with `#send-anyway` despite an error finding in enforce mode.
+    pub overridden: bool,
     pub result: CheckResult,
 }
 
@@ -313,6 +331,8 @@ pub struct Policy {
     /// No survey to a customer sent one within this many seconds.
     pub survey_throttle: i64,
     pub surveys_enabled: bool,
+    /// Hold relayed replies that break an error-severity rule.
+    pub enforce: bool,
 }
 
 impl Default for Policy {
@@ -326,6 +346,7 @@ impl Default for Policy {
             survey_delay: 3600,
             survey_throttle: 30 * 86_400,
             surveys_enabled: true,
+            enforce: false,
         }
     }
 }
@@ -427,6 +448,7 @@ impl Router {
                 Role::Customer => self.customer_message(now, m),
                 Role::Agent => self.agent_message(now, m),
             },
+            Input::Relay { message, send_anyway } => self.relay(now, message, send_anyway),
             Input::Resolve { channel, thread, by, survey } => self.resolve(now, channel, &thread, &by, survey),
             Input::SurveyAnswer { channel, thread, score, comment } => {
                 self.survey_answer(now, channel, &thread, score, comment)
@@ -570,9 +592,51 @@ impl Router {
             let key = format!("feedback/{}:{}", m.channel.as_str(), m.id);
             step.actions.push(self.action(&conv, now, ActionKind::Feedback, key, &m.author.id, body));
         }
-        step.check =
-            Some(ReplyCheck { message_id: m.id, conversation: id, agent: m.author.id, at: now, first, late, result });
+        step.check = Some(ReplyCheck {
+            message_id: m.id,
+            conversation: id,
+            agent: m.author.id,
+            at: now,
+            first,
+            late,
+            overridden: false,
+            result,
+        });
         step.conversation = Some(conv);
+        step
+    }
+
+    fn relay(&mut self, now: Timestamp, m: Message, send_anyway: bool) -> Step {
+        let id = Conversation::key(m.channel, &m.thread);
+        let Some(conv) = self.conversations.get(&id) else {
+            return notice(format!("reply for unknown thread \"{}\" not relayed", m.thread));
+        };
+        let Some(customer) = conv.customer_id.clone() else {
+            return notice(format!("thread \"{}\" has no customer to relay a reply to", m.thread));
+        };
+        let first = conv.first_reply_at.is_none();
+        let late = first && conv.due_at.is_some_and(|due| now > due);
+        let verdict =
+            self.rules.check(&m.text, CheckContext { customer_name: conv.customer_name.as_deref(), first, late });
+        let breaks = verdict.findings.iter().any(|f| f.severity == super::rules::Severity::Error);
+        if self.policy.enforce && breaks && !send_anyway {
+            let conv = conv.clone();
+            let feedback = verdict.feedback();
+            let body = render(&self.templates.held, &[("ticket", &conv.thread), ("feedback", feedback.trim_end())]);
+            let key = format!("held/{}:{}", m.channel.as_str(), m.id);
+            return Step {
+                actions: vec![self.action(&conv, now, ActionKind::Held, key, &m.author.id, body)],
+                notice: Some(format!("reply to \"{}\" held: it breaks an error rule", m.thread)),
+                ..Step::default()
+            };
+        }
+        let (key, text) = (format!("reply/{}:{}", m.channel.as_str(), m.id), m.text.clone());
+        let mut step = self.agent_message(now, m);
+        if let Some(check) = &mut step.check {
+            check.overridden = self.policy.enforce && breaks;
+        }
+        let conv = step.conversation.clone().expect("agent_message returns the conversation");
+        step.actions.insert(0, self.action(&conv, now, ActionKind::Reply, key, &customer, text));
         step
     }
 

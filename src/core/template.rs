@@ -13,11 +13,12 @@ pub struct Templates {
     pub survey: String,
     pub detractor_alert: String,
     pub feedback: String,
+    pub held: String,
 }
 
 impl Templates {
     /// The names of the template files, in field order.
-    pub const FILES: [&'static str; 7] = [
+    pub const FILES: [&'static str; 8] = [
         "acknowledgement.txt",
         "nudge_warning.txt",
         "nudge_breach.txt",
@@ -25,6 +26,7 @@ impl Templates {
         "survey.txt",
         "detractor_alert.txt",
         "feedback.txt",
+        "held.txt",
     ];
 
     /// The templates shipped in `responses/`.
@@ -37,6 +39,7 @@ impl Templates {
             survey: include_str!("../../responses/survey.txt").into(),
             detractor_alert: include_str!("../../responses/detractor_alert.txt").into(),
             feedback: include_str!("../../responses/feedback.txt").into(),
+            held: include_str!("../../responses/held.txt").into(),
         }
     }
 
@@ -52,6 +55,7 @@ impl Templates {
             &mut t.survey,
             &mut t.detractor_alert,
             &mut t.feedback,
+            &mut t.held,
         ];
         for (field, file) in fields.into_iter().zip(Templates::FILES) {
             if let Some(text) = lookup(file) {

@@ -409,3 +409,58 @@ fn a_reply_starting_with_a_score_answers_the_survey_awaiting_one() {
     assert_eq!(step.actions[0].kind, ActionKind::DetractorAlert);
     assert_eq!(r.conversation("email:t1").unwrap().status, Status::Resolved, "an answer does not reopen");
 }
+
+fn relay(thread: &str, id: &str, text: &str, send_anyway: bool) -> Input {
+    let Input::Message(message) = agent(thread, id, text) else { unreachable!() };
+    Input::Relay { message, send_anyway }
+}
+
+const POOR_REPLY: &str = "Hi Ana, as I already said, the invoice is fixed. Best, Sam";
+
+#[test]
+fn a_relayed_reply_goes_to_the_customer_and_counts_as_the_response() {
+    let mut r = router();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    let step = r.handle(ts("2026-11-23T10:10:00Z"), relay("t1", "a1", GOOD_REPLY, false));
+    let [reply] = &step.actions[..] else { panic!("{:?}", step.actions) };
+    assert_eq!(
+        (reply.kind, reply.to.as_str(), reply.body.as_str()),
+        (ActionKind::Reply, "ana@example.com", GOOD_REPLY)
+    );
+    assert_eq!(step.conversation.unwrap().first_reply_at, Some(ts("2026-11-23T10:10:00Z")));
+    assert_eq!(r.next_deadline(), None);
+}
+
+#[test]
+fn in_coach_mode_a_poor_relayed_reply_is_sent_and_feedback_follows() {
+    let mut r = router();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    let step = r.handle(ts("2026-11-23T10:10:00Z"), relay("t1", "a1", POOR_REPLY, false));
+    let kinds: Vec<_> = step.actions.iter().map(|a| a.kind).collect();
+    assert_eq!(kinds, [ActionKind::Reply, ActionKind::Feedback]);
+    assert!(!step.check.unwrap().overridden);
+}
+
+#[test]
+fn in_enforce_mode_a_reply_breaking_an_error_rule_is_held_until_corrected_or_sent_anyway() {
+    let mut r = router();
+    r.policy.enforce = true;
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    let held = r.handle(ts("2026-11-23T10:10:00Z"), relay("t1", "a1", POOR_REPLY, false));
+    let [action] = &held.actions[..] else { panic!("{:?}", held.actions) };
+    assert_eq!((action.kind, action.to.as_str()), (ActionKind::Held, "sam"));
+    assert!(action.body.contains("NOT sent") && action.body.contains("dismissive"), "{}", action.body);
+    assert!(held.check.is_none() && held.conversation.is_none(), "nothing recorded as a reply");
+    assert_eq!(r.next_deadline(), Some(ts("2026-11-23T10:45:00Z")), "the clock keeps running");
+    // A warning-only reply is not held in enforce mode.
+    let fixed =
+        r.handle(ts("2026-11-23T10:20:00Z"), relay("t1", "a2", "Hi Ana, the invoice is fixed. Best, Sam", false));
+    assert_eq!(fixed.actions[0].kind, ActionKind::Reply);
+    // #send-anyway sends a breaking reply and records the override.
+    let mut r2 = router();
+    r2.policy.enforce = true;
+    r2.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    let step = r2.handle(ts("2026-11-23T10:10:00Z"), relay("t1", "a1", POOR_REPLY, true));
+    assert_eq!(step.actions[0].kind, ActionKind::Reply);
+    assert!(step.check.unwrap().overridden);
+}
