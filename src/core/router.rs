@@ -139,10 +139,12 @@ pub enum ActionKind {
     Reply,
     /// An agent's reply held back in enforce mode, returned to the agent.
     Held,
+    /// A new conversation announced to the agents by a channel (email).
+    Announcement,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 9] = [
+    pub const ALL: [ActionKind; 10] = [
         ActionKind::Acknowledgement,
         ActionKind::NudgeWarning,
         ActionKind::NudgeBreach,
@@ -152,6 +154,7 @@ impl ActionKind {
         ActionKind::DetractorAlert,
         ActionKind::Reply,
         ActionKind::Held,
+        ActionKind::Announcement,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -165,6 +168,7 @@ impl ActionKind {
             ActionKind::DetractorAlert => "detractor_alert",
             ActionKind::Reply => "reply",
             ActionKind::Held => "held",
+            ActionKind::Announcement => "announcement",
         }
     }
 

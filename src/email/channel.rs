@@ -13,15 +13,17 @@ use std::time::Duration;
 use sqlx::Row as _;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::core::router::{Action, ActionKind, Channel, Conversation, Step};
 use crate::driver::{Clock, Inbound, LogOutbound, Outbound};
 use crate::email::compose::message_id;
 use crate::email::imap::{Fetched, fetch_new, wait_for_mail};
 use crate::email::intake::{Decision, Lookup, decide, message_key};
+use crate::email::message::strip_reply;
 use crate::email::message::{Email, ticket_token};
 use crate::email::settings::EmailSettings;
 use crate::email::smtp::SmtpOutbound;
 use crate::email::state::{self, Position};
-use crate::store::{OutboxItem, Store};
+use crate::store::{Batch, OutboxItem, Store};
 
 /// Reads the configured mailboxes until `inbox` closes.
 pub async fn run_intake(store: Store, settings: EmailSettings, inbox: mpsc::Sender<Inbound>, clock: Clock) {
@@ -152,13 +154,20 @@ async fn consume(
     };
     let refs: Vec<&str> = email.thread_refs().collect();
     let ref_ticket = state::ticket_of(store, &refs).await.map_err(db)?;
-    match decide(&email, &key, settings, &Lookup { token_ticket, ref_ticket }) {
+    let customer = match token_ticket.as_ref().or(ref_ticket.as_ref()) {
+        Some(t) => state::customer_of(store, t).await.map_err(db)?,
+        None => None,
+    };
+    match decide(&email, &key, settings, &Lookup { token_ticket, ref_ticket, customer }) {
         Decision::Ignore { reason } => {
             tracing::info!(mailbox = %mailbox, uid = fetched.uid, %reason, "mail ignored");
             Ok(())
         }
-        Decision::Route { ticket, message_key, inputs } => {
+        Decision::Route { ticket, message_key, inputs, new_ticket } => {
             state::map_message_id(store, &message_key, &ticket).await.map_err(db)?;
+            if new_ticket {
+                announce(store, &email, &ticket, at).await.map_err(db)?;
+            }
             for input in inputs {
                 let (tx, rx) = oneshot::channel();
                 inbox.send(Inbound { at, input, done: Some(tx) }).await.map_err(|_| None)?;
@@ -171,6 +180,39 @@ async fn consume(
             Ok(())
         }
     }
+}
+
+/// Queues the new-ticket mail to the agents, who answer the customer by
+/// replying to it. Written before the mail is handed over (idempotent key), so
+/// a crash in between neither loses nor repeats it.
+async fn announce(store: &Store, email: &Email, ticket: &str, at: jiff::Timestamp) -> anyhow::Result<()> {
+    let who = match &email.from.name {
+        Some(name) => format!("{name} <{}>", email.from.address),
+        None => email.from.address.clone(),
+    };
+    let body = format!(
+        "New ticket [#{ticket}] from {who}\nSubject: {}\n\n{}\n\n-- \nReply to this mail to answer the customer through concierge. \
+         First-line commands: #resolve, #nosurvey, #send-anyway.",
+        email.subject,
+        strip_reply(&email.body)
+    );
+    let conversation = Conversation::key(Channel::Email, ticket);
+    let action = Action {
+        key: format!("{conversation}/announce"),
+        at,
+        kind: ActionKind::Announcement,
+        conversation,
+        channel: Channel::Email,
+        thread: ticket.to_string(),
+        to: "agents".into(),
+        body,
+    };
+    let mut batch = Batch::new(true);
+    batch.record_step(Step { actions: vec![action], ..Step::default() });
+    let mut tx = store.begin().await?;
+    store.flush(&mut tx, batch).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Delivers outbox rows: by SMTP when email is configured (customer mail
@@ -208,7 +250,7 @@ impl Outbound for EmailOutbound {
         {
             return LogOutbound.deliver(item).await;
         }
-        let to_customer = matches!(item.kind.as_str(), "acknowledgement" | "survey");
+        let to_customer = matches!(item.kind.as_str(), "acknowledgement" | "survey" | "reply");
         let in_reply_to = if to_customer && item.channel == "email" { self.reply_target(item).await } else { None };
         self.smtp.deliver_threaded(item, in_reply_to.as_deref()).await?;
         // Replies to what we sent thread back into the ticket.

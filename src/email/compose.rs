@@ -73,6 +73,9 @@ fn subject(item: &OutboxItem) -> String {
         "escalation" => format!("[#{t}] Escalation: still unanswered"),
         "feedback" => format!("[#{t}] Feedback on your reply"),
         "detractor_alert" => format!("[#{t}] Detractor alert"),
+        "reply" => format!("Re: your request [#{t}]"),
+        "held" => format!("[#{t}] Your reply was held"),
+        "announcement" => format!("[#{t}] New ticket"),
         other => format!("[#{t}] {other}"),
     }
 }
@@ -90,14 +93,15 @@ fn html(text: &str) -> String {
 pub fn compose(item: &OutboxItem, s: &EmailSettings, in_reply_to: Option<&str>) -> Result<Message, ComposeError> {
     let build = |e: &dyn std::fmt::Display| ComposeError::Build(e.to_string());
     let from: Mailbox = format!("Support <{}>", s.address).parse().map_err(|e| build(&e))?;
-    let mut b = Message::builder()
-        .from(from)
-        .subject(subject(item))
-        .message_id(Some(message_id(&item.key, &s.address)))
-        .raw_header(HeaderValue::new(
+    let mut b =
+        Message::builder().from(from).subject(subject(item)).message_id(Some(message_id(&item.key, &s.address)));
+    // An agent's relayed reply is a person's answer, not automatic mail.
+    if item.kind != "reply" {
+        b = b.raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str("Auto-Submitted"),
             if item.kind == "acknowledgement" { "auto-replied" } else { "auto-generated" }.into(),
         ));
+    }
     for to in recipients(item, s)? {
         b = b.to(to.parse().map_err(|e| build(&e))?);
     }

@@ -23,15 +23,19 @@ pub struct Lookup {
     pub token_ticket: Option<String>,
     /// The ticket of the nearest referenced Message-ID, if any.
     pub ref_ticket: Option<String>,
+    /// The customer's address in the ticket the mail threads into, if known.
+    pub customer: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Record `message_key → ticket` and apply `inputs` in order.
+    /// Record `message_key → ticket` and apply `inputs` in order;
+    /// `new_ticket` when a customer's mail opens the ticket (announce it).
     Route {
         ticket: String,
         message_key: String,
         inputs: Vec<Input>,
+        new_ticket: bool,
     },
     Ignore {
         reason: String,
@@ -86,14 +90,25 @@ pub fn decide(email: &Email, message_key: &str, settings: &EmailSettings, lookup
         let (commands, rest) = take_commands(&email.body);
         let mut inputs = Vec::new();
         let text = strip_reply(rest);
+        // With the customer in To/Cc the agent answered directly (observed);
+        // otherwise the mail was written to concierge, to relay.
+        let direct = lookup
+            .customer
+            .as_deref()
+            .is_some_and(|c| email.to.iter().chain(&email.cc).any(|m| m.address.eq_ignore_ascii_case(c)));
         if !text.is_empty() {
-            inputs.push(Input::Message(Message {
+            let message = Message {
                 channel: Channel::Email,
                 thread: ticket.clone(),
                 id: message_key.to_string(),
                 author: author(Role::Agent),
                 text,
-            }));
+            };
+            inputs.push(if direct {
+                Input::Message(message)
+            } else {
+                Input::Relay { message, send_anyway: commands.send_anyway }
+            });
         }
         if commands.resolve {
             inputs.push(Input::Resolve {
@@ -106,8 +121,9 @@ pub fn decide(email: &Email, message_key: &str, settings: &EmailSettings, lookup
         if inputs.is_empty() {
             return ignore("an agent's mail with nothing to record");
         }
-        return Decision::Route { ticket, message_key: message_key.to_string(), inputs };
+        return Decision::Route { ticket, message_key: message_key.to_string(), inputs, new_ticket: false };
     }
+    let new_ticket = known.is_none();
     let ticket = known.unwrap_or_else(|| ticket_for(message_key));
     let text = strip_reply(&email.body);
     let text = if text.is_empty() { email.subject.clone() } else { text };
@@ -121,6 +137,7 @@ pub fn decide(email: &Email, message_key: &str, settings: &EmailSettings, lookup
             text,
         })],
         ticket,
+        new_ticket,
     }
 }
 
@@ -163,9 +180,10 @@ mod tests {
     #[test]
     fn a_known_token_wins_over_references_and_references_over_a_new_ticket() {
         let email = mail("ana@example.com", "", "More info");
-        let both = Lookup { token_ticket: Some("TOKEN001".into()), ref_ticket: Some("REF00001".into()) };
+        let both =
+            Lookup { token_ticket: Some("TOKEN001".into()), ref_ticket: Some("REF00001".into()), customer: None };
         assert_eq!(thread_of(&decide(&email, "x1@example.com", &settings(), &both)), "TOKEN001");
-        let refs = Lookup { token_ticket: None, ref_ticket: Some("REF00001".into()) };
+        let refs = Lookup { token_ticket: None, ref_ticket: Some("REF00001".into()), customer: None };
         assert_eq!(thread_of(&decide(&email, "x1@example.com", &settings(), &refs)), "REF00001");
     }
 
@@ -189,9 +207,11 @@ mod tests {
             "",
             "#resolve #nosurvey\r\nHi Ana, fixed. Best, Sam\r\n\r\nOn Mon, Ana <ana@example.com> wrote:\r\n> it broke\r\n",
         );
-        let lookup = Lookup { token_ticket: None, ref_ticket: Some("T1".into()) };
+        let lookup =
+            Lookup { token_ticket: None, ref_ticket: Some("T1".into()), customer: Some("ana@example.com".into()) };
         let Decision::Route { inputs, .. } = decide(&email, "x1@example.com", &settings(), &lookup) else { panic!() };
-        let Input::Message(m) = &inputs[0] else { panic!() };
+        // Written to support only: a reply through concierge, to relay.
+        let Input::Relay { message: m, send_anyway: false } = &inputs[0] else { panic!("{inputs:?}") };
         assert_eq!((m.author.role, m.text.as_str()), (Role::Agent, "Hi Ana, fixed. Best, Sam"));
         assert_eq!(
             inputs[1],
@@ -204,6 +224,26 @@ mod tests {
         );
         let stray = decide(&email, "x1@example.com", &settings(), &Lookup::default());
         assert!(matches!(stray, Decision::Ignore { .. }));
+    }
+
+    #[test]
+    fn an_agent_mail_copying_the_customer_is_an_observed_reply_not_a_relay() {
+        let email = mail(
+            "sam@support.example.test",
+            "To: ana@example.com\r\nCc: support@example.test\r\n",
+            "#send-anyway\r\nHi Ana",
+        );
+        let lookup =
+            Lookup { token_ticket: Some("T1".into()), ref_ticket: None, customer: Some("ana@example.com".into()) };
+        let Decision::Route { inputs, new_ticket, .. } = decide(&email, "x1@example.com", &settings(), &lookup) else {
+            panic!()
+        };
+        assert!(matches!(&inputs[0], Input::Message(m) if m.author.role == Role::Agent) && !new_ticket, "{inputs:?}");
+        let to_support = mail("sam@support.example.test", "To: support@example.test\r\n", "#send-anyway\r\nHi Ana");
+        let Decision::Route { inputs, .. } = decide(&to_support, "x2@example.com", &settings(), &lookup) else {
+            panic!()
+        };
+        assert!(matches!(&inputs[0], Input::Relay { send_anyway: true, .. }), "{inputs:?}");
     }
 
     #[test]

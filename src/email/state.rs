@@ -54,6 +54,18 @@ pub async fn ticket_of(store: &Store, ids: &[&str]) -> anyhow::Result<Option<Str
     Ok(None)
 }
 
+/// The customer's address of the email conversation `ticket`, if known.
+pub async fn customer_of(store: &Store, ticket: &str) -> anyhow::Result<Option<String>> {
+    let row = sqlx::query("SELECT customer_id FROM conversations WHERE id = $1")
+        .bind(format!("email:{ticket}"))
+        .fetch_optional(store.pool())
+        .await?;
+    Ok(match row {
+        Some(r) => r.try_get(0)?,
+        None => None,
+    })
+}
+
 /// Whether `ticket` is a known email conversation.
 pub async fn ticket_exists(store: &Store, ticket: &str) -> anyhow::Result<bool> {
     let row = sqlx::query("SELECT 1 FROM conversations WHERE id = $1")

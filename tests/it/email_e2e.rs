@@ -50,7 +50,7 @@ agents = ["sam@example.test", "kim@example.test"]
 managers = ["boss@example.test"]
 poll_interval = "1s"
 "#,
-        p.imap, p.smtp
+        p.imap, p.smtp_auth
     )
 }
 
@@ -198,7 +198,17 @@ fn stopping_the_mail_servers_and_restarting_the_bot_loses_nothing_and_sends_once
     assert_eq!(acks, 1, "the acknowledgement is sent exactly once");
     let rows = rt.block_on(outbox(&db.url));
     assert_eq!(rows.iter().filter(|(k, _, s)| k == "acknowledgement" && s == "delivered").count(), 1, "{rows:?}");
-    assert_eq!(rows.len(), 1, "one conversation, read once: {rows:?}");
+    let mut kinds: Vec<&str> = rows
+        .iter()
+        .map(|(k, _, s)| {
+            assert_eq!(s, "delivered", "{rows:?}");
+            k.as_str()
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["acknowledgement", "announcement"], "one conversation, read once: {rows:?}");
+    let announcements = servers.delivered("sam").iter().filter(|m| m.contains("New ticket")).count();
+    assert_eq!(announcements, 1, "the announcement is sent exactly once");
 }
 
 #[test]
@@ -220,4 +230,93 @@ fn new_mail_is_picked_up_at_once_with_imap_idle_despite_a_long_poll_interval() {
     // The harness waits at most 10 s: far less than the 60 s poll interval.
     let ack = servers.wait_for("bob", |m| m.contains("We have your request"));
     assert_eq!(header(&ack, "In-Reply-To"), Some("<i1@example.test>"));
+}
+
+#[test]
+fn an_agent_answers_through_concierge_poor_reply_held_corrected_reply_relayed_survey_answered_by_mail() {
+    let Some(servers) = MailServers::start() else { return };
+    let db = sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("concierge.toml");
+    let text = config(&servers, &db.url).replace("first_response = \"6s\"", "first_response = \"8h\"")
+        + "[standards]\nmode = \"enforce\"\n[surveys]\ndelay = \"1s\"\n";
+    std::fs::write(&config_path, text).unwrap();
+    let _bot = start_bot(&config_path);
+
+    servers.send(
+        "ana@example.test",
+        "support@example.test",
+        "From: Ana Lima <ana@example.test>\r\nTo: support@example.test\r\nSubject: Wrong plan\r\n\
+         Message-ID: <c2@example.test>\r\n\r\nI was moved to the wrong plan.\r\n",
+    );
+    let ack = servers.wait_for("ana", |m| m.contains("We have your request"));
+    let ticket = header(&ack, "Subject").unwrap().split("[#").nth(1).unwrap().trim_end_matches(']').to_string();
+    // The agents are told about the new ticket, with the customer's words.
+    let announcement = servers.wait_for("sam", |m| m.contains(&format!("[#{ticket}] New ticket")));
+    assert!(announcement.contains("I was moved to the wrong plan."), "{announcement}");
+    let announcement_id = header(&announcement, "Message-ID").unwrap().to_string();
+
+    // A reply breaking an error rule is held and returned with the findings.
+    servers.send(
+        "sam@example.test",
+        "support@example.test",
+        &format!(
+            "From: Sam <sam@example.test>\r\nTo: support@example.test\r\nSubject: Re: [#{ticket}] New ticket\r\n\
+             Message-ID: <r1@example.test>\r\nIn-Reply-To: {announcement_id}\r\n\r\n\
+             Hi Ana, as I already said, the plan is fixed. Best, Sam\r\n"
+        ),
+    );
+    let held = servers.wait_for("sam", |m| m.contains(&format!("[#{ticket}] Your reply was held")));
+    assert!(held.contains("dismissive"), "{held}");
+    let held_id = header(&held, "Message-ID").unwrap().to_string();
+    assert_eq!(servers.delivered("ana").len(), 1, "nothing but the acknowledgement reached the customer");
+
+    // The corrected reply, carrying #resolve, reaches the customer threaded,
+    // with the command stripped and not marked automatic.
+    servers.send(
+        "sam@example.test",
+        "support@example.test",
+        &format!(
+            "From: Sam <sam@example.test>\r\nTo: support@example.test\r\nSubject: Re: [#{ticket}] Your reply was held\r\n\
+             Message-ID: <r2@example.test>\r\nIn-Reply-To: {held_id}\r\n\r\n#resolve\r\n\r\nHi Ana,\r\n\r\n\
+             Thanks for letting us know. The plan is fixed now.\r\n\r\nLet me know if anything else comes up.\r\nBest, Sam\r\n"
+        ),
+    );
+    let reply = servers.wait_for("ana", |m| m.contains("The plan is fixed now."));
+    assert_eq!(header(&reply, "In-Reply-To"), Some("<c2@example.test>"), "{reply}");
+    assert!(header(&reply, "Subject").unwrap().contains(&format!("[#{ticket}]")));
+    assert!(!reply.contains("#resolve") && header(&reply, "Auto-Submitted").is_none(), "{reply}");
+
+    // The survey follows; Ana answers by replying with a number.
+    let survey = servers.wait_for("ana", |m| m.contains("How did we do?"));
+    let survey_id = header(&survey, "Message-ID").unwrap().to_string();
+    servers.send(
+        "ana@example.test",
+        "support@example.test",
+        &format!(
+            "From: Ana Lima <ana@example.test>\r\nTo: support@example.test\r\nSubject: Re: How did we do? [#{ticket}]\r\n\
+             Message-ID: <c3@example.test>\r\nIn-Reply-To: {survey_id}\r\n\r\n9 - quick once it got going\r\n"
+        ),
+    );
+    let week = concierge::core::report::Week::containing(jiff::Timestamp::now(), &jiff::tz::TimeZone::UTC).to_string();
+    let report = || -> Value {
+        let out = concierge()
+            .arg("--config")
+            .arg(&config_path)
+            .args(["report", "--week", &week, "--format", "json"])
+            .env("CONCIERGE_TEST_SUPPORT_PASSWORD", PASSWORD)
+            .output()
+            .unwrap();
+        serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap()
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut v = report();
+    while v["nps"]["responses"] != 1 && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        v = report();
+    }
+    assert_eq!((v["nps"]["responses"].as_u64(), v["nps"]["promoters"].as_u64()), (Some(1), Some(1)), "{v}");
+    assert_eq!(v["conversations"]["resolved"], 1, "{v}");
+    assert_eq!(v["first_response"]["answered"], 1, "the held reply did not count: {v}");
+    assert_eq!(v["standards"]["replies_checked"], 1, "{v}");
 }

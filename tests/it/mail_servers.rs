@@ -4,8 +4,8 @@
 //!
 //! Users (password `secret`): support, sam, kim (agents), boss (manager),
 //! ana, bob (customers), all `@example.test`. Ports: IMAP plain/STARTTLS and
-//! IMAPS; SMTP plain (AUTH offered, not required on loopback), submission
-//! (STARTTLS + AUTH) and SMTPS.
+//! IMAPS; SMTP plain without AUTH (outside senders), plain with AUTH,
+//! submission (STARTTLS + AUTH) and SMTPS.
 //! When the binaries are missing, [`MailServers::start`] prints a visible skip
 //! and returns `None` — and panics when `CI=true`, where nothing may be skipped.
 //! `.ci/run` installs them.
@@ -26,7 +26,10 @@ pub const PASSWORD: &str = "secret";
 pub struct Ports {
     pub imap: u16,
     pub imaps: u16,
+    /// Plain, no AUTH: outside senders (works while Dovecot is down).
     pub smtp: u16,
+    /// Plain with AUTH (needs Dovecot's auth socket): `tls = "none"` clients.
+    pub smtp_auth: u16,
     pub submission: u16,
     pub smtps: u16,
 }
@@ -73,6 +76,7 @@ impl MailServers {
             imap: free_port(),
             imaps: free_port(),
             smtp: free_port(),
+            smtp_auth: free_port(),
             submission: free_port(),
             smtps: free_port(),
         };
@@ -169,7 +173,7 @@ impl MailServers {
     pub fn settings(&self, tls: Tls, password: &str) -> EmailSettings {
         let p = self.ports;
         let (imap_port, smtp_port) = match tls {
-            Tls::None => (p.imap, p.smtp),
+            Tls::None => (p.imap, p.smtp_auth),
             Tls::StartTls => (p.imap, p.submission),
             Tls::Implicit => (p.imaps, p.smtps),
         };
@@ -320,10 +324,11 @@ fn postfix_main(d: &Path) -> String {
 fn postfix_master(p: Ports) -> String {
     let stock = std::fs::read_to_string("/etc/postfix/master.cf").unwrap_or_default();
     let mut out = format!(
-        "127.0.0.1:{} inet n - n - - smtpd -o smtpd_sasl_auth_enable=yes\n\
+        "127.0.0.1:{} inet n - n - - smtpd\n\
+         127.0.0.1:{} inet n - n - - smtpd -o smtpd_sasl_auth_enable=yes\n\
          127.0.0.1:{} inet n - n - - smtpd -o smtpd_tls_security_level=encrypt -o smtpd_sasl_auth_enable=yes\n\
          127.0.0.1:{} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes\n",
-        p.smtp, p.submission, p.smtps
+        p.smtp, p.smtp_auth, p.submission, p.smtps
     );
     for line in stock.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
