@@ -206,7 +206,17 @@ impl Validator {
         Some(Config {
             source: source.to_string(),
             database_url,
-            policy: Policy { hours, enforce: mode == Mode::Enforce, ..policy },
+            policy: Policy {
+                hours,
+                enforce: mode == Mode::Enforce,
+                resolve_after_silence: email
+                    .as_ref()
+                    .and_then(|e| e.resolve_after_silence)
+                    .map(|secs| (crate::core::router::Channel::Email, secs))
+                    .into_iter()
+                    .collect(),
+                ..policy
+            },
             rules,
             templates,
             mode,

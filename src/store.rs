@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "email", include_str!("../migrations/0002_email.sql")),
     (3, "overrides", include_str!("../migrations/0003_overrides.sql")),
+    (4, "silence", include_str!("../migrations/0004_silence.sql")),
 ];
 
 #[derive(Debug)]
@@ -221,13 +222,13 @@ impl Store {
             tx,
             "INSERT INTO conversations (id, channel, thread, customer_id, customer_name, opened_at, due_at, \
              first_reply_at, first_reply_by, status, resolved_at, assigned, waiting_since, reply_due, waits, sla_stage, \
-             surveys)",
-            17,
+             surveys, silent_since)",
+            18,
             "ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id, customer_name = excluded.customer_name, \
              due_at = excluded.due_at, first_reply_at = excluded.first_reply_at, first_reply_by = excluded.first_reply_by, \
              status = excluded.status, resolved_at = excluded.resolved_at, assigned = excluded.assigned, \
              waiting_since = excluded.waiting_since, reply_due = excluded.reply_due, waits = excluded.waits, \
-             sla_stage = excluded.sla_stage, surveys = excluded.surveys",
+             sla_stage = excluded.sla_stage, surveys = excluded.surveys, silent_since = excluded.silent_since",
             &conversations,
             |q, c| {
                 q.bind(c.id.as_str())
@@ -250,6 +251,7 @@ impl Store {
                     .bind(i64::from(c.waits))
                     .bind(i64::from(c.sla_stage))
                     .bind(i64::from(c.surveys))
+                    .bind(c.silent_since.map(|t| t.as_second()))
             },
         )
         .await?;
@@ -350,8 +352,8 @@ impl Store {
     pub async fn load_state(&self) -> anyhow::Result<(Vec<Conversation>, Vec<Survey>)> {
         let convs = sqlx::query(
             "SELECT id, channel, thread, customer_id, customer_name, opened_at, due_at, first_reply_at, \
-             first_reply_by, status, resolved_at, assigned, sla_stage, surveys, waiting_since, reply_due, waits \
-             FROM conversations",
+             first_reply_by, status, resolved_at, assigned, sla_stage, surveys, waiting_since, reply_due, waits, \
+             silent_since FROM conversations",
         )
         .fetch_all(&self.pool)
         .await?
@@ -658,6 +660,7 @@ fn conversation_from_row(r: &AnyRow) -> anyhow::Result<Conversation> {
         waiting_since: r.try_get::<Option<i64>, _>(14)?.map(ts),
         reply_due: r.try_get::<Option<i64>, _>(15)?.map(ts),
         waits: r.try_get::<i64, _>(16)?.try_into()?,
+        silent_since: r.try_get::<Option<i64>, _>(17)?.map(ts),
     })
 }
 

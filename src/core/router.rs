@@ -227,6 +227,9 @@ pub struct Conversation {
     pub sla_stage: u32,
     /// How many surveys this conversation has scheduled.
     pub surveys: u32,
+    /// Since when an agent's reply has gone unanswered by the customer (for
+    /// resolving after silence); cleared by a customer message or a resolve.
+    pub silent_since: Option<Timestamp>,
 }
 
 impl Conversation {
@@ -337,6 +340,9 @@ pub struct Policy {
     pub surveys_enabled: bool,
     /// Hold relayed replies that break an error-severity rule.
     pub enforce: bool,
+    /// Resolve a conversation of this channel when the customer has not
+    /// answered an agent's reply for this many (wall-clock) seconds.
+    pub resolve_after_silence: HashMap<Channel, i64>,
 }
 
 impl Default for Policy {
@@ -351,6 +357,7 @@ impl Default for Policy {
             survey_throttle: 30 * 86_400,
             surveys_enabled: true,
             enforce: false,
+            resolve_after_silence: HashMap::new(),
         }
     }
 }
@@ -359,6 +366,7 @@ impl Default for Policy {
 enum TimerKind {
     Sla,
     Survey,
+    Silence,
 }
 
 /// The state machine. See the module docs.
@@ -425,6 +433,7 @@ impl Router {
         let ids: Vec<String> = self.conversations.keys().cloned().collect();
         for id in ids {
             self.arm_sla(&id);
+            self.arm_silence(&id);
             if let Some(s) = self.surveys.get(&id).filter(|s| s.status == SurveyStatus::Pending) {
                 self.timers.insert((s.due_at, id.clone(), TimerKind::Survey));
             }
@@ -471,6 +480,7 @@ impl Router {
             let step = match kind {
                 TimerKind::Sla => self.fire_sla(at, &id),
                 TimerKind::Survey => self.fire_survey(at, &id),
+                TimerKind::Silence => self.fire_silence(at, &id),
             };
             steps.extend(step);
         }
@@ -494,6 +504,10 @@ impl Router {
                 conv.status = Status::Open;
                 conv.resolved_at = None;
             }
+            if conv.silent_since.take().is_some() {
+                self.timers.retain(|(_, t, k)| !(t == &id && *k == TimerKind::Silence));
+            }
+            let conv = self.conversations.get_mut(&id).expect("present above");
             let start_wait = conv.first_reply_at.is_some() && conv.reply_due.is_none();
             if let (true, Some(target)) = (start_wait, self.policy.next_response) {
                 conv.waits += 1;
@@ -525,6 +539,7 @@ impl Router {
             waits: 1,
             sla_stage: 0,
             surveys: 0,
+            silent_since: None,
         };
         let name = m.author.name.as_deref().and_then(first_name).unwrap_or("there");
         let due_text = self.customer_time(due);
@@ -568,6 +583,7 @@ impl Router {
             waits: 0,
             sla_stage: 0,
             surveys: 0,
+            silent_since: None,
         });
         self.by_thread.entry(m.thread.clone()).or_insert_with(|| id.clone());
         let first = conv.customer_id.is_some() && conv.first_reply_at.is_none();
@@ -583,10 +599,14 @@ impl Router {
         if answered {
             conv.waiting_since = None;
         }
+        if conv.customer_id.is_some() && conv.status == Status::Open {
+            conv.silent_since = Some(now);
+        }
         let conv = conv.clone();
         if answered {
             self.timers.retain(|(_, t, k)| !(t == &id && *k == TimerKind::Sla));
         }
+        self.arm_silence(&id);
         let result =
             self.rules.check(&m.text, CheckContext { customer_name: conv.customer_name.as_deref(), first, late });
         let mut step = Step::default();
@@ -656,8 +676,9 @@ impl Router {
         conv.resolved_at = Some(now);
         conv.reply_due = None;
         conv.waiting_since = None;
+        conv.silent_since = None;
         conv.assigned.get_or_insert_with(|| by.to_string());
-        self.timers.retain(|(_, t, k)| !(t == &id && *k == TimerKind::Sla));
+        self.timers.retain(|(_, t, k)| !(t == &id && matches!(k, TimerKind::Sla | TimerKind::Silence)));
         let mut step = Step::default();
         if survey
             && self.policy.surveys_enabled
@@ -851,6 +872,32 @@ impl Router {
         if let Some((at, _, _)) = self.stage(conv, conv.sla_stage) {
             self.timers.insert((at, id.to_string(), TimerKind::Sla));
         }
+    }
+
+    /// Arms the resolve-after-silence timer, when the channel has one.
+    fn arm_silence(&mut self, id: &str) {
+        let Some(conv) = self.conversations.get(id) else { return };
+        let (Some(since), Some(after)) = (conv.silent_since, self.policy.resolve_after_silence.get(&conv.channel))
+        else {
+            return;
+        };
+        if conv.status == Status::Open {
+            self.timers.retain(|(_, t, k)| !(t == id && *k == TimerKind::Silence));
+            self.timers.insert((plus(since, *after), id.to_string(), TimerKind::Silence));
+        }
+    }
+
+    fn fire_silence(&mut self, at: Timestamp, id: &str) -> Option<Step> {
+        let conv = self.conversations.get(id)?;
+        let after = *self.policy.resolve_after_silence.get(&conv.channel)?;
+        // Only when the silence that armed this timer is still unbroken.
+        if conv.status != Status::Open || conv.silent_since.is_none_or(|s| plus(s, after) != at) {
+            return None;
+        }
+        let (channel, thread) = (conv.channel, conv.thread.clone());
+        let mut step = self.resolve(at, Some(channel), &thread, "concierge", true);
+        step.notice = Some(format!("\"{thread}\" resolved after silence"));
+        Some(step)
     }
 
     fn cancel_pending_survey(&mut self, id: &str) -> Option<Survey> {

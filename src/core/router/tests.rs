@@ -464,3 +464,50 @@ fn in_enforce_mode_a_reply_breaking_an_error_rule_is_held_until_corrected_or_sen
     assert_eq!(step.actions[0].kind, ActionKind::Reply);
     assert!(step.check.unwrap().overridden);
 }
+
+fn router_with_silence() -> Router {
+    let mut r = router();
+    r.policy.resolve_after_silence.insert(Channel::Email, 3 * 86_400);
+    r
+}
+
+#[test]
+fn a_conversation_is_resolved_after_the_customer_stays_silent_after_a_reply_and_gets_a_survey() {
+    let mut r = router_with_silence();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    r.handle(ts("2026-11-23T10:10:00Z"), agent("t1", "a1", GOOD_REPLY));
+    assert!(r.poll_timers(ts("2026-11-26T10:09:59Z")).is_empty());
+    let steps = r.poll_timers(ts("2026-11-26T10:10:00Z"));
+    let conv = steps[0].conversation.clone().unwrap();
+    assert_eq!((conv.status, conv.resolved_at), (Status::Resolved, Some(ts("2026-11-26T10:10:00Z"))));
+    assert_eq!(steps[0].survey.clone().unwrap().due_at, ts("2026-11-26T11:10:00Z"));
+}
+
+#[test]
+fn a_customer_message_breaks_the_silence_and_a_later_reply_starts_it_again() {
+    let mut r = router_with_silence();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    r.handle(ts("2026-11-23T10:10:00Z"), agent("t1", "a1", GOOD_REPLY));
+    r.handle(ts("2026-11-24T09:00:00Z"), customer("t1", "m2", "Still broken"));
+    assert!(r.poll_timers(ts("2026-11-27T00:00:00Z")).is_empty(), "the customer answered: no auto-resolve");
+    r.handle(ts("2026-11-24T10:00:00Z"), agent("t1", "a2", GOOD_REPLY));
+    // Restart in between: the timer is rebuilt from the stored state.
+    let conv = r.conversation("email:t1").unwrap().clone();
+    let mut restarted = router_with_silence();
+    restarted.restore(vec![conv], vec![]);
+    let steps = restarted.poll_timers(ts("2026-11-27T10:00:00Z"));
+    assert_eq!(steps[0].conversation.clone().unwrap().resolved_at, Some(ts("2026-11-27T10:00:00Z")));
+}
+
+#[test]
+fn without_the_setting_or_on_other_channels_nothing_is_resolved_by_silence() {
+    let mut r = router();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    r.handle(ts("2026-11-23T10:10:00Z"), agent("t1", "a1", GOOD_REPLY));
+    assert_eq!(r.next_deadline(), None);
+    let mut r = router();
+    r.policy.resolve_after_silence.insert(Channel::Discord, 60);
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    r.handle(ts("2026-11-23T10:10:00Z"), agent("t1", "a1", GOOD_REPLY));
+    assert_eq!(r.next_deadline(), None, "t1 is an email conversation");
+}
