@@ -518,6 +518,7 @@ pub fn input_key(at: Timestamp, input: &Input) -> String {
     let (kind, channel, thread) = match input {
         Input::Message(m) | Input::Relay { message: m, .. } => return format!("{}:{}", m.channel.as_str(), m.id),
         Input::Resolve { channel, thread, .. } => ("resolve", *channel, thread),
+        Input::Assign { channel, thread, .. } => ("assign", *channel, thread),
         Input::SurveyAnswer { channel, thread, .. } => ("answer", *channel, thread),
     };
     let channel = channel.map_or("*", |c| c.as_str());

@@ -109,6 +109,12 @@ pub enum Input {
         message: Message,
         send_anyway: bool,
     },
+    /// Give a conversation to an agent: its nudges go to them from now on.
+    Assign {
+        channel: Option<Channel>,
+        thread: String,
+        agent: String,
+    },
     /// Close a conversation; `survey: false` asks for no survey.
     Resolve {
         channel: Option<Channel>,
@@ -462,6 +468,7 @@ impl Router {
                 Role::Agent => self.agent_message(now, m),
             },
             Input::Relay { message, send_anyway } => self.relay(now, message, send_anyway),
+            Input::Assign { channel, thread, agent } => self.assign(channel, &thread, agent),
             Input::Resolve { channel, thread, by, survey } => self.resolve(now, channel, &thread, &by, survey),
             Input::SurveyAnswer { channel, thread, score, comment } => {
                 self.survey_answer(now, channel, &thread, score, comment)
@@ -628,6 +635,15 @@ impl Router {
         });
         step.conversation = Some(conv);
         step
+    }
+
+    fn assign(&mut self, channel: Option<Channel>, thread: &str, agent: String) -> Step {
+        let Some(id) = self.find(channel, thread) else {
+            return notice(format!("assignment of unknown thread \"{thread}\" ignored"));
+        };
+        let conv = self.conversations.get_mut(&id).expect("found above");
+        conv.assigned = Some(agent);
+        Step { conversation: Some(conv.clone()), ..Step::default() }
     }
 
     fn relay(&mut self, now: Timestamp, m: Message, send_anyway: bool) -> Step {

@@ -110,6 +110,13 @@ pub fn decide(email: &Email, message_key: &str, settings: &EmailSettings, lookup
                 Input::Relay { message, send_anyway: commands.send_anyway }
             });
         }
+        if let Some(name) = &commands.assign {
+            inputs.push(Input::Assign {
+                channel: Some(Channel::Email),
+                thread: ticket.clone(),
+                agent: settings.agent_address(name),
+            });
+        }
         if commands.resolve {
             inputs.push(Input::Resolve {
                 channel: Some(Channel::Email),
@@ -244,6 +251,26 @@ mod tests {
             panic!()
         };
         assert!(matches!(&inputs[0], Input::Relay { send_anyway: true, .. }), "{inputs:?}");
+    }
+
+    #[test]
+    fn assign_names_an_agent_by_address_or_by_the_local_part_of_a_configured_one() {
+        let s = settings();
+        assert_eq!(s.agent_address("Sam"), "sam@example.test");
+        assert_eq!(s.agent_address("lee@other.example"), "lee@other.example");
+        assert_eq!(s.agent_address("nobody"), "nobody");
+        let email = mail("kim@support.example.test", "", "#assign sam\r\nTaking this over to Sam.");
+        let lookup =
+            Lookup { token_ticket: Some("T1".into()), ref_ticket: None, customer: Some("ana@example.com".into()) };
+        let Decision::Route { inputs, .. } = decide(&email, "x1@example.com", &s, &lookup) else { panic!() };
+        assert!(
+            inputs.contains(&Input::Assign {
+                channel: Some(Channel::Email),
+                thread: "T1".into(),
+                agent: "sam@example.test".into()
+            }),
+            "{inputs:?}"
+        );
     }
 
     #[test]

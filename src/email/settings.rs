@@ -88,6 +88,24 @@ pub struct EmailSettings {
 }
 
 impl EmailSettings {
+    /// The address of the agent called `name`: an address as given, or the
+    /// configured agent address whose local part is `name` (ignoring case),
+    /// else `name` itself.
+    pub fn agent_address(&self, name: &str) -> String {
+        if name.contains('@') {
+            return name.to_ascii_lowercase();
+        }
+        self.agents
+            .iter()
+            .find_map(|p| match p {
+                AddressPattern::Exact(a) if a.split('@').next().is_some_and(|l| l.eq_ignore_ascii_case(name)) => {
+                    Some(a.clone())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| name.to_string())
+    }
+
     /// Whether `address` is one of the team's agents.
     pub fn is_agent(&self, address: &str) -> bool {
         self.agents.iter().any(|p| p.matches(address))

@@ -511,3 +511,19 @@ fn without_the_setting_or_on_other_channels_nothing_is_resolved_by_silence() {
     r.handle(ts("2026-11-23T10:10:00Z"), agent("t1", "a1", GOOD_REPLY));
     assert_eq!(r.next_deadline(), None, "t1 is an email conversation");
 }
+
+#[test]
+fn an_assigned_conversation_is_nudged_to_its_agent() {
+    let mut r = router();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    let step = r.handle(
+        ts("2026-11-23T10:05:00Z"),
+        Input::Assign { channel: None, thread: "t1".into(), agent: "kim@example.com".into() },
+    );
+    assert_eq!(step.conversation.unwrap().assigned.as_deref(), Some("kim@example.com"));
+    let warned: Vec<_> = r.poll_timers(ts("2026-11-23T10:45:00Z")).into_iter().flat_map(|s| s.actions).collect();
+    assert_eq!((warned[0].kind, warned[0].to.as_str()), (ActionKind::NudgeWarning, "kim@example.com"));
+    let unknown =
+        r.handle(ts("2026-11-23T10:50:00Z"), Input::Assign { channel: None, thread: "zz".into(), agent: "kim".into() });
+    assert!(unknown.notice.is_some());
+}
