@@ -320,3 +320,82 @@ fn an_agent_answers_through_concierge_poor_reply_held_corrected_reply_relayed_su
     assert_eq!(v["first_response"]["answered"], 1, "the held reply did not count: {v}");
     assert_eq!(v["standards"]["replies_checked"], 1, "{v}");
 }
+
+#[test]
+fn the_tricky_corpus_goes_through_the_running_bot_without_a_panic_or_a_mail_loop() {
+    let Some(servers) = MailServers::start() else { return };
+    let db = sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("concierge.toml");
+    std::fs::write(
+        &config_path,
+        config(&servers, &db.url).replace("first_response = \"6s\"", "first_response = \"8h\""),
+    )
+    .unwrap();
+    let mut bot = start_bot(&config_path);
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/email");
+    let mut files: Vec<_> = std::fs::read_dir(&corpus).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for file in &files {
+        let raw = String::from_utf8_lossy(&std::fs::read(file).unwrap()).into_owned();
+        // Every message goes to support, whatever its headers say; the
+        // envelope sender is ana (bounces arrive with a null sender, but the
+        // bot must judge by the headers anyway).
+        servers.send("ana@example.test", "support@example.test", &raw);
+    }
+    // Bytes that are no mail at all, straight into the mailbox.
+    servers.drop_raw("support", "garbage", b"\x00\x01\x02 not a message \xff\xfe");
+    servers.drop_raw("support", "empty", b"");
+    let attachment = "QUJDRA==".repeat(250_000); // 2 MB
+    servers.send(
+        "bob@example.test",
+        "support@example.test",
+        &format!(
+            "From: Bob <bob@example.test>\r\nTo: support@example.test\r\nSubject: logs\r\nMessage-ID: <big@example.test>\r\n\
+             MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"x\"\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\n\
+             Logs attached.\r\n--x\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+             {attachment}\r\n--x--\r\n"
+        ),
+    );
+    // Bob is a person: he is acknowledged, which also shows the bot got past
+    // everything sent before him.
+    servers.wait_for("bob", |m| m.contains("We have your request"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (kinds, unparsed) = rt.block_on(async {
+        let store = concierge::store::Store::open(&db.url).await.unwrap();
+        let kinds: Vec<(String, String)> =
+            store.outbox().await.unwrap().into_iter().map(|(i, _)| (i.kind, i.recipient)).collect();
+        let unparsed: i64 = sqlx::Row::get(
+            &sqlx::query("SELECT COUNT(*) FROM email_unparsed").fetch_one(store.pool()).await.unwrap(),
+            0,
+        );
+        store.close().await;
+        (kinds, unparsed)
+    });
+    let mut acked: Vec<&str> =
+        kinds.iter().filter(|(k, _)| k == "acknowledgement").map(|(_, to)| to.as_str()).collect();
+    acked.sort();
+    // People only: never the auto-reply, the bounce, the list or support
+    // itself. (Postfix gives the headerless message a From from the envelope,
+    // ana@example.test; sam@support.example.test is no agent in this config.)
+    assert_eq!(
+        acked,
+        [
+            "aegir@example.is",
+            "ana@example.com",
+            "ana@example.test",
+            "bob@example.test",
+            "broken@example.com",
+            "grace@example.com",
+            "hugo@example.com",
+            "jose@example.com",
+            "sam@support.example.test",
+            "yamada@example.jp",
+        ],
+        "{kinds:?}"
+    );
+    assert!(kinds.iter().all(|(_, to)| to != "support@example.test"), "no mail to ourselves: {kinds:?}");
+    assert_eq!(unparsed, 2, "the garbage and the empty message are kept whole");
+    // Still alive and serving after all of it.
+    assert!(bot.0.try_wait().unwrap().is_none(), "the bot is still running");
+}

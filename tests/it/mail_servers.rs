@@ -231,6 +231,16 @@ impl MailServers {
         }
     }
 
+    /// Puts raw bytes straight into `user`'s Maildir (as a broken client or a
+    /// damaged store could), bypassing Postfix, which would repair headers.
+    pub fn drop_raw(&self, user: &str, name: &str, raw: &[u8]) {
+        let new = self.path().join("vmail").join(user).join("Maildir").join("new");
+        std::fs::create_dir_all(&new).unwrap();
+        let file = new.join(format!("1700000000.{name}.test"));
+        std::fs::write(&file, raw).unwrap();
+        run(Command::new("chown").args(["-R", "65534:65534"]).arg(self.path().join("vmail").join(user)));
+    }
+
     /// Sends a raw message over plain SMTP (no auth), as an outside sender would.
     pub fn send(&self, from: &str, to: &str, raw: &str) {
         let stream = TcpStream::connect(("127.0.0.1", self.ports.smtp)).unwrap();
