@@ -45,6 +45,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Replay a built-in week of support traffic into a fresh database and print its report.
     Demo(DemoArgs),
+    /// Resolve a conversation (the running bot applies it within seconds).
+    Resolve(ResolveArgs),
     /// Run the bot.
     Run,
     /// Apply database migrations and exit.
@@ -113,6 +115,21 @@ pub struct ReportArgs {
     as_of: Option<String>,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// The ticket (thread) to resolve, e.g. K7Q2M9PX.
+    ticket: String,
+    /// The conversation's channel, when the ticket exists on several.
+    #[arg(long, value_name = "email|discord")]
+    channel: Option<String>,
+    /// Resolve without sending the survey.
+    #[arg(long)]
+    no_survey: bool,
+    /// Who resolves it, for the record.
+    #[arg(long, value_name = "NAME", default_value = "cli")]
+    by: String,
 }
 
 #[derive(Debug, Args)]
@@ -190,6 +207,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Report(args) => block_on(report_cmd(&cli, args)),
         Command::Demo(args) => block_on(demo_cmd(args)),
         Command::Run => block_on(run_cmd(&cli)),
+        Command::Resolve(args) => block_on(resolve_cmd(&cli, args)),
         Command::Migrate => block_on(async {
             let config = load_config(&cli)?;
             Store::open(&config.database_url).await?;
@@ -316,6 +334,39 @@ async fn demo_cmd(args: &DemoArgs) -> Result<ExitCode, Failure> {
     let text = weekly(&engine.store, &report_config, week, as_of, args.format).await?;
     engine.store.close().await;
     print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn resolve_cmd(cli: &Cli, args: &ResolveArgs) -> Result<ExitCode, Failure> {
+    let config = load_config(cli)?;
+    if let Some(c) = &args.channel
+        && crate::core::router::Channel::parse(c).is_none()
+    {
+        return Err(input(format!("--channel \"{c}\" is not a channel; use email or discord")));
+    }
+    let store = Store::open(&config.database_url).await?;
+    let channels = store.channels_of(&args.ticket).await?;
+    let channel = match (&args.channel, channels.as_slice()) {
+        (_, []) => return Err(input(format!("no conversation has ticket \"{}\"", args.ticket))),
+        (Some(c), found) if found.contains(c) => c.clone(),
+        (Some(c), _) => return Err(input(format!("ticket \"{}\" has no {c} conversation", args.ticket))),
+        (None, [only]) => only.clone(),
+        (None, _) => {
+            return Err(input(format!(
+                "ticket \"{}\" exists on {}; choose one with --channel",
+                args.ticket,
+                channels.join(" and ")
+            )));
+        }
+    };
+    let at = Timestamp::now();
+    let event = serde_json::json!({
+        "at": at, "kind": "resolve", "channel": channel, "thread": args.ticket, "by": args.by, "survey": !args.no_survey,
+    })
+    .to_string();
+    store.queue_command(&format!("resolve:{channel}:{}@{}", args.ticket, at.as_nanosecond()), at, &event).await?;
+    store.close().await;
+    println!("queued: the running bot resolves {channel} ticket {} within seconds", args.ticket);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -17,7 +17,7 @@ use tracing::Instrument as _;
 
 use crate::core::router::Input;
 use crate::engine::Engine;
-use crate::store::OutboxItem;
+use crate::store::{OutboxItem, Store};
 
 /// An input as a channel adapter hands it over, stamped with the instant it
 /// was received (so processing delays never move a customer's clock).
@@ -157,7 +157,12 @@ pub async fn run<O: Outbound>(
                     engine.reload().await?;
                 }
             }
-            _ = tick.tick() => {}
+            _ = tick.tick() => {
+                if let Err(e) = apply_commands(&mut engine, clock).await {
+                    tracing::error!(error = %format!("{e:#}"), "queued commands not applied; state reloaded from the database");
+                    engine.reload().await?;
+                }
+            }
         }
         dispatch(&engine, &outbound, clock).await;
     }
@@ -176,6 +181,26 @@ async fn apply(engine: &mut Engine, now: Timestamp, input: Input) -> anyhow::Res
     let mut tx = engine.store.begin().await?;
     engine.apply(&mut tx, now, input).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Applies commands queued by the command line, each in the transaction that
+/// marks it done. A command that no longer parses is marked done and logged.
+async fn apply_commands(engine: &mut Engine, clock: Clock) -> anyhow::Result<()> {
+    for (key, event) in engine.store.pending_commands().await? {
+        let mut tx = engine.store.begin().await?;
+        match crate::replay::parse_line(&event) {
+            Ok((_, input)) => {
+                let now = clock.now();
+                engine.fire(&mut tx, now).await?;
+                engine.apply(&mut tx, now, input).await?;
+                tracing::info!(command = %key, "command applied");
+            }
+            Err(reason) => tracing::warn!(command = %key, %reason, "command dropped: it does not parse"),
+        }
+        Store::command_done(&mut tx, &key).await?;
+        tx.commit().await?;
+    }
     Ok(())
 }
 

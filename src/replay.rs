@@ -81,7 +81,8 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Event>, Vec<String>> {
     if errors.is_empty() { Ok(events) } else { Err(errors) }
 }
 
-fn parse_line(line: &str) -> Result<(Timestamp, Input), String> {
+/// Parses one event line (the replay format), e.g. a queued command.
+pub fn parse_line(line: &str) -> Result<(Timestamp, Input), String> {
     let raw: RawEvent = serde_json::from_str(line).map_err(|e| {
         let msg = e.to_string();
         // serde_json appends " at line 1 column N": keep the column only.

@@ -34,6 +34,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "email", include_str!("../migrations/0002_email.sql")),
     (3, "overrides", include_str!("../migrations/0003_overrides.sql")),
     (4, "silence", include_str!("../migrations/0004_silence.sql")),
+    (5, "commands", include_str!("../migrations/0005_commands.sql")),
 ];
 
 #[derive(Debug)]
@@ -488,6 +489,42 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Queues a command (a replay-format JSON event) for the running bot.
+    pub async fn queue_command(&self, key: &str, at: Timestamp, event: &str) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO commands (command_key, at, event, done) VALUES ($1, $2, $3, 0) ON CONFLICT (command_key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(at.as_second())
+        .bind(event)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Commands not yet applied, oldest first: (key, event).
+    pub async fn pending_commands(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT command_key, event FROM commands WHERE done = 0 ORDER BY at, command_key")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    /// Marks a command applied, in the transaction that applied it.
+    pub async fn command_done(tx: &mut Tx, key: &str) -> anyhow::Result<()> {
+        sqlx::query("UPDATE commands SET done = 1 WHERE command_key = $1").bind(key).execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    /// The channels on which a conversation with this thread exists.
+    pub async fn channels_of(&self, thread: &str) -> anyhow::Result<Vec<String>> {
+        let rows = sqlx::query("SELECT channel FROM conversations WHERE thread = $1 ORDER BY channel")
+            .bind(thread)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
     /// Counts rows of a table, for tests and `status` output.

@@ -399,3 +399,38 @@ fn the_tricky_corpus_goes_through_the_running_bot_without_a_panic_or_a_mail_loop
     // Still alive and serving after all of it.
     assert!(bot.0.try_wait().unwrap().is_none(), "the bot is still running");
 }
+
+#[test]
+fn concierge_resolve_hands_the_ticket_to_the_running_bot_which_sends_the_survey() {
+    let Some(servers) = MailServers::start() else { return };
+    let db = sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("concierge.toml");
+    let text = config(&servers, &db.url).replace("first_response = \"6s\"", "first_response = \"8h\"")
+        + "[surveys]\ndelay = \"1s\"\n";
+    std::fs::write(&config_path, text).unwrap();
+    let _bot = start_bot(&config_path);
+    servers.send(
+        "ana@example.test",
+        "support@example.test",
+        "From: Ana <ana@example.test>\r\nTo: support@example.test\r\nSubject: Done?\r\nMessage-ID: <d1@example.test>\r\n\r\nHi\r\n",
+    );
+    let ack = servers.wait_for("ana", |m| m.contains("We have your request"));
+    let ticket = header(&ack, "Subject").unwrap().split("[#").nth(1).unwrap().trim_end_matches(']').to_string();
+    let resolve = |ticket: &str| {
+        concierge()
+            .arg("--config")
+            .arg(&config_path)
+            .args(["resolve", ticket, "--by", "boss"])
+            .env("CONCIERGE_TEST_SUPPORT_PASSWORD", PASSWORD)
+            .output()
+            .unwrap()
+    };
+    let out = resolve(&ticket);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("email ticket {ticket}")));
+    servers.wait_for("ana", |m| m.contains(&format!("How did we do? [#{ticket}]")));
+    let out = resolve("NOSUCHTK");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no conversation has ticket \"NOSUCHTK\""));
+}

@@ -241,35 +241,56 @@ impl MailServers {
         run(Command::new("chown").args(["-R", "65534:65534"]).arg(self.path().join("vmail").join(user)));
     }
 
-    /// Sends a raw message over plain SMTP (no auth), as an outside sender would.
+    /// Sends a raw message over plain SMTP (no auth), as an outside sender
+    /// would: a connection that fails before the message data is accepted is
+    /// retried (a just-started Postfix can reset the first connections).
     pub fn send(&self, from: &str, to: &str, raw: &str) {
-        let stream = TcpStream::connect(("127.0.0.1", self.ports.smtp)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        for attempt in 1.. {
+            match self.try_send(from, to, raw) {
+                Ok(()) => return,
+                Err(e) if attempt < 10 => {
+                    eprintln!("SMTP send attempt {attempt} failed before DATA ({e}); retrying");
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                Err(e) => panic!("cannot send to {to}: {e}"),
+            }
+        }
+    }
+
+    /// Errors only before the message data is sent; after that it panics.
+    fn try_send(&self, from: &str, to: &str, raw: &str) -> std::io::Result<()> {
+        let stream = TcpStream::connect(("127.0.0.1", self.ports.smtp))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut reader = BufReader::new(stream.try_clone()?);
         let mut w = stream;
-        let expect = |code: &str, reader: &mut BufReader<TcpStream>| loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            assert!(line.starts_with(code), "expected {code}, got {line:?}");
-            if line.as_bytes().get(3) == Some(&b' ') {
-                break;
+        let expect = |code: &str, reader: &mut BufReader<TcpStream>| -> std::io::Result<()> {
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line)?;
+                if !line.starts_with(code) {
+                    return Err(std::io::Error::other(format!("expected {code}, got {line:?}")));
+                }
+                if line.as_bytes().get(3) == Some(&b' ') {
+                    return Ok(());
+                }
             }
         };
-        expect("220", &mut reader);
+        expect("220", &mut reader)?;
         for (cmd, code) in [
             ("EHLO test.example\r\n".to_string(), "250"),
             (format!("MAIL FROM:<{from}>\r\n"), "250"),
             (format!("RCPT TO:<{to}>\r\n"), "250"),
             ("DATA\r\n".to_string(), "354"),
         ] {
-            w.write_all(cmd.as_bytes()).unwrap();
-            expect(code, &mut reader);
+            w.write_all(cmd.as_bytes())?;
+            expect(code, &mut reader)?;
         }
         let body = raw.replace("\r\n", "\n").replace('\n', "\r\n").replace("\r\n.", "\r\n..");
         w.write_all(body.as_bytes()).unwrap();
         w.write_all(b"\r\n.\r\n").unwrap();
-        expect("250", &mut reader);
-        w.write_all(b"QUIT\r\n").unwrap();
+        expect("250", &mut reader).unwrap();
+        let _ = w.write_all(b"QUIT\r\n");
+        Ok(())
     }
 }
 
