@@ -33,7 +33,12 @@
 //! - [`store`]: sqlx over SQLite or PostgreSQL, one portable schema
 //!   (`migrations/`), the outbox.
 //! - [`engine`]: router + store, so each input or timer is applied as one unit.
-//! - [`driver`]: the long-running loop (`concierge run`) and outbox dispatch.
+//! - [`driver`]: the long-running loop (`concierge run`), outbox dispatch and
+//!   commands queued by the command line.
+//! - [`email`]: the email channel. [`email::message`] (MIME parsing, quote
+//!   stripping, commands), [`email::intake`] (threading and what a mail
+//!   means) and [`email::compose`] are pure; [`email::imap`], [`email::smtp`],
+//!   [`email::state`] and [`email::channel`] are the shell.
 //! - [`replay`]: JSON-lines histories on a simulated clock.
 //! - [`format`]: report rendering (text, markdown, json, csv, html).
 //! - [`demo`]: the built-in weeks behind `concierge demo`.
@@ -47,6 +52,8 @@
 //!   key, so a crash or a replay neither loses nor repeats it.
 //! - Every input has an idempotency key (a message's channel id; a resolve's
 //!   or survey answer's thread and instant): applying it twice changes nothing.
+//! - Only `email` sees MIME, IMAP and SMTP; a channel turns what it receives
+//!   into [`Input`](core::router::Input)s and carries out outbox rows.
 //! - The library never calls `std::process::exit`.
 
 pub mod cli;
