@@ -125,7 +125,7 @@ pub struct Summary {
     pub actions: usize,
 }
 
-/// Applies validated events in batches of [`BATCH`] (one transaction and a
+/// Applies validated events in batches of 1000 (one transaction and a
 /// handful of statements each); writes each new action as a JSON line to
 /// `out` when given.
 pub async fn run(
