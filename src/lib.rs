@@ -40,7 +40,7 @@
 //!   means) and [`email::compose`] are pure; [`email::imap`], [`email::smtp`],
 //!   [`email::state`] and [`email::channel`] are the shell.
 //! - [`replay`]: JSON-lines histories on a simulated clock.
-//! - [`format`](crate::format): report rendering (text, markdown, json, csv, html).
+//! - [`format`](mod@format): report rendering (text, markdown, json, csv, html).
 //! - [`demo`]: the built-in weeks behind `concierge demo`.
 //! - [`cli`]: the command-line contract; `main.rs` only calls [`cli::main`].
 //!
