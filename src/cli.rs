@@ -115,6 +115,9 @@ pub struct ReportArgs {
     as_of: Option<String>,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
+    /// Also mail the summary (text with the HTML charts) to email.managers.
+    #[arg(long)]
+    send: bool,
 }
 
 #[derive(Debug, Args)]
@@ -292,8 +295,30 @@ async fn report_cmd(cli: &Cli, args: &ReportArgs) -> Result<ExitCode, Failure> {
         Some(t) => instant("--as-of", t)?,
         None => Timestamp::now(),
     };
+    let smtp = match (&config.email, args.send) {
+        (None, true) => {
+            return Err(input("--send mails the summary through [email]; configure it (and email.managers)"));
+        }
+        (Some(e), true) if e.managers.is_empty() => {
+            return Err(input("--send needs email.managers: add the managers' addresses"));
+        }
+        (Some(e), true) => Some(crate::email::smtp::SmtpOutbound::new(e.clone())?),
+        _ => None,
+    };
     let store = Store::open(&config.database_url).await?;
     let text = weekly(&store, &config, week, as_of, args.format).await?;
+    if let Some(smtp) = smtp {
+        let plain = weekly(&store, &config, week, as_of, Format::Text).await?;
+        let html = weekly(&store, &config, week, as_of, Format::Html).await?;
+        let key = format!("report/{week}/{}", as_of.as_second());
+        smtp.send_report(&week.to_string(), &key, plain, html)
+            .await
+            .map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
+        eprintln!(
+            "the summary for {week} was mailed to {}",
+            config.email.as_ref().map(|e| e.managers.join(", ")).unwrap_or_default()
+        );
+    }
     store.close().await;
     print!("{text}");
     Ok(ExitCode::SUCCESS)

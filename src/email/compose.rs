@@ -112,6 +112,36 @@ pub fn compose(item: &OutboxItem, s: &EmailSettings, in_reply_to: Option<&str>) 
     b.multipart(MultiPart::alternative_plain_html(item.body.clone(), html(&item.body))).map_err(|e| build(&e))
 }
 
+/// The weekly summary for the managers: the text report with the HTML one
+/// (charts) as its alternative.
+pub fn compose_report(
+    s: &EmailSettings,
+    week: &str,
+    key: &str,
+    text: String,
+    html: String,
+) -> Result<Message, ComposeError> {
+    let build = |e: &dyn std::fmt::Display| ComposeError::Build(e.to_string());
+    if s.managers.is_empty() {
+        return Err(ComposeError::NoRecipient {
+            kind: "weekly summary".into(),
+            thread: week.into(),
+            to: "managers".into(),
+            fix: "add addresses to email.managers",
+        });
+    }
+    let from: Mailbox = format!("Support <{}>", s.address).parse().map_err(|e| build(&e))?;
+    let mut b = Message::builder()
+        .from(from)
+        .subject(format!("Weekly support summary {week}"))
+        .message_id(Some(message_id(key, &s.address)))
+        .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("Auto-Submitted"), "auto-generated".into()));
+    for to in &s.managers {
+        b = b.to(to.parse().map_err(|e| build(&e))?);
+    }
+    b.multipart(MultiPart::alternative_plain_html(text, html)).map_err(|e| build(&e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

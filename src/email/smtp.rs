@@ -9,7 +9,7 @@ use lettre::transport::smtp::client::{Certificate, Tls as SmtpTls, TlsParameters
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::driver::Outbound;
-use crate::email::compose::compose;
+use crate::email::compose::{compose, compose_report};
 use crate::email::settings::{EmailSettings, Tls};
 use crate::store::OutboxItem;
 
@@ -66,6 +66,14 @@ impl SmtpOutbound {
     /// Sends `item`, threaded under `in_reply_to` when given.
     pub async fn deliver_threaded(&self, item: &OutboxItem, in_reply_to: Option<&str>) -> Result<(), String> {
         let message = compose(item, &self.settings, in_reply_to).map_err(|e| e.to_string())?;
+        self.transport.send(message).await.map(|_| ()).map_err(|e| self.explain(&e))
+    }
+}
+
+impl SmtpOutbound {
+    /// Mails the weekly summary to the managers.
+    pub async fn send_report(&self, week: &str, key: &str, text: String, html: String) -> Result<(), String> {
+        let message = compose_report(&self.settings, week, key, text, html).map_err(|e| e.to_string())?;
         self.transport.send(message).await.map(|_| ()).map_err(|e| self.explain(&e))
     }
 }

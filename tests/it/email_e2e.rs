@@ -434,3 +434,34 @@ fn concierge_resolve_hands_the_ticket_to_the_running_bot_which_sends_the_survey(
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no conversation has ticket \"NOSUCHTK\""));
 }
+
+#[test]
+fn report_send_mails_the_weekly_summary_with_its_charts_to_the_managers() {
+    let Some(servers) = MailServers::start() else { return };
+    let db = sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("concierge.toml");
+    std::fs::write(&config_path, config(&servers, &db.url)).unwrap();
+    let report = |extra: &[&str]| {
+        concierge()
+            .arg("--config")
+            .arg(&config_path)
+            .args(["report", "--week", "2026-W48", "--as-of", "2026-12-01T00:00:00Z"])
+            .args(extra)
+            .env("CONCIERGE_TEST_SUPPORT_PASSWORD", PASSWORD)
+            .output()
+            .unwrap()
+    };
+    let out = report(&["--send"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("concierge weekly summary: 2026-W48"));
+    let mail = servers.wait_for("boss", |m| m.contains("Subject: Weekly support summary 2026-W48"));
+    assert!(mail.contains("text/plain") && mail.contains("text/html"), "{mail}");
+    assert!(mail.contains("Auto-Submitted: auto-generated"));
+    // Without [email], --send is a usage error.
+    let bare = dir.path().join("bare.toml");
+    std::fs::write(&bare, format!("[database]\nurl = \"{}\"\n", db.url)).unwrap();
+    let out = concierge().arg("--config").arg(&bare).args(["report", "--week", "2026-W48", "--send"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--send mails the summary through [email]"));
+}
