@@ -399,6 +399,7 @@ async fn run_cmd(cli: &Cli) -> Result<ExitCode, Failure> {
     let config = load_config(cli)?;
     let shutdown = shutdown_signal()?;
     let email = config.email.clone();
+    let html_layout = config.templates.email_html.clone();
     tracing::info!(config = %config.source, database = %crate::config::redact_url(&config.database_url), "starting");
     let engine = Engine::start(config, true).await?;
     let (sender, inbox) = tokio::sync::mpsc::channel(1024);
@@ -412,7 +413,7 @@ async fn run_cmd(cli: &Cli) -> Result<ExitCode, Failure> {
                 address = %settings.address,
                 "email channel: reading mail and sending through SMTP"
             );
-            let outbound = EmailOutbound::new(engine.store.clone(), settings.clone())?;
+            let outbound = EmailOutbound::new(engine.store.clone(), settings.clone(), html_layout)?;
             tokio::spawn(run_intake(engine.store.clone(), settings, sender, clock));
             driver::run(engine, outbound, inbox, clock, shutdown).await?;
         }

@@ -901,6 +901,18 @@ resolve_after_silence = "3d"
     }
 
     #[test]
+    fn a_responses_dir_overrides_only_the_templates_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("brand")).unwrap();
+        std::fs::write(dir.path().join("brand/email.html"), "<b>{body}</b>").unwrap();
+        let c = Config::parse("[responses]\ndir = \"brand\"\n", "c.toml", Some(dir.path())).unwrap();
+        assert_eq!(c.templates.email_html, "<b>{body}</b>");
+        assert_eq!(c.templates.acknowledgement, Templates::builtin().acknowledgement);
+        let err = Config::parse("[responses]\ndir = \"missing\"\n", "c.toml", Some(dir.path())).unwrap_err();
+        assert_eq!(err.problems[0].key, "responses.dir");
+    }
+
+    #[test]
     fn passwords_in_database_urls_are_redacted() {
         assert_eq!(redact_url("postgres://bob:hunter2@db/x"), "postgres://bob:***@db/x");
         assert_eq!(redact_url("sqlite://concierge.db"), "sqlite://concierge.db");

@@ -14,11 +14,13 @@ pub struct Templates {
     pub detractor_alert: String,
     pub feedback: String,
     pub held: String,
+    /// The HTML layout of mail: `{body}` (the text as paragraphs), `{ticket}`.
+    pub email_html: String,
 }
 
 impl Templates {
     /// The names of the template files, in field order.
-    pub const FILES: [&'static str; 8] = [
+    pub const FILES: [&'static str; 9] = [
         "acknowledgement.txt",
         "nudge_warning.txt",
         "nudge_breach.txt",
@@ -27,6 +29,7 @@ impl Templates {
         "detractor_alert.txt",
         "feedback.txt",
         "held.txt",
+        "email.html",
     ];
 
     /// The templates shipped in `responses/`.
@@ -40,6 +43,7 @@ impl Templates {
             detractor_alert: include_str!("../../responses/detractor_alert.txt").into(),
             feedback: include_str!("../../responses/feedback.txt").into(),
             held: include_str!("../../responses/held.txt").into(),
+            email_html: include_str!("../../responses/email.html").into(),
         }
     }
 
@@ -56,6 +60,7 @@ impl Templates {
             &mut t.detractor_alert,
             &mut t.feedback,
             &mut t.held,
+            &mut t.email_html,
         ];
         for (field, file) in fields.into_iter().zip(Templates::FILES) {
             if let Some(text) = lookup(file) {

@@ -224,8 +224,8 @@ pub struct EmailOutbound {
 }
 
 impl EmailOutbound {
-    pub fn new(store: Store, settings: EmailSettings) -> anyhow::Result<EmailOutbound> {
-        Ok(EmailOutbound { smtp: SmtpOutbound::new(settings.clone())?, store, settings })
+    pub fn new(store: Store, settings: EmailSettings, html_layout: String) -> anyhow::Result<EmailOutbound> {
+        Ok(EmailOutbound { smtp: SmtpOutbound::with_layout(settings.clone(), html_layout)?, store, settings })
     }
 
     /// The customer's latest message in the conversation, to reply under.

@@ -80,17 +80,22 @@ fn subject(item: &OutboxItem) -> String {
     }
 }
 
-/// A plain-text body as a minimal HTML alternative.
-fn html(text: &str) -> String {
-    let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+/// A plain-text body as HTML in the layout (`responses/email.html`).
+pub fn html(layout: &str, text: &str, ticket: &str) -> String {
+    let esc = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     let paragraphs: Vec<String> =
-        escaped.split("\n\n").map(|p| format!("<p>{}</p>", p.trim().replace('\n', "<br>"))).collect();
-    format!("<!doctype html><html><body>{}</body></html>", paragraphs.join(""))
+        esc(text).split("\n\n").map(|p| format!("<p>{}</p>", p.trim().replace('\n', "<br>"))).collect();
+    crate::core::template::render(layout, &[("body", &paragraphs.join("\n")), ("ticket", &esc(ticket))])
 }
 
 /// Builds the message for `item`; `in_reply_to` threads it under a message of
 /// the conversation when known.
-pub fn compose(item: &OutboxItem, s: &EmailSettings, in_reply_to: Option<&str>) -> Result<Message, ComposeError> {
+pub fn compose(
+    item: &OutboxItem,
+    s: &EmailSettings,
+    layout: &str,
+    in_reply_to: Option<&str>,
+) -> Result<Message, ComposeError> {
     let build = |e: &dyn std::fmt::Display| ComposeError::Build(e.to_string());
     let from: Mailbox = format!("Support <{}>", s.address).parse().map_err(|e| build(&e))?;
     let mut b =
@@ -109,7 +114,8 @@ pub fn compose(item: &OutboxItem, s: &EmailSettings, in_reply_to: Option<&str>) 
         let id = format!("<{}>", id.trim_matches(['<', '>']));
         b = b.in_reply_to(id.clone()).references(id);
     }
-    b.multipart(MultiPart::alternative_plain_html(item.body.clone(), html(&item.body))).map_err(|e| build(&e))
+    b.multipart(MultiPart::alternative_plain_html(item.body.clone(), html(layout, &item.body, &item.thread)))
+        .map_err(|e| build(&e))
 }
 
 /// The weekly summary for the managers: the text report with the HTML one
@@ -150,6 +156,8 @@ mod tests {
         crate::email::settings::test_settings()
     }
 
+    const LAYOUT: &str = include_str!("../../responses/email.html");
+
     fn item(kind: &str, to: &str) -> OutboxItem {
         OutboxItem {
             key: format!("email:1042/{kind}"),
@@ -162,6 +170,15 @@ mod tests {
             body: "Hi Ana,\n\nWe have it <b>.".into(),
             attempts: 0,
         }
+    }
+
+    #[test]
+    fn the_html_part_is_the_text_escaped_into_paragraphs_inside_the_layout() {
+        let out = html(LAYOUT, "Hi <Ana>,\n\nline one\nline two", "T1");
+        assert!(out.contains("<p>Hi &lt;Ana&gt;,</p>") && out.contains("<p>line one<br>line two</p>"), "{out}");
+        assert!(out.contains("Ticket T1") && out.starts_with("<!doctype html>"), "{out}");
+        let custom = html("<main>{body}</main><footer>{ticket}</footer>", "x", "T&1");
+        assert_eq!(custom, "<main><p>x</p></main><footer>T&amp;1</footer>");
     }
 
     #[test]
@@ -180,7 +197,9 @@ mod tests {
     fn a_composed_message_is_threaded_marked_automatic_and_idempotent() {
         let s = settings();
         let raw = String::from_utf8(
-            compose(&item("acknowledgement", "ana@example.test"), &s, Some("m1@example.com")).unwrap().formatted(),
+            compose(&item("acknowledgement", "ana@example.test"), &s, LAYOUT, Some("m1@example.com"))
+                .unwrap()
+                .formatted(),
         )
         .unwrap();
         assert!(raw.contains("Subject: We have your request [#1042]"), "{raw}");
@@ -190,7 +209,8 @@ mod tests {
         assert!(raw.contains("text/html") && raw.contains("&lt;b&gt;"), "{raw}");
         assert_eq!(message_id("k", "support@example.test"), message_id("k", "support@example.test"));
         assert_ne!(message_id("k", "support@example.test"), message_id("k2", "support@example.test"));
-        let nudge = String::from_utf8(compose(&item("nudge_breach", "agents"), &s, None).unwrap().formatted()).unwrap();
+        let nudge =
+            String::from_utf8(compose(&item("nudge_breach", "agents"), &s, LAYOUT, None).unwrap().formatted()).unwrap();
         assert!(nudge.contains("Auto-Submitted: auto-generated") && !nudge.contains("In-Reply-To"), "{nudge}");
     }
 }

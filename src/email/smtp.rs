@@ -15,11 +15,18 @@ use crate::store::OutboxItem;
 
 pub struct SmtpOutbound {
     settings: EmailSettings,
+    /// The HTML layout of mail (`responses/email.html`).
+    layout: String,
     transport: AsyncSmtpTransport<Tokio1Executor>,
 }
 
 impl SmtpOutbound {
+    /// With the built-in HTML layout.
     pub fn new(settings: EmailSettings) -> anyhow::Result<SmtpOutbound> {
+        SmtpOutbound::with_layout(settings, crate::core::template::Templates::builtin().email_html)
+    }
+
+    pub fn with_layout(settings: EmailSettings, layout: String) -> anyhow::Result<SmtpOutbound> {
         let mut params = TlsParameters::builder(settings.smtp_host.clone());
         if let Some(ca) = &settings.tls_ca_file {
             let pem = std::fs::read(ca).map_err(|e| anyhow::anyhow!("email.tls_ca_file {}: {e}", ca.display()))?;
@@ -37,7 +44,7 @@ impl SmtpOutbound {
             .credentials(Credentials::new(settings.username.clone(), settings.password.0.clone()))
             .timeout(Some(Duration::from_secs(30)))
             .build();
-        Ok(SmtpOutbound { settings, transport })
+        Ok(SmtpOutbound { settings, layout, transport })
     }
 
     /// One line saying what went wrong and which setting to look at.
@@ -65,7 +72,7 @@ impl SmtpOutbound {
 impl SmtpOutbound {
     /// Sends `item`, threaded under `in_reply_to` when given.
     pub async fn deliver_threaded(&self, item: &OutboxItem, in_reply_to: Option<&str>) -> Result<(), String> {
-        let message = compose(item, &self.settings, in_reply_to).map_err(|e| e.to_string())?;
+        let message = compose(item, &self.settings, &self.layout, in_reply_to).map_err(|e| e.to_string())?;
         self.transport.send(message).await.map(|_| ()).map_err(|e| self.explain(&e))
     }
 }
