@@ -77,6 +77,11 @@ fn start_bot(config: &std::path::Path) -> Bot {
     Bot(child)
 }
 
+/// The ticket token in a mail's subject.
+fn ticket_of(mail: &str) -> String {
+    header(mail, "Subject").unwrap().split("[#").nth(1).unwrap().trim_end_matches(']').to_string()
+}
+
 fn header<'a>(mail: &'a str, name: &str) -> Option<&'a str> {
     mail.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")))
 }
@@ -101,8 +106,7 @@ fn a_customer_mail_is_acknowledged_threaded_nudged_escalated_and_an_agent_cc_rep
     assert_eq!(header(&ack, "In-Reply-To"), Some("<c1@example.test>"), "{ack}");
     assert_eq!(header(&ack, "Auto-Submitted"), Some("auto-replied"));
     assert!(ack.contains("Hi Ana,"), "{ack}");
-    let subject = header(&ack, "Subject").unwrap();
-    let ticket = subject.split("[#").nth(1).unwrap().trim_end_matches(']').to_string();
+    let ticket = ticket_of(&ack);
 
     // No answer: warning and breach reach both agents, the escalation the manager.
     for agent in ["sam", "kim"] {
@@ -250,7 +254,7 @@ fn an_agent_answers_through_concierge_poor_reply_held_corrected_reply_relayed_su
          Message-ID: <c2@example.test>\r\n\r\nI was moved to the wrong plan.\r\n",
     );
     let ack = servers.wait_for("ana", |m| m.contains("We have your request"));
-    let ticket = header(&ack, "Subject").unwrap().split("[#").nth(1).unwrap().trim_end_matches(']').to_string();
+    let ticket = ticket_of(&ack);
     // The agents are told about the new ticket, with the customer's words.
     let announcement = servers.wait_for("sam", |m| m.contains(&format!("[#{ticket}] New ticket")));
     assert!(announcement.contains("I was moved to the wrong plan."), "{announcement}");
@@ -416,7 +420,7 @@ fn concierge_resolve_hands_the_ticket_to_the_running_bot_which_sends_the_survey(
         "From: Ana <ana@example.test>\r\nTo: support@example.test\r\nSubject: Done?\r\nMessage-ID: <d1@example.test>\r\n\r\nHi\r\n",
     );
     let ack = servers.wait_for("ana", |m| m.contains("We have your request"));
-    let ticket = header(&ack, "Subject").unwrap().split("[#").nth(1).unwrap().trim_end_matches(']').to_string();
+    let ticket = ticket_of(&ack);
     let resolve = |ticket: &str| {
         concierge()
             .arg("--config")
