@@ -526,7 +526,7 @@ impl Validator {
     }
 
     fn email(&mut self, root: &Table) -> Option<EmailSettings> {
-        const KEYS: [&str; 16] = [
+        const KEYS: [&str; 17] = [
             "imap_host",
             "imap_port",
             "smtp_host",
@@ -538,6 +538,7 @@ impl Validator {
             "tls",
             "tls_ca_file",
             "mailboxes",
+            "sent_mailbox",
             "agents",
             "managers",
             "resolve_after_silence",
@@ -694,6 +695,7 @@ impl Validator {
             tls,
             tls_ca_file,
             mailboxes,
+            sent_mailbox: self.string(section, "email", "sent_mailbox").map(str::to_string),
             agents,
             managers,
             resolve_after_silence,

@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "overrides", include_str!("../migrations/0003_overrides.sql")),
     (4, "silence", include_str!("../migrations/0004_silence.sql")),
     (5, "commands", include_str!("../migrations/0005_commands.sql")),
+    (6, "sent_ids", include_str!("../migrations/0006_sent_ids.sql")),
 ];
 
 #[derive(Debug)]

@@ -30,8 +30,9 @@ pub async fn run_intake(store: Store, settings: EmailSettings, inbox: mpsc::Send
     let mut failures: u32 = 0;
     loop {
         let mut ok = true;
-        for mailbox in &settings.mailboxes {
-            match poll_mailbox(&store, &settings, mailbox, &inbox, clock).await {
+        let sent = settings.sent_mailbox.iter().map(|m| (m, true));
+        for (mailbox, in_sent) in settings.mailboxes.iter().map(|m| (m, false)).chain(sent) {
+            match poll_mailbox(&store, &settings, mailbox, in_sent, &inbox, clock).await {
                 Ok(polled) => {
                     if polled.consumed > 0 {
                         tracing::info!(mailbox = %mailbox, messages = polled.consumed, "mail read");
@@ -92,6 +93,7 @@ async fn poll_mailbox(
     store: &Store,
     settings: &EmailSettings,
     mailbox: &str,
+    in_sent: bool,
     inbox: &mpsc::Sender<Inbound>,
     clock: Clock,
 ) -> Result<Polled, Stop> {
@@ -111,7 +113,7 @@ async fn poll_mailbox(
     };
     let mut consumed = 0;
     for fetched in new.messages {
-        match consume(store, settings, mailbox, new.uidvalidity, &fetched, inbox, clock).await {
+        match consume(store, settings, (mailbox, in_sent), new.uidvalidity, &fetched, inbox, clock).await {
             Ok(()) => {}
             Err(Some(line)) => return fail(line, consumed),
             Err(None) => return Err(Stop),
@@ -129,7 +131,7 @@ async fn poll_mailbox(
 async fn consume(
     store: &Store,
     settings: &EmailSettings,
-    mailbox: &str,
+    (mailbox, in_sent): (&str, bool),
     uidvalidity: u32,
     fetched: &Fetched,
     inbox: &mpsc::Sender<Inbound>,
@@ -158,7 +160,8 @@ async fn consume(
         Some(t) => state::customer_of(store, t).await.map_err(db)?,
         None => None,
     };
-    match decide(&email, &key, settings, &Lookup { token_ticket, ref_ticket, customer }) {
+    let ours = state::is_sent_by_us(store, &key).await.map_err(db)?;
+    match decide(&email, &key, settings, &Lookup { token_ticket, ref_ticket, customer, in_sent, ours }) {
         Decision::Ignore { reason } => {
             tracing::info!(mailbox = %mailbox, uid = fetched.uid, %reason, "mail ignored");
             Ok(())
@@ -253,9 +256,11 @@ impl Outbound for EmailOutbound {
         let to_customer = matches!(item.kind.as_str(), "acknowledgement" | "survey" | "reply");
         let in_reply_to = if to_customer && item.channel == "email" { self.reply_target(item).await } else { None };
         self.smtp.deliver_threaded(item, in_reply_to.as_deref()).await?;
-        // Replies to what we sent thread back into the ticket.
+        // Replies to what we sent thread back into the ticket; copies of it
+        // in a Sent folder are recognised as ours.
         let id = message_id(&item.key, &self.settings.address);
         let id = id.trim_matches(['<', '>']);
+        state::record_sent(&self.store, id).await.map_err(|e| format!("database error: {e:#}"))?;
         if item.channel == "email" {
             state::map_message_id(&self.store, id, &item.thread).await.map_err(|e| format!("database error: {e:#}"))?;
         }

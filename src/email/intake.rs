@@ -25,6 +25,10 @@ pub struct Lookup {
     pub ref_ticket: Option<String>,
     /// The customer's address in the ticket the mail threads into, if known.
     pub customer: Option<String>,
+    /// The mail was found in the Sent folder (`email.sent_mailbox`).
+    pub in_sent: bool,
+    /// concierge itself sent this mail.
+    pub ours: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +76,31 @@ fn hex(bytes: &[u8]) -> String {
 /// Decides what one mail means.
 pub fn decide(email: &Email, message_key: &str, settings: &EmailSettings, lookup: &Lookup) -> Decision {
     let ignore = |reason: &str| Decision::Ignore { reason: reason.to_string() };
+    if lookup.ours {
+        return ignore("sent by concierge itself");
+    }
+    if lookup.in_sent {
+        // Sent from the shared account (or by an agent): an observed reply.
+        if email.from.address != settings.address && !settings.is_agent(&email.from.address) {
+            return ignore("in the Sent folder but from neither the support address nor an agent");
+        }
+        let Some(ticket) = lookup.token_ticket.clone().or_else(|| lookup.ref_ticket.clone()) else {
+            return ignore("sent mail that belongs to no ticket");
+        };
+        let text = strip_reply(take_commands(&email.body).1);
+        if text.is_empty() {
+            return ignore("sent mail with nothing to record");
+        }
+        let author = Author { role: Role::Agent, id: email.from.address.clone(), name: email.from.name.clone() };
+        let message =
+            Message { channel: Channel::Email, thread: ticket.clone(), id: message_key.to_string(), author, text };
+        return Decision::Route {
+            ticket,
+            message_key: message_key.to_string(),
+            inputs: vec![Input::Message(message)],
+            new_ticket: false,
+        };
+    }
     if email.from.address == settings.address {
         return ignore("sent by the support address itself (no mail loops)");
     }
@@ -187,10 +216,21 @@ mod tests {
     #[test]
     fn a_known_token_wins_over_references_and_references_over_a_new_ticket() {
         let email = mail("ana@example.com", "", "More info");
-        let both =
-            Lookup { token_ticket: Some("TOKEN001".into()), ref_ticket: Some("REF00001".into()), customer: None };
+        let both = Lookup {
+            token_ticket: Some("TOKEN001".into()),
+            ref_ticket: Some("REF00001".into()),
+            customer: None,
+            in_sent: false,
+            ours: false,
+        };
         assert_eq!(thread_of(&decide(&email, "x1@example.com", &settings(), &both)), "TOKEN001");
-        let refs = Lookup { token_ticket: None, ref_ticket: Some("REF00001".into()), customer: None };
+        let refs = Lookup {
+            token_ticket: None,
+            ref_ticket: Some("REF00001".into()),
+            customer: None,
+            in_sent: false,
+            ours: false,
+        };
         assert_eq!(thread_of(&decide(&email, "x1@example.com", &settings(), &refs)), "REF00001");
     }
 
@@ -214,8 +254,13 @@ mod tests {
             "",
             "#resolve #nosurvey\r\nHi Ana, fixed. Best, Sam\r\n\r\nOn Mon, Ana <ana@example.com> wrote:\r\n> it broke\r\n",
         );
-        let lookup =
-            Lookup { token_ticket: None, ref_ticket: Some("T1".into()), customer: Some("ana@example.com".into()) };
+        let lookup = Lookup {
+            token_ticket: None,
+            ref_ticket: Some("T1".into()),
+            customer: Some("ana@example.com".into()),
+            in_sent: false,
+            ours: false,
+        };
         let Decision::Route { inputs, .. } = decide(&email, "x1@example.com", &settings(), &lookup) else { panic!() };
         // Written to support only: a reply through concierge, to relay.
         let Input::Relay { message: m, send_anyway: false } = &inputs[0] else { panic!("{inputs:?}") };
@@ -240,8 +285,13 @@ mod tests {
             "To: ana@example.com\r\nCc: support@example.test\r\n",
             "#send-anyway\r\nHi Ana",
         );
-        let lookup =
-            Lookup { token_ticket: Some("T1".into()), ref_ticket: None, customer: Some("ana@example.com".into()) };
+        let lookup = Lookup {
+            token_ticket: Some("T1".into()),
+            ref_ticket: None,
+            customer: Some("ana@example.com".into()),
+            in_sent: false,
+            ours: false,
+        };
         let Decision::Route { inputs, new_ticket, .. } = decide(&email, "x1@example.com", &settings(), &lookup) else {
             panic!()
         };
@@ -260,8 +310,13 @@ mod tests {
         assert_eq!(s.agent_address("lee@other.example"), "lee@other.example");
         assert_eq!(s.agent_address("nobody"), "nobody");
         let email = mail("kim@support.example.test", "", "#assign sam\r\nTaking this over to Sam.");
-        let lookup =
-            Lookup { token_ticket: Some("T1".into()), ref_ticket: None, customer: Some("ana@example.com".into()) };
+        let lookup = Lookup {
+            token_ticket: Some("T1".into()),
+            ref_ticket: None,
+            customer: Some("ana@example.com".into()),
+            in_sent: false,
+            ours: false,
+        };
         let Decision::Route { inputs, .. } = decide(&email, "x1@example.com", &s, &lookup) else { panic!() };
         assert!(
             inputs.contains(&Input::Assign {

@@ -78,6 +78,9 @@ pub struct EmailSettings {
     pub tls_ca_file: Option<PathBuf>,
     /// Mailboxes to watch; default `["INBOX"]`.
     pub mailboxes: Vec<String>,
+    /// The shared mailbox's Sent folder, watched for agents' replies sent
+    /// from the shared account.
+    pub sent_mailbox: Option<String>,
     pub agents: Vec<AddressPattern>,
     pub managers: Vec<String>,
     /// Resolve a conversation after this long with no customer answer to an
@@ -127,6 +130,7 @@ pub(crate) fn test_settings() -> EmailSettings {
         tls: Tls::None,
         tls_ca_file: None,
         mailboxes: vec!["INBOX".into()],
+        sent_mailbox: None,
         agents: vec![
             AddressPattern::parse("sam@example.test").unwrap(),
             AddressPattern::parse("*@support.example.test").unwrap(),

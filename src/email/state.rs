@@ -66,6 +66,24 @@ pub async fn customer_of(store: &Store, ticket: &str) -> anyhow::Result<Option<S
     })
 }
 
+/// Records a Message-ID concierge sent.
+pub async fn record_sent(store: &Store, message_id: &str) -> anyhow::Result<()> {
+    sqlx::query("INSERT INTO email_sent_ids (message_id) VALUES ($1) ON CONFLICT (message_id) DO NOTHING")
+        .bind(message_id)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// Whether concierge sent the mail with this Message-ID.
+pub async fn is_sent_by_us(store: &Store, message_id: &str) -> anyhow::Result<bool> {
+    let row = sqlx::query("SELECT 1 FROM email_sent_ids WHERE message_id = $1")
+        .bind(message_id)
+        .fetch_optional(store.pool())
+        .await?;
+    Ok(row.is_some())
+}
+
 /// Whether `ticket` is a known email conversation.
 pub async fn ticket_exists(store: &Store, ticket: &str) -> anyhow::Result<bool> {
     let row = sqlx::query("SELECT 1 FROM conversations WHERE id = $1")

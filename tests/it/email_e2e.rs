@@ -469,3 +469,54 @@ fn report_send_mails_the_weekly_summary_with_its_charts_to_the_managers() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--send mails the summary through [email]"));
 }
+
+#[test]
+fn a_reply_sent_from_the_shared_account_is_seen_in_the_sent_folder_and_our_own_copies_are_not() {
+    let Some(servers) = MailServers::start() else { return };
+    let db = sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("concierge.toml");
+    let text = config(&servers, &db.url).replace("first_response = \"6s\"", "first_response = \"8h\"")
+        + "sent_mailbox = \"Sent\"\n";
+    std::fs::write(&config_path, text).unwrap();
+    // The folder exists before the bot starts, as in a real mailbox.
+    servers.drop_raw_in("support", "Sent", "seed", b"From: support@example.test\r\nSubject: old\r\n\r\nold\r\n");
+    let _bot = start_bot(&config_path);
+    servers.send(
+        "ana@example.test",
+        "support@example.test",
+        "From: Ana <ana@example.test>\r\nTo: support@example.test\r\nSubject: Sent folder\r\nMessage-ID: <sf1@example.test>\r\n\r\nHi\r\n",
+    );
+    let ack = servers.wait_for("ana", |m| m.contains("We have your request"));
+    let ticket = ticket_of(&ack);
+    // A copy of concierge's own acknowledgement lands in Sent (Gmail does
+    // that): it must not count as an agent's reply.
+    servers.drop_raw_in("support", "Sent", "ack-copy", ack.as_bytes());
+    // An agent answers from the shared account.
+    let reply = format!(
+        "From: Support <support@example.test>\r\nTo: ana@example.test\r\nSubject: Re: Sent folder [#{ticket}]\r\n\
+         Message-ID: <shared1@example.test>\r\nIn-Reply-To: <sf1@example.test>\r\n\r\n\
+         Hi Ana,\r\n\r\nThanks for writing. It is sorted.\r\n\r\nLet me know if anything else comes up.\r\nBest, Sam\r\n"
+    );
+    servers.drop_raw_in("support", "Sent", "shared-reply", reply.as_bytes());
+    let week = concierge::core::report::Week::containing(jiff::Timestamp::now(), &jiff::tz::TimeZone::UTC).to_string();
+    let report = || -> Value {
+        let out = concierge()
+            .arg("--config")
+            .arg(&config_path)
+            .args(["report", "--week", &week, "--format", "json"])
+            .env("CONCIERGE_TEST_SUPPORT_PASSWORD", PASSWORD)
+            .output()
+            .unwrap();
+        serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap()
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut v = report();
+    while v["first_response"]["answered"] != 1 && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        v = report();
+    }
+    assert_eq!(v["first_response"]["answered"], 1, "{v}");
+    assert_eq!(v["standards"]["replies_checked"], 1, "only the agent's reply, not our own copy: {v}");
+    assert_eq!(v["agents"][0]["id"], "support@example.test", "{v}");
+}

@@ -188,6 +188,7 @@ impl MailServers {
             tls,
             tls_ca_file: Some(self.cert()),
             mailboxes: vec!["INBOX".into()],
+            sent_mailbox: None,
             agents: vec![
                 AddressPattern::parse("sam@example.test").unwrap(),
                 AddressPattern::parse("kim@example.test").unwrap(),
@@ -234,7 +235,19 @@ impl MailServers {
     /// Puts raw bytes straight into `user`'s Maildir (as a broken client or a
     /// damaged store could), bypassing Postfix, which would repair headers.
     pub fn drop_raw(&self, user: &str, name: &str, raw: &[u8]) {
-        let new = self.path().join("vmail").join(user).join("Maildir").join("new");
+        self.drop_raw_in(user, "", name, raw);
+    }
+
+    /// Like [`MailServers::drop_raw`], into a folder ("" for INBOX, "Sent"...).
+    pub fn drop_raw_in(&self, user: &str, folder: &str, name: &str, raw: &[u8]) {
+        let mut maildir = self.path().join("vmail").join(user).join("Maildir");
+        if !folder.is_empty() {
+            maildir = maildir.join(format!(".{folder}"));
+        }
+        for sub in ["cur", "tmp"] {
+            std::fs::create_dir_all(maildir.join(sub)).unwrap();
+        }
+        let new = maildir.join("new");
         std::fs::create_dir_all(&new).unwrap();
         let file = new.join(format!("1700000000.{name}.test"));
         std::fs::write(&file, raw).unwrap();
