@@ -237,13 +237,13 @@ fn new_mail_is_picked_up_at_once_with_imap_idle_despite_a_long_poll_interval() {
 }
 
 #[test]
-fn an_agent_answers_through_concierge_poor_reply_held_corrected_reply_relayed_survey_answered_by_mail() {
+fn the_issue_flow_ack_nudges_poor_reply_held_corrected_reply_relayed_survey_answered_by_mail_in_the_report() {
     let Some(servers) = MailServers::start() else { return };
     let db = sqlite();
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("concierge.toml");
-    let text = config(&servers, &db.url).replace("first_response = \"6s\"", "first_response = \"8h\"")
-        + "[standards]\nmode = \"enforce\"\n[surveys]\ndelay = \"1s\"\n";
+    // A 6 s first-response target (warning at 3 s, breach at 6 s).
+    let text = config(&servers, &db.url) + "[standards]\nmode = \"enforce\"\n[surveys]\ndelay = \"1s\"\n";
     std::fs::write(&config_path, text).unwrap();
     let _bot = start_bot(&config_path);
 
@@ -259,6 +259,9 @@ fn an_agent_answers_through_concierge_poor_reply_held_corrected_reply_relayed_su
     let announcement = servers.wait_for("sam", |m| m.contains(&format!("[#{ticket}] New ticket")));
     assert!(announcement.contains("I was moved to the wrong plan."), "{announcement}");
     let announcement_id = header(&announcement, "Message-ID").unwrap().to_string();
+    // No agent reply yet: the warning and the breach reach the agents' mailboxes.
+    servers.wait_for("sam", |m| m.contains(&format!("[#{ticket}] Reply due soon")));
+    servers.wait_for("sam", |m| m.contains(&format!("[#{ticket}] Response target missed")));
 
     // A reply breaking an error rule is held and returned with the findings.
     servers.send(
