@@ -82,6 +82,29 @@ fn ticket_of(mail: &str) -> String {
     header(mail, "Subject").unwrap().split("[#").nth(1).unwrap().trim_end_matches(']').to_string()
 }
 
+/// This week's `concierge report --format json`, polled (up to 20 s) until
+/// `ready` holds of it, since the bot commits in the background.
+fn report_when(config_path: &std::path::Path, ready: impl Fn(&Value) -> bool) -> Value {
+    let week = concierge::core::report::Week::containing(jiff::Timestamp::now(), &jiff::tz::TimeZone::UTC).to_string();
+    let report = || -> Value {
+        let out = concierge()
+            .arg("--config")
+            .arg(config_path)
+            .args(["report", "--week", &week, "--format", "json"])
+            .env("CONCIERGE_TEST_SUPPORT_PASSWORD", PASSWORD)
+            .output()
+            .unwrap();
+        serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap()
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut v = report();
+    while !ready(&v) && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        v = report();
+    }
+    v
+}
+
 fn header<'a>(mail: &'a str, name: &str) -> Option<&'a str> {
     mail.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")))
 }
@@ -128,15 +151,7 @@ fn a_customer_mail_is_acknowledged_threaded_nudged_escalated_and_an_agent_cc_rep
     let feedback = servers.wait_for("sam", |m| m.contains(&format!("[#{ticket}] Feedback on your reply")));
     assert!(feedback.contains("apologise"), "{feedback}");
 
-    let week = concierge::core::report::Week::containing(jiff::Timestamp::now(), &jiff::tz::TimeZone::UTC).to_string();
-    let out = concierge()
-        .arg("--config")
-        .arg(&config_path)
-        .args(["report", "--week", &week, "--format", "json"])
-        .env("CONCIERGE_TEST_SUPPORT_PASSWORD", PASSWORD)
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let v = report_when(&config_path, |_| true);
     assert_eq!(v["conversations"]["opened"], 1, "{v}");
     assert_eq!(v["first_response"]["answered"], 1, "{v}");
     assert_eq!(v["sla"]["breached"], 1, "{v}");
@@ -305,23 +320,7 @@ fn the_issue_flow_ack_nudges_poor_reply_held_corrected_reply_relayed_survey_answ
              Message-ID: <c3@example.test>\r\nIn-Reply-To: {survey_id}\r\n\r\n9 - quick once it got going\r\n"
         ),
     );
-    let week = concierge::core::report::Week::containing(jiff::Timestamp::now(), &jiff::tz::TimeZone::UTC).to_string();
-    let report = || -> Value {
-        let out = concierge()
-            .arg("--config")
-            .arg(&config_path)
-            .args(["report", "--week", &week, "--format", "json"])
-            .env("CONCIERGE_TEST_SUPPORT_PASSWORD", PASSWORD)
-            .output()
-            .unwrap();
-        serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap()
-    };
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let mut v = report();
-    while v["nps"]["responses"] != 1 && std::time::Instant::now() < until {
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        v = report();
-    }
+    let v = report_when(&config_path, |v| v["nps"]["responses"] == 1);
     assert_eq!((v["nps"]["responses"].as_u64(), v["nps"]["promoters"].as_u64()), (Some(1), Some(1)), "{v}");
     assert_eq!(v["conversations"]["resolved"], 1, "{v}");
     assert_eq!(v["first_response"]["answered"], 1, "the held reply did not count: {v}");
@@ -502,23 +501,7 @@ fn a_reply_sent_from_the_shared_account_is_seen_in_the_sent_folder_and_our_own_c
          Hi Ana,\r\n\r\nThanks for writing. It is sorted.\r\n\r\nLet me know if anything else comes up.\r\nBest, Sam\r\n"
     );
     servers.drop_raw_in("support", "Sent", "shared-reply", reply.as_bytes());
-    let week = concierge::core::report::Week::containing(jiff::Timestamp::now(), &jiff::tz::TimeZone::UTC).to_string();
-    let report = || -> Value {
-        let out = concierge()
-            .arg("--config")
-            .arg(&config_path)
-            .args(["report", "--week", &week, "--format", "json"])
-            .env("CONCIERGE_TEST_SUPPORT_PASSWORD", PASSWORD)
-            .output()
-            .unwrap();
-        serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap()
-    };
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let mut v = report();
-    while v["first_response"]["answered"] != 1 && std::time::Instant::now() < until {
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        v = report();
-    }
+    let v = report_when(&config_path, |v| v["first_response"]["answered"] == 1);
     assert_eq!(v["first_response"]["answered"], 1, "{v}");
     assert_eq!(v["standards"]["replies_checked"], 1, "only the agent's reply, not our own copy: {v}");
     assert_eq!(v["agents"][0]["id"], "support@example.test", "{v}");
