@@ -187,7 +187,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = if matches!(cli.command, Command::Run) { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONCIERGE_LOG").unwrap_or_else(|_| level.into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // No colour codes in log files and pipes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
     match run(cli) {
         Ok(code) => code,
         Err(Failure::Input(msg)) => {
@@ -223,8 +225,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
 fn block_on<F: std::future::Future<Output = Result<ExitCode, Failure>>>(f: F) -> Result<ExitCode, Failure> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let out = rt.block_on(f);
-    // A blocking IMAP call may still be waiting on the network: do not hang on it.
-    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    // A blocking IMAP call (IDLE) may still be waiting on the network: the
+    // work is committed by now, so do not wait for it.
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
     out
 }
 
@@ -254,7 +257,14 @@ fn sla(cli: &Cli, cmd: &SlaCommand) -> Result<ExitCode, Failure> {
                 None => config.policy.first_response,
                 Some(w) => parse_duration(w).map_err(|e| input(format!("--within: {e}")))?,
             };
-            println!("{}", hours.add(from, within));
+            let due = hours.add(from, within).ok_or_else(|| {
+                input(format!(
+                    "no due instant: {} of business time from {from} ends after the year 9999 with these business hours; \
+                     give an earlier --from or a shorter --within",
+                    crate::core::duration::Human(within)
+                ))
+            })?;
+            println!("{due}");
         }
         SlaCommand::Elapsed { from, to } => {
             let (from, to) = (instant("--from", from)?, instant("--to", to)?);
@@ -272,7 +282,7 @@ async fn replay_cmd(cli: &Cli, args: &ReplayArgs) -> Result<ExitCode, Failure> {
     let until = args.until.as_deref().map(|u| instant("--until", u)).transpose()?;
     let name = args.file.display().to_string();
     let text = std::fs::read_to_string(&args.file).map_err(|e| input(format!("{name}: cannot read: {e}")))?;
-    let events = replay::parse(&text, &name).map_err(|errors| {
+    let events = replay::parse(&text, &name, &config.policy).map_err(|errors| {
         input(format!("{}\n{} bad line(s); nothing was imported", errors.join("\n"), errors.len()))
     })?;
     let mut engine = Engine::start(config, false).await?;
@@ -344,7 +354,8 @@ async fn demo_cmd(args: &DemoArgs) -> Result<ExitCode, Failure> {
         return Ok(ExitCode::SUCCESS);
     }
     config.database_url = args.database.clone().unwrap_or_else(|| "sqlite::memory:".into());
-    let events = replay::parse(&events_text, "demo").map_err(|e| Failure::Runtime(anyhow::anyhow!(e.join("\n"))))?;
+    let events = replay::parse(&events_text, "demo", &config.policy)
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!(e.join("\n"))))?;
     let as_of: Timestamp = demo::AS_OF.parse().expect("valid demo instant");
     let week = Week::parse(demo::WEEK).expect("valid demo week");
     let report_config = Config::parse(demo::CONFIG, "built-in demo config", None).map_err(|e| input(e.to_string()))?;

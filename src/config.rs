@@ -14,7 +14,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use toml::{Table, Value};
 
-use crate::core::duration::{parse_duration, parse_percent};
+use crate::core::duration::{Human, parse_duration, parse_percent};
 use crate::core::hours::{BusinessHours, Span};
 use crate::core::router::{Escalation, Policy};
 use crate::core::rules::{DEFAULT_PASS_SCORE, RuleSet};
@@ -201,6 +201,9 @@ impl Validator {
         let (rules, mode) = self.standards(root);
         let templates = self.templates(root);
         let email = self.email(root);
+        if let Some(hours) = &hours {
+            self.reachable(hours, &policy);
+        }
         let hours = hours?;
         let rules = rules?;
         Some(Config {
@@ -304,16 +307,18 @@ impl Validator {
             }
             Some(_) => self.problem("business_hours.holidays", "must be a list of dates, e.g. [\"2026-12-25\"]"),
         }
-        let tz = tz?;
-        if !spans_ok {
-            return None;
-        }
+        // Every day's overlaps are reported, whatever else is wrong.
+        let mut overlapping = false;
         for (day, spans) in WEEKDAYS.iter().zip(&mut week) {
             spans.sort_by_key(|s| s.open);
             if spans.windows(2).any(|w| w[1].open < w[0].close) {
                 self.problem(format!("business_hours.{day}"), "has overlapping intervals; merge them into one");
-                return None;
+                overlapping = true;
             }
+        }
+        let tz = tz?;
+        if !spans_ok || overlapping {
+            return None;
         }
         match BusinessHours::new(tz, week, holidays) {
             Ok(h) => Some(h),
@@ -411,6 +416,33 @@ impl Validator {
             .map(|(i, &after)| Escalation { after, to: to.get(i).cloned().unwrap_or_else(|| "managers".into()) })
             .collect();
         Policy { first_response, next_response, warn_at_percent, escalations, ..defaults }
+    }
+
+    /// Refuses targets these hours could only meet after centuries (or never:
+    /// `9:00-9:01` once a week and `3650d`), which would put every due
+    /// instant past the end of time.
+    fn reachable(&mut self, hours: &BusinessHours, policy: &Policy) {
+        const MAX_YEARS: i64 = 10;
+        let per_year = hours.open_per_week() * 52;
+        let longest_escalation = policy.escalations.iter().map(|e| e.after).max().unwrap_or(0);
+        let targets =
+            [("sla.first_response", Some(policy.first_response)), ("sla.next_response", policy.next_response)];
+        for (key, target) in targets {
+            let Some(target) = target else { continue };
+            let total = target + longest_escalation;
+            if total > per_year * MAX_YEARS {
+                self.problem(
+                    key,
+                    format!(
+                        "{} (plus escalations) of business time would take about {} years with these business hours ({} open a week); \
+                         use a target under {MAX_YEARS} years of business time or open more hours",
+                        Human(target),
+                        total / per_year.max(1),
+                        Human(hours.open_per_week())
+                    ),
+                );
+            }
+        }
     }
 
     fn surveys(&mut self, root: &Table, policy: &mut Policy) {
@@ -815,6 +847,7 @@ mode = "strict"
                 "business_hours.time_zone",
                 "business_hours.mon",
                 "business_hours.holidays",
+                "business_hours.tue",
                 "sla.first_response",
                 "sla.warn_at",
                 "surveys.delay",
@@ -831,6 +864,26 @@ mode = "strict"
         let found = problems("[business_hours]\ntime_zone = \"UTC\"\ntue = [\"09:00-12:00\", \"11:00-17:00\"]\n");
         assert_eq!(found.len(), 1);
         assert!(found[0].starts_with("business_hours.tue: ") && found[0].contains("overlap"), "{}", found[0]);
+    }
+
+    #[test]
+    fn a_bad_time_zone_does_not_hide_overlapping_intervals() {
+        // Regression (issue 6): the overlap on tue went unreported.
+        let found = problems(
+            "[business_hours]\ntime_zone = \"Mars/Olympus\"\ntue = [\"09:00-12:00\", \"11:00-17:00\"]\nwed = [\"09:00-12:00\", \"10:00-11:00\"]\n",
+        );
+        let keys: Vec<&str> = found.iter().map(|p| p.split(": ").next().unwrap()).collect();
+        assert_eq!(keys, ["business_hours.time_zone", "business_hours.tue", "business_hours.wed"], "{found:#?}");
+    }
+
+    #[test]
+    fn a_target_the_hours_cannot_supply_is_refused_by_key() {
+        // Regression (issue 6): `sla due` looped forever with this config.
+        let found = problems(
+            "[business_hours]\ntime_zone = \"UTC\"\nmon = [\"09:00-09:01\"]\n[sla]\nfirst_response = \"3650d\"\n",
+        );
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].starts_with("sla.first_response: ") && found[0].contains("years"), "{}", found[0]);
     }
 
     #[test]

@@ -145,7 +145,7 @@ fn conversation(
     let (agent, agent_name) = *rng.pick(&AGENTS);
     let late = !rng.chance(quality.min(90));
     let business_delay = if late { 3700 + rng.below(3 * 3600) as i64 } else { 300 + rng.below(2400) as i64 };
-    let replied = plus(hours.add(opened, business_delay), rng.below(60) as i64);
+    let replied = plus(hours.add(opened, business_delay).expect("demo instants are in 2026"), rng.below(60) as i64);
     let good = rng.chance(quality);
     let text = reply_text(rng, first, fix, agent_name, good, late);
     push(

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::core::duration::Human;
 use crate::core::report::Report;
+use crate::core::text::markdown_cell;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -172,7 +173,7 @@ fn markdown(r: &Report, p: &Report) -> String {
         let _ = writeln!(o, "\n## Reply standards findings\n\n| Rule | Findings | {} |\n|---|---:|---:|", p.week);
         for (rule, n) in &r.standards.findings_by_rule {
             let before = p.standards.findings_by_rule.get(rule).copied().unwrap_or(0);
-            let _ = writeln!(o, "| {rule} | {n} | {before} |");
+            let _ = writeln!(o, "| {} | {n} | {before} |", markdown_cell(rule));
         }
     }
     if !r.agents.is_empty() {
@@ -184,7 +185,7 @@ fn markdown(r: &Report, p: &Report) -> String {
             let _ = writeln!(
                 o,
                 "| {} | {} | {} | {} | {} |",
-                a.id,
+                markdown_cell(&a.id),
                 a.replies,
                 a.first_responses,
                 secs(a.median_first_response_seconds),
@@ -264,9 +265,7 @@ fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
+use crate::core::text::html_escape as esc;
 
 /// A horizontal bar chart: one labelled bar per row, scaled to the largest.
 fn bars(title: &str, rows: &[(String, f64, String)], colour: &str) -> String {
@@ -437,5 +436,15 @@ mod tests {
         assert!(text.contains("opened 1 (+1)"), "{text}");
         let md = render(Format::Markdown, &r, &p);
         assert!(md.contains("| Conversations opened | 1 | 0 |"), "{md}");
+    }
+
+    #[test]
+    fn markdown_escapes_agent_ids_so_the_table_holds_and_no_markup_passes() {
+        let (mut r, p) = sample();
+        r.agents[0].id = "kim|<img src=x onerror=alert(1)>\nsam".into();
+        let md = render(Format::Markdown, &r, &p);
+        let row = md.lines().find(|l| l.starts_with("| kim")).expect("the agent's row");
+        assert_eq!(row.matches(" | ").count(), 4, "{row}");
+        assert!(row.contains("kim\\|&lt;img") && !md.contains("<img"), "{md}");
     }
 }

@@ -13,7 +13,7 @@ use std::io::Write;
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use crate::core::router::{Action, Author, Channel, Input, Message};
+use crate::core::router::{Action, Author, Channel, Input, Message, Policy, Role};
 use crate::engine::Engine;
 use crate::store::input_key;
 
@@ -64,8 +64,10 @@ pub struct Event {
     pub input: Input,
 }
 
-/// Parses and validates every line; returns all problems as `FILE:LINE: reason`.
-pub fn parse(text: &str, file: &str) -> Result<Vec<Event>, Vec<String>> {
+/// Parses and validates every line against `policy` (a customer message
+/// whose due instants the business hours cannot reach before the end of time
+/// is refused); returns all problems as `FILE:LINE: reason`.
+pub fn parse(text: &str, file: &str, policy: &Policy) -> Result<Vec<Event>, Vec<String>> {
     let mut events = Vec::new();
     let mut errors = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -73,7 +75,7 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Event>, Vec<String>> {
         if line.trim().is_empty() {
             continue;
         }
-        match parse_line(line) {
+        match parse_line(line).and_then(|(at, input)| within_reach(policy, at, &input).map(|()| (at, input))) {
             Ok((at, input)) => events.push(Event { line: n, at, input }),
             Err(reason) => errors.push(format!("{file}:{n}: {reason}")),
         }
@@ -114,6 +116,24 @@ pub fn parse_line(line: &str) -> Result<(Timestamp, Input), String> {
             (at, Input::SurveyAnswer { channel, thread, score, comment })
         }
     })
+}
+
+/// Whether the clock a customer message starts at `at` (its target and every
+/// escalation level) ends before the end of time.
+fn within_reach(policy: &Policy, at: Timestamp, input: &Input) -> Result<(), String> {
+    let Input::Message(m) = input else { return Ok(()) };
+    if m.author.role != Role::Customer {
+        return Ok(());
+    }
+    let target = policy.first_response.max(policy.next_response.unwrap_or(0));
+    let escalation = policy.escalations.iter().map(|e| e.after).max().unwrap_or(0);
+    match policy.hours.add(at, target.saturating_add(escalation)) {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "`at` {at} starts a first-response clock that the business hours cannot finish before the year 9999; \
+             give an earlier instant"
+        )),
+    }
 }
 
 /// What a replay did.
@@ -203,7 +223,7 @@ mod tests {
             r#"{"at":"2026-11-23T10:00:00Z","kind":"message","channel":"email","thread":"","id":"m1","author":{"role":"customer","id":"ana"},"text":"hi"}"#,
         ]
         .join("\n");
-        let errors = parse(&text, "week.jsonl").unwrap_err();
+        let errors = parse(&text, "week.jsonl", &Policy::default()).unwrap_err();
         let lines: Vec<&str> = errors.iter().map(|e| e.split(": ").next().unwrap()).collect();
         assert_eq!(
             lines,
@@ -225,9 +245,21 @@ mod tests {
     }
 
     #[test]
+    fn a_message_whose_clock_would_end_after_the_year_9999_is_refused_by_line() {
+        let text = [
+            r#"{"at":"2026-11-23T10:00:00Z","kind":"message","channel":"email","thread":"t1","id":"m1","author":{"role":"customer","id":"ana"},"text":"hi"}"#,
+            r#"{"at":"9999-12-30T21:30:00Z","kind":"message","channel":"email","thread":"t2","id":"m2","author":{"role":"customer","id":"ana"},"text":"hi"}"#,
+        ]
+        .join("\n");
+        let errors = parse(&text, "late.jsonl", &Policy::default()).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("late.jsonl:2: ") && errors[0].contains("9999"), "{}", errors[0]);
+    }
+
+    #[test]
     fn good_lines_become_inputs() {
         let text = r#"{"at":"2026-11-23T10:00:00+01:00","kind":"resolve","thread":"t1","by":"sam"}"#;
-        let events = parse(text, "f").unwrap();
+        let events = parse(text, "f", &Policy::default()).unwrap();
         assert_eq!(events[0].at, "2026-11-23T09:00:00Z".parse().unwrap());
         assert_eq!(
             events[0].input,

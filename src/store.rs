@@ -152,7 +152,7 @@ impl Store {
             None => {
                 let mut bytes = [0u8; 32];
                 getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the survey secret: {e}"))?;
-                let s: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                let s = crate::core::text::hex(&bytes);
                 sqlx::query(
                     "INSERT INTO settings (name, value) VALUES ('survey_secret', $1) ON CONFLICT (name) DO NOTHING",
                 )

@@ -110,23 +110,39 @@ impl BusinessHours {
     /// The instant at which `seconds` of business time have passed since `start`.
     ///
     /// Starting outside hours counts from the next opening; a total used up
-    /// exactly at a closing time is due at the next opening.
-    pub fn add(&self, start: Timestamp, seconds: i64) -> Timestamp {
+    /// exactly at a closing time is due at the next opening. `None` when that
+    /// instant would lie beyond the end of time (the year 9999): the schedule
+    /// cannot supply that much business time, which callers report as an
+    /// error. The work is bounded: such a case is recognised without walking
+    /// the calendar to its end.
+    pub fn add(&self, start: Timestamp, seconds: i64) -> Option<Timestamp> {
         let mut remaining = seconds.max(0);
         let mut cursor = start.as_second();
+        // At most this much business time is left before the end of time
+        // (an hour of slack a span for DST shifts).
+        let weeks_left = (Timestamp::MAX.as_second() - cursor) / (7 * 86_400) + 1;
+        let slack: i64 = self.week.iter().map(|d| d.len() as i64 * 3600).sum();
+        if remaining > weeks_left.saturating_mul(self.open_per_week() + slack) {
+            return None;
+        }
         loop {
-            let (open, close) = self.next_interval(cursor);
+            let (open, close) = self.next_interval(cursor)?;
             let begin = open.max(cursor);
             if remaining == 0 {
-                return from_second(begin);
+                return Timestamp::from_second(begin).ok();
             }
             let available = close - begin;
             if remaining < available {
-                return from_second(begin + remaining);
+                return Timestamp::from_second(begin + remaining).ok();
             }
             remaining -= available;
             cursor = close;
         }
+    }
+
+    /// Open seconds in a week without holidays or DST shifts.
+    pub fn open_per_week(&self) -> i64 {
+        self.week.iter().flatten().map(|s| i64::from(s.close - s.open)).sum()
     }
 
     /// Business seconds in `[from, to)`; zero when `to` is not after `from`.
@@ -135,7 +151,7 @@ impl BusinessHours {
         let mut total = 0;
         let mut cursor = from;
         while cursor < to {
-            let (open, close) = self.next_interval(cursor);
+            let Some((open, close)) = self.next_interval(cursor) else { break };
             if open >= to {
                 break;
             }
@@ -147,13 +163,14 @@ impl BusinessHours {
 
     /// Whether `at` falls inside an open interval.
     pub fn is_open(&self, at: Timestamp) -> bool {
-        let (open, _) = self.next_interval(at.as_second());
-        open <= at.as_second()
+        self.next_interval(at.as_second()).is_some_and(|(open, _)| open <= at.as_second())
     }
 
-    /// The first open interval (unix seconds) whose close is after `after`.
-    fn next_interval(&self, after: i64) -> (i64, i64) {
-        let local = self.tz.to_datetime(from_second(after)).date();
+    /// The first open interval (unix seconds) whose close is after `after`;
+    /// `None` past the end of time.
+    fn next_interval(&self, after: i64) -> Option<(i64, i64)> {
+        let after_ts = Timestamp::from_second(after).ok()?;
+        let local = self.tz.to_datetime(after_ts).date();
         // Start a day early: a DST shift can push yesterday's 24:00 past local midnight.
         let mut date = local.yesterday().unwrap_or(local);
         // `new` guarantees an open span every week. Within 7 × (h + 2) days each
@@ -170,7 +187,7 @@ impl BusinessHours {
                     }
                     previous_close = close;
                     if close > after {
-                        return (open, close);
+                        return (open < END).then_some((open, close.min(END)));
                     }
                 }
             }
@@ -179,8 +196,8 @@ impl BusinessHours {
                 Err(_) => break,
             }
         }
-        // Unreachable with a validated schedule short of the end of time.
-        (i64::MAX / 2, i64::MAX / 2)
+        // Only at the end of time: `new` guarantees open time every week.
+        None
     }
 
     /// The instant of local wall-clock `seconds` after midnight on `date`.
@@ -193,7 +210,7 @@ impl BusinessHours {
             .to_ambiguous_timestamp(DateTime::from_parts(date, time))
             .compatible()
             .map(|t| t.as_second())
-            .unwrap_or(i64::MAX / 2)
+            .unwrap_or(END)
     }
 }
 
@@ -201,9 +218,8 @@ fn weekday_index(date: Date) -> usize {
     date.weekday().to_monday_zero_offset() as usize
 }
 
-fn from_second(s: i64) -> Timestamp {
-    Timestamp::from_second(s).unwrap_or(Timestamp::MAX)
-}
+/// Stands for a local instant that jiff cannot represent (past the year 9999).
+const END: i64 = i64::MAX / 2;
 
 fn fmt_span(s: Span) -> String {
     let f = |v: u32| format!("{:02}:{:02}", v / 3600, v / 60 % 60);
@@ -229,7 +245,7 @@ mod tests {
 
     fn check_add(hours: &BusinessHours, cases: &[(&str, i64, &str)]) {
         for &(start, secs, due) in cases {
-            assert_eq!(hours.add(ts(start), secs), ts(due), "add({start}, {secs}s)");
+            assert_eq!(hours.add(ts(start), secs), Some(ts(due)), "add({start}, {secs}s)");
         }
     }
 
@@ -387,12 +403,28 @@ mod tests {
         check_add(&hours, &[("2027-01-01T00:00:00Z", 60, "2028-01-03T09:01:00Z")]);
     }
 
+    #[test]
+    fn no_opening_before_the_end_of_time_gives_none_promptly() {
+        // Regression (issue 6): these looped forever at 100% CPU.
+        // jiff's last instant is 9999-12-30T22:00:00Z: no opening follows 17:00 UTC that day.
+        let day = vec![Span::parse("09:00-17:00").unwrap()];
+        let week = [day.clone(), day.clone(), day.clone(), day.clone(), day, vec![], vec![]];
+        let hours = BusinessHours::new(TimeZone::UTC, week, BTreeSet::new()).unwrap();
+        assert_eq!(hours.add(ts("9999-12-30T16:30:00Z"), 3600), None);
+        assert_eq!(hours.add(ts("9999-12-30T16:30:00Z"), 1799), Some(ts("9999-12-30T16:59:59Z")));
+        assert_eq!(hours.elapsed(ts("9999-12-30T16:30:00Z"), Timestamp::MAX), 1800);
+        let minute = [vec![Span::parse("09:00-09:01").unwrap()], vec![], vec![], vec![], vec![], vec![], vec![]];
+        let hours = BusinessHours::new(TimeZone::UTC, minute, BTreeSet::new()).unwrap();
+        assert_eq!(hours.add(ts("2026-11-23T00:00:00Z"), 3650 * 86_400), None);
+        assert_eq!(hours.add(ts("2026-11-23T00:00:00Z"), 90), Some(ts("2026-11-30T09:00:30Z")));
+    }
+
     proptest! {
         #[test]
         fn elapsed_inverts_add(start in 1_700_000_000i64..1_900_000_000, secs in 0i64..400_000) {
             let hours = new_york_office();
             let start = Timestamp::from_second(start).unwrap();
-            let due = hours.add(start, secs);
+            let due = hours.add(start, secs).unwrap();
             prop_assert_eq!(hours.elapsed(start, due), secs);
             prop_assert!(hours.is_open(due), "due {} is outside hours", due);
         }

@@ -13,3 +13,4 @@ pub mod router;
 pub mod rules;
 pub mod stats;
 pub mod template;
+pub mod text;

@@ -520,14 +520,14 @@ impl Router {
                 conv.waits += 1;
                 conv.sla_stage = 0;
                 conv.waiting_since = Some(now);
-                conv.reply_due = Some(self.policy.hours.add(now, target));
+                conv.reply_due = Some(self.policy.hours.add(now, target).unwrap_or(Timestamp::MAX));
             }
             step.survey = self.cancel_pending_survey(&id);
             self.arm_sla(&id);
             step.conversation = self.conversations.get(&id).cloned();
             return step;
         }
-        let due = self.policy.hours.add(now, self.policy.first_response);
+        let due = self.business_add(now, self.policy.first_response);
         let conv = Conversation {
             id: id.clone(),
             channel: m.channel,
@@ -868,12 +868,12 @@ impl Router {
             0 => {
                 let target = if conv.waits <= 1 { self.policy.first_response } else { self.policy.next_response? };
                 let warn = target * i64::from(self.policy.warn_at_percent) / 100;
-                Some((self.policy.hours.add(conv.waiting_since?, warn), ActionKind::NudgeWarning, agent))
+                Some((self.business_add(conv.waiting_since?, warn), ActionKind::NudgeWarning, agent))
             }
             1 => Some((due, ActionKind::NudgeBreach, agent)),
             n => {
                 let level = self.policy.escalations.get((n - 2) as usize)?;
-                Some((self.policy.hours.add(due, level.after), ActionKind::Escalation, level.to.clone()))
+                Some((self.business_add(due, level.after), ActionKind::Escalation, level.to.clone()))
             }
         }
     }
@@ -955,6 +955,13 @@ impl Router {
         }
     }
 
+    /// `hours.add`, saturating at the end of time. Configuration and replay
+    /// validation refuse targets and instants that get there, so a live
+    /// conversation never does; a timer at `Timestamp::MAX` never fires.
+    fn business_add(&self, start: Timestamp, seconds: i64) -> Timestamp {
+        self.policy.hours.add(start, seconds).unwrap_or(Timestamp::MAX)
+    }
+
     /// A survey token: 48 hex digits of HMAC-SHA256(secret, survey id).
     pub fn sign(&self, survey_id: &str) -> String {
         sign(&self.secret, survey_id)
@@ -975,7 +982,7 @@ impl Router {
 pub fn sign(secret: &[u8], message: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(message.as_bytes());
-    mac.finalize().into_bytes()[..24].iter().map(|b| format!("{b:02x}")).collect()
+    super::text::hex(&mac.finalize().into_bytes()[..24])
 }
 
 /// Reads a survey answer written as a reply: a whole number from 0 to 10 at

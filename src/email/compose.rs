@@ -58,7 +58,7 @@ pub fn recipients(item: &OutboxItem, s: &EmailSettings) -> Result<Vec<String>, C
 /// `<32 hex digits@support-domain>` for an outbox key.
 pub fn message_id(key: &str, support_address: &str) -> String {
     let digest = Sha256::digest(key.as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::core::text::hex(&digest[..16]);
     let domain = support_address.rsplit_once('@').map_or("concierge.invalid", |(_, d)| d);
     format!("<{hex}@{domain}>")
 }
@@ -82,7 +82,7 @@ fn subject(item: &OutboxItem) -> String {
 
 /// A plain-text body as HTML in the layout (`responses/email.html`).
 pub fn html(layout: &str, text: &str, ticket: &str) -> String {
-    let esc = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let esc = crate::core::text::html_escape;
     let paragraphs: Vec<String> =
         esc(text).split("\n\n").map(|p| format!("<p>{}</p>", p.trim().replace('\n', "<br>"))).collect();
     crate::core::template::render(layout, &[("body", &paragraphs.join("\n")), ("ticket", &esc(ticket))])

@@ -12,6 +12,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::core::text::hex;
+
 use crate::core::router::{Author, Channel, Input, Message, Role};
 use crate::email::message::{Email, Origin, strip_reply, take_commands};
 use crate::email::settings::EmailSettings;
@@ -67,10 +69,6 @@ pub fn ticket_for(message_key: &str) -> String {
             c
         })
         .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Decides what one mail means.

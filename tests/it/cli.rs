@@ -139,6 +139,21 @@ fn sla_rejects_bad_instants_durations_and_reversed_ranges_with_exit_2() {
     assert!(stderr(&o).contains("--from \"tomorrow\" is not an RFC3339 instant"), "{}", stderr(&o));
 }
 
+#[test]
+fn sla_due_with_no_opening_before_the_end_of_time_ends_at_once_with_exit_2() {
+    // Regression (issue 6): this looped forever at 100% CPU.
+    let o = run(concierge().args(["sla", "due", "--from", "9999-12-30T16:30:00Z"]), "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("after the year 9999"), "{}", stderr(&o));
+    let (_dir, path) = temp_file(
+        "c.toml",
+        "[business_hours]\ntime_zone = \"UTC\"\nmon = [\"09:00-09:01\"]\n[sla]\nfirst_response = \"3650d\"\n",
+    );
+    let o = run(concierge().arg("--config").arg(&path).args(["sla", "due", "--from", "2026-11-23T00:00:00Z"]), "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("sla.first_response"), "{}", stderr(&o));
+}
+
 /// A config file for `db` in a temp dir.
 fn db_config(url: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     temp_file("concierge.toml", &format!("[database]\nurl = \"{url}\"\n{HOURS}[surveys]\ndelay = \"1h\"\n"))

@@ -20,7 +20,7 @@ fn demo_config(url: &str) -> Config {
 
 fn demo_events() -> Vec<Event> {
     let config = demo_config("sqlite::memory:");
-    replay::parse(&demo::events(&config.policy.hours), "demo").unwrap()
+    replay::parse(&demo::events(&config.policy.hours), "demo", &config.policy).unwrap()
 }
 
 fn as_of() -> Timestamp {
