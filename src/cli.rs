@@ -12,14 +12,17 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use jiff::Timestamp;
 
+use crate::app::{App, BuildError};
 use crate::config::Config;
+use crate::config::SystemEnv;
 use crate::core::duration::parse_duration;
 use crate::core::report::{Week, compute};
+use crate::core::router::{Action, ActionKind, Channel, Recipient};
 use crate::core::rules::CheckContext;
-use crate::email::channel::{EmailOutbound, run_intake};
 use crate::engine::Engine;
 use crate::format::{self, Format};
-use crate::store::Store;
+use crate::store::commands::QueuedCommand;
+use crate::store::{OutboxStatus, Store};
 use crate::{demo, driver, replay};
 
 #[derive(Debug, Parser)]
@@ -47,6 +50,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Resolve a conversation (the running bot applies it within seconds).
     Resolve(ResolveArgs),
+    /// List the outbox: messages waiting, delivered, or failed for good.
+    Outbox(OutboxArgs),
     /// Run the bot.
     Run,
     /// Apply database migrations and exit.
@@ -115,9 +120,22 @@ pub struct ReportArgs {
     as_of: Option<String>,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
-    /// Also mail the summary (text with the HTML charts) to email.managers.
+    /// Also send the summary (text with the HTML charts) to the managers:
+    /// queued in the outbox, once per week, for the running bot to deliver.
     #[arg(long)]
     send: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OutboxArgs {
+    /// Which rows: pending, failed, delivered, replayed, or all [default: pending and failed]
+    #[arg(long, value_name = "STATUS")]
+    status: Option<String>,
+    /// At most this many rows, oldest first.
+    #[arg(long, default_value_t = 100)]
+    limit: i64,
+    #[arg(long, value_enum, default_value = "text")]
+    format: CheckFormat,
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +231,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Demo(args) => block_on(demo_cmd(args)),
         Command::Run => block_on(run_cmd(&cli)),
         Command::Resolve(args) => block_on(resolve_cmd(&cli, args)),
+        Command::Outbox(args) => block_on(outbox_cmd(&cli, args)),
         Command::Migrate => block_on(async {
             let config = load_config(&cli)?;
             Store::open(&config.database_url).await?;
@@ -285,6 +304,9 @@ async fn replay_cmd(cli: &Cli, args: &ReplayArgs) -> Result<ExitCode, Failure> {
     let events = replay::parse(&text, &name, &config.policy).map_err(|errors| {
         input(format!("{}\n{} bad line(s); nothing was imported", errors.join("\n"), errors.len()))
     })?;
+    let mut config = config;
+    // Replayed history is not announced to anyone.
+    config.policy.announce.clear();
     let mut engine = Engine::start(config, false).await?;
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
@@ -305,33 +327,49 @@ async fn report_cmd(cli: &Cli, args: &ReportArgs) -> Result<ExitCode, Failure> {
         Some(t) => instant("--as-of", t)?,
         None => Timestamp::now(),
     };
-    let smtp = match (&config.email, args.send) {
-        (None, true) => {
-            return Err(input("--send mails the summary through [email]; configure it (and email.managers)"));
-        }
-        (Some(e), true) if e.managers.is_empty() => {
-            return Err(input("--send needs email.managers: add the managers' addresses"));
-        }
-        (Some(e), true) => Some(crate::email::smtp::SmtpOutbound::new(e.clone())?),
-        _ => None,
-    };
     let store = Store::open(&config.database_url).await?;
     let text = weekly(&store, &config, week, as_of, args.format).await?;
-    if let Some(smtp) = smtp {
+    if args.send {
+        let channel = summary_channel(&config)?;
         let plain = weekly(&store, &config, week, as_of, Format::Text).await?;
         let html = weekly(&store, &config, week, as_of, Format::Html).await?;
-        let key = format!("report/{week}/{}", as_of.as_second());
-        smtp.send_report(&week.to_string(), &key, plain, html)
-            .await
-            .map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
-        eprintln!(
-            "the summary for {week} was mailed to {}",
-            config.email.as_ref().map(|e| e.managers.join(", ")).unwrap_or_default()
-        );
+        let summary = Action {
+            key: format!("summary/{week}"),
+            at: Timestamp::now(),
+            kind: ActionKind::Summary,
+            conversation: String::new(),
+            channel,
+            thread: week.to_string(),
+            to: Recipient::Managers,
+            body: plain,
+        };
+        let mut tx = store.begin().await?;
+        let queued = store.enqueue(&mut tx, &summary, Some(&html)).await?;
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        if queued {
+            eprintln!("the summary for {week} is queued: the running bot (concierge run) sends it to the managers");
+        } else {
+            let sent = store.outbox_item(&summary.key).await?.map(|i| match i.status {
+                OutboxStatus::Delivered => {
+                    format!("sent at {}", i.delivered_at.map(|t| t.to_string()).unwrap_or_default())
+                }
+                other => format!("{} since {}", other.as_str(), i.at),
+            });
+            eprintln!("the summary for {week} was queued before ({}); nothing new queued", sent.unwrap_or_default());
+        }
     }
     store.close().await;
     print!("{text}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The channel that carries the weekly summary to the managers.
+fn summary_channel(config: &Config) -> Result<Channel, Failure> {
+    match &config.email {
+        None => Err(input("--send mails the summary through [email]; configure it (and email.managers)")),
+        Some(e) if e.managers.is_empty() => Err(input("--send needs email.managers: add the managers' addresses")),
+        Some(_) => Ok(Channel::Email),
+    }
 }
 
 /// The report for `week` with the previous week's for the trend.
@@ -354,6 +392,7 @@ async fn demo_cmd(args: &DemoArgs) -> Result<ExitCode, Failure> {
         return Ok(ExitCode::SUCCESS);
     }
     config.database_url = args.database.clone().unwrap_or_else(|| "sqlite::memory:".into());
+    config.policy.announce.clear();
     let events = replay::parse(&events_text, "demo", &config.policy)
         .map_err(|e| Failure::Runtime(anyhow::anyhow!(e.join("\n"))))?;
     let as_of: Timestamp = demo::AS_OF.parse().expect("valid demo instant");
@@ -382,59 +421,86 @@ async fn resolve_cmd(cli: &Cli, args: &ResolveArgs) -> Result<ExitCode, Failure>
     }
     let store = Store::open(&config.database_url).await?;
     let channels = store.channels_of(&args.ticket).await?;
-    let channel = match (&args.channel, channels.as_slice()) {
+    let wanted = args.channel.as_deref().and_then(Channel::parse);
+    let channel = match (wanted, channels.as_slice()) {
         (_, []) => return Err(input(format!("no conversation has ticket \"{}\"", args.ticket))),
-        (Some(c), found) if found.contains(c) => c.clone(),
-        (Some(c), _) => return Err(input(format!("ticket \"{}\" has no {c} conversation", args.ticket))),
-        (None, [only]) => only.clone(),
+        (Some(c), found) if found.contains(&c) => c,
+        (Some(c), _) => {
+            return Err(input(format!("ticket \"{}\" has no {} conversation", args.ticket, c.as_str())));
+        }
+        (None, [only]) => *only,
         (None, _) => {
+            let names: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
             return Err(input(format!(
                 "ticket \"{}\" exists on {}; choose one with --channel",
                 args.ticket,
-                channels.join(" and ")
+                names.join(" and ")
             )));
         }
     };
     let at = Timestamp::now();
-    let event = serde_json::json!({
-        "at": at, "kind": "resolve", "channel": channel, "thread": args.ticket, "by": args.by, "survey": !args.no_survey,
-    })
-    .to_string();
-    store.queue_command(&format!("resolve:{channel}:{}@{}", args.ticket, at.as_nanosecond()), at, &event).await?;
+    let command =
+        QueuedCommand::Resolve { channel, thread: args.ticket.clone(), by: args.by.clone(), survey: !args.no_survey };
+    let key = format!("resolve:{}:{}@{}", channel.as_str(), args.ticket, at.as_nanosecond());
+    store.queue_command(&key, at, &command).await?;
     store.close().await;
-    println!("queued: the running bot resolves {channel} ticket {} within seconds", args.ticket);
+    println!("queued: the running bot resolves {} ticket {} within seconds", channel.as_str(), args.ticket);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn outbox_cmd(cli: &Cli, args: &OutboxArgs) -> Result<ExitCode, Failure> {
+    let config = load_config(cli)?;
+    let statuses = match args.status.as_deref() {
+        None => vec![OutboxStatus::Pending, OutboxStatus::Failed],
+        Some("all") => vec![],
+        Some(s) => vec![OutboxStatus::parse(s).ok_or_else(|| {
+            input(format!("--status \"{s}\" is not a status; use pending, failed, delivered, replayed or all"))
+        })?],
+    };
+    let store = Store::open(&config.database_url).await?;
+    let items = store.outbox(&statuses, args.limit.max(1)).await?;
+    store.close().await;
+    let mut out = std::io::stdout().lock();
+    for i in &items {
+        match args.format {
+            CheckFormat::Json => {
+                let line = serde_json::json!({
+                    "key": i.key, "at": i.at, "status": i.status, "kind": i.kind, "channel": i.channel,
+                    "thread": i.thread, "to": i.recipient.as_str(), "attempts": i.attempts, "error": i.last_error,
+                    "delivered_at": i.delivered_at,
+                });
+                writeln!(out, "{line}")?;
+            }
+            CheckFormat::Text => writeln!(
+                out,
+                "{}  {:<9}  {:<8} {:<16} {:<12} to {}  ({} attempt{}){}",
+                i.at,
+                i.status.as_str(),
+                i.channel.as_str(),
+                i.kind.as_str(),
+                i.thread,
+                i.recipient.as_str(),
+                i.attempts,
+                if i.attempts == 1 { "" } else { "s" },
+                i.last_error.as_deref().map(|e| format!("\n    {e}")).unwrap_or_default()
+            )?,
+        }
+    }
+    if items.is_empty() && matches!(args.format, CheckFormat::Text) {
+        writeln!(out, "the outbox has no such rows")?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 async fn run_cmd(cli: &Cli) -> Result<ExitCode, Failure> {
     let config = load_config(cli)?;
     let shutdown = shutdown_signal()?;
-    let email = config.email.clone();
-    let html_layout = config.templates.email_html.clone();
     tracing::info!(config = %config.source, database = %crate::config::redact_url(&config.database_url), "starting");
-    let engine = Engine::start(config, true).await?;
-    let (sender, inbox) = tokio::sync::mpsc::channel(1024);
-    let clock = driver::Clock::System;
-    match email {
-        Some(settings) => {
-            tracing::info!(
-                mailboxes = ?settings.mailboxes,
-                imap = %format!("{}:{}", settings.imap_host, settings.imap_port),
-                smtp = %format!("{}:{}", settings.smtp_host, settings.smtp_port),
-                address = %settings.address,
-                "email channel: reading mail and sending through SMTP"
-            );
-            let outbound = EmailOutbound::new(engine.store.clone(), settings.clone(), html_layout)?;
-            tokio::spawn(run_intake(engine.store.clone(), settings, sender, clock));
-            driver::run(engine, outbound, inbox, clock, shutdown).await?;
-        }
-        None => {
-            tracing::info!("no channels are configured yet: serving timers and the outbox (actions are logged)");
-            // Keep a sender so the inbox stays open.
-            let _keep = sender;
-            driver::run(engine, driver::LogOutbound, inbox, clock, shutdown).await?;
-        }
-    }
+    let app = App::build(config, &SystemEnv, driver::Clock::System).await.map_err(|e| match e {
+        BuildError::Config(e) => input(e.to_string().trim_end()),
+        BuildError::Runtime(e) => Failure::Runtime(e),
+    })?;
+    app.run_until_stopped(shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 

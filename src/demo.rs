@@ -24,7 +24,6 @@ holidays = ["2026-11-26"]
 first_response = "1h"
 warn_at = "75%"
 escalate_after = ["1h", "4h"]
-escalate_to = ["team-lead", "head-of-support"]
 [surveys]
 delay = "1h"
 throttle = "30d"

@@ -27,6 +27,11 @@ impl Engine {
     /// Opens the store, loads the secret and restores pending timers.
     pub async fn start(config: Config, deliver: bool) -> anyhow::Result<Engine> {
         let store = Store::open(&config.database_url).await?;
+        Engine::with_store(config, store, deliver).await
+    }
+
+    /// [`Engine::start`] on an open store.
+    pub async fn with_store(config: Config, store: Store, deliver: bool) -> anyhow::Result<Engine> {
         let secret = match config.secret {
             Some(s) => s,
             None => store.secret().await?,

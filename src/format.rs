@@ -396,6 +396,7 @@ mod tests {
             }],
             checks: vec![],
             scores: vec![10, 2],
+            failed_deliveries: 1,
         };
         let hours = BusinessHours::always_open();
         let now = compute(Week::parse("2026-W48").unwrap(), &hours, ts("2026-12-01T00:00:00Z"), &data);

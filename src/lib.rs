@@ -56,12 +56,14 @@
 //!   into [`Input`](core::router::Input)s and carries out outbox rows.
 //! - The library never calls `std::process::exit`.
 
+pub mod app;
+pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod core;
 pub mod demo;
+pub mod dispatch;
 pub mod driver;
-pub mod email;
 pub mod engine;
 pub mod format;
 pub mod replay;

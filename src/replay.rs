@@ -161,7 +161,7 @@ pub async fn run(
         summary.actions += actions.len();
         if let Some(out) = out.as_deref_mut() {
             for a in actions {
-                let line = serde_json::json!({"at": a.at, "kind": a.kind, "thread": a.thread, "to": a.to});
+                let line = serde_json::json!({"at": a.at, "kind": a.kind, "thread": a.thread, "to": a.to.as_str()});
                 writeln!(out, "{line}")?;
             }
         }

@@ -101,6 +101,8 @@ pub struct ReportData {
     pub checks: Vec<CheckRow>,
     /// NPS scores answered in the week.
     pub scores: Vec<u8>,
+    /// Messages of the week that could not be delivered (failed for good).
+    pub failed_deliveries: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -166,6 +168,13 @@ pub struct Report {
     pub standards: Standards,
     pub nps: NpsFigures,
     pub agents: Vec<Agent>,
+    pub deliveries: Deliveries,
+}
+
+/// Delivery health: messages concierge gave up on (see `concierge outbox`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deliveries {
+    pub failed: u32,
 }
 
 /// Computes the report for `week` from its rows.
@@ -254,6 +263,7 @@ pub fn compute(week: Week, hours: &BusinessHours, as_of: Timestamp, data: &Repor
             score: nps.score(),
         },
         agents: agents.into_values().collect(),
+        deliveries: Deliveries { failed: data.failed_deliveries },
     }
 }
 
@@ -312,6 +322,7 @@ mod tests {
             ],
             checks: vec![],
             scores: vec![10, 9, 3],
+            failed_deliveries: 0,
         };
         let r = compute(Week::parse("2026-W48").unwrap(), &hours, ts("2026-11-25T10:10:00Z"), &data);
         assert_eq!((r.sla.met, r.sla.breached, r.sla.pending), (1, 2, 1));
@@ -344,6 +355,7 @@ mod tests {
                 check("c", "kim", "2026-11-23T10:20:00Z", &[]),
             ],
             scores: vec![],
+            failed_deliveries: 0,
         };
         let r = compute(Week::parse("2026-W48").unwrap(), &hours, ts("2026-12-01T00:00:00Z"), &data);
         assert_eq!(r.standards.replies_checked, 3);

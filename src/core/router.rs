@@ -21,9 +21,13 @@
 //!   answer is not nudged again if the customer writes back (it is reopened);
 //! - nudges go to the conversation's agent once one has replied, else to
 //!   `agents`; escalations and detractor alerts go to `managers` (or the
-//!   recipients configured per escalation level).
+//!   recipients configured per escalation level);
+//! - routing is decided here and recorded in each action: what is for the
+//!   customer goes out on the conversation's channel, what is for the team on
+//!   the policy's staff route ([`Policy::staff_channel`]); new conversations
+//!   on channels in [`Policy::announce`] are announced to the agents.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
@@ -45,6 +49,8 @@ pub enum Channel {
 }
 
 impl Channel {
+    pub const ALL: [Channel; 2] = [Channel::Email, Channel::Discord];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Email => "email",
@@ -131,7 +137,7 @@ pub enum Input {
 }
 
 /// What the shell is asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionKind {
     Acknowledgement,
@@ -145,12 +151,15 @@ pub enum ActionKind {
     Reply,
     /// An agent's reply held back in enforce mode, returned to the agent.
     Held,
-    /// A new conversation announced to the agents by a channel (email).
+    /// A new conversation announced to the agents (channels in
+    /// [`Policy::announce`]): agents answer the customer by replying to it.
     Announcement,
+    /// The weekly summary, to the managers (queued by `report --send`).
+    Summary,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 10] = [
+    pub const ALL: [ActionKind; 11] = [
         ActionKind::Acknowledgement,
         ActionKind::NudgeWarning,
         ActionKind::NudgeBreach,
@@ -161,6 +170,7 @@ impl ActionKind {
         ActionKind::Reply,
         ActionKind::Held,
         ActionKind::Announcement,
+        ActionKind::Summary,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -175,11 +185,64 @@ impl ActionKind {
             ActionKind::Reply => "reply",
             ActionKind::Held => "held",
             ActionKind::Announcement => "announcement",
+            ActionKind::Summary => "summary",
         }
     }
 
     pub fn parse(s: &str) -> Option<ActionKind> {
         ActionKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Who an action is for. Each channel resolves these to its own addresses
+/// (email: addresses from `[email]`); the core never sees an address book.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Recipient {
+    /// The conversation's customer, by their id on its channel.
+    Customer(String),
+    /// One member of the team, by id (an agent's address on email).
+    Agent(String),
+    /// The whole team of agents.
+    Agents,
+    /// The managers.
+    Managers,
+}
+
+impl Recipient {
+    /// The id, or `agents` / `managers`: what `replay --print-actions` shows.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Recipient::Customer(id) | Recipient::Agent(id) => id,
+            Recipient::Agents => "agents",
+            Recipient::Managers => "managers",
+        }
+    }
+
+    /// The stored form: `customer:ID`, `agent:ID`, `agents` or `managers`.
+    pub fn encode(&self) -> String {
+        match self {
+            Recipient::Customer(id) => format!("customer:{id}"),
+            Recipient::Agent(id) => format!("agent:{id}"),
+            Recipient::Agents => "agents".into(),
+            Recipient::Managers => "managers".into(),
+        }
+    }
+
+    pub fn decode(s: &str) -> Option<Recipient> {
+        match s {
+            "agents" => Some(Recipient::Agents),
+            "managers" => Some(Recipient::Managers),
+            _ => match s.split_once(':') {
+                Some(("customer", id)) if !id.is_empty() => Some(Recipient::Customer(id.into())),
+                Some(("agent", id)) if !id.is_empty() => Some(Recipient::Agent(id.into())),
+                _ => None,
+            },
+        }
+    }
+
+    /// Whether this is a member of staff rather than a customer.
+    pub fn is_staff(&self) -> bool {
+        !matches!(self, Recipient::Customer(_))
     }
 }
 
@@ -190,10 +253,11 @@ pub struct Action {
     pub at: Timestamp,
     pub kind: ActionKind,
     pub conversation: String,
+    /// The channel that delivers it: the conversation's own for its customer,
+    /// the policy's staff route for the team (see [`Policy::staff_channel`]).
     pub channel: Channel,
     pub thread: String,
-    /// A customer id, an agent id, `agents` or `managers` (or a configured recipient).
-    pub to: String,
+    pub to: Recipient,
     pub body: String,
 }
 
@@ -324,7 +388,7 @@ pub struct Step {
 pub struct Escalation {
     /// Business seconds past the due instant.
     pub after: i64,
-    pub to: String,
+    pub to: Recipient,
 }
 
 /// The service policy the router applies.
@@ -349,6 +413,19 @@ pub struct Policy {
     /// Resolve a conversation of this channel when the customer has not
     /// answered an agent's reply for this many (wall-clock) seconds.
     pub resolve_after_silence: HashMap<Channel, i64>,
+    /// Where notices to the team about a conversation on a channel go
+    /// (nudges, escalations, feedback, alerts); a channel not listed keeps
+    /// its own. Built from the configured channels.
+    pub staff_route: HashMap<Channel, Channel>,
+    /// Channels whose new conversations are announced to the agents.
+    pub announce: HashSet<Channel>,
+}
+
+impl Policy {
+    /// The channel that carries notices to the team about a conversation on `channel`.
+    pub fn staff_channel(&self, channel: Channel) -> Channel {
+        self.staff_route.get(&channel).copied().unwrap_or(channel)
+    }
 }
 
 impl Default for Policy {
@@ -358,12 +435,14 @@ impl Default for Policy {
             first_response: 3600,
             next_response: None,
             warn_at_percent: 75,
-            escalations: vec![Escalation { after: 3600, to: "managers".into() }],
+            escalations: vec![Escalation { after: 3600, to: Recipient::Managers }],
             survey_delay: 3600,
             survey_throttle: 30 * 86_400,
             surveys_enabled: true,
             enforce: false,
             resolve_after_silence: HashMap::new(),
+            staff_route: HashMap::new(),
+            announce: HashSet::new(),
         }
     }
 }
@@ -560,9 +639,19 @@ impl Router {
             now,
             ActionKind::Acknowledgement,
             format!("{id}/ack"),
-            &m.author.id,
+            Recipient::Customer(m.author.id.clone()),
             body,
         ));
+        if self.policy.announce.contains(&m.channel) {
+            let customer = display_customer(&conv);
+            let due_text = self.agent_time(due);
+            let body = render(
+                &self.templates.announcement,
+                &[("ticket", &m.thread), ("customer", &customer), ("text", m.text.trim()), ("due", &due_text)],
+            );
+            let key = format!("{id}/announce");
+            step.actions.push(self.action(&conv, now, ActionKind::Announcement, key, Recipient::Agents, body));
+        }
         self.by_thread.insert(m.thread, id.clone());
         self.conversations.insert(id.clone(), conv);
         self.arm_sla(&id);
@@ -621,7 +710,14 @@ impl Router {
             let feedback = result.feedback();
             let body = render(&self.templates.feedback, &[("ticket", &conv.thread), ("feedback", feedback.trim_end())]);
             let key = format!("feedback/{}:{}", m.channel.as_str(), m.id);
-            step.actions.push(self.action(&conv, now, ActionKind::Feedback, key, &m.author.id, body));
+            step.actions.push(self.action(
+                &conv,
+                now,
+                ActionKind::Feedback,
+                key,
+                Recipient::Agent(m.author.id.clone()),
+                body,
+            ));
         }
         step.check = Some(ReplyCheck {
             message_id: m.id,
@@ -665,7 +761,14 @@ impl Router {
             let body = render(&self.templates.held, &[("ticket", &conv.thread), ("feedback", feedback.trim_end())]);
             let key = format!("held/{}:{}", m.channel.as_str(), m.id);
             return Step {
-                actions: vec![self.action(&conv, now, ActionKind::Held, key, &m.author.id, body)],
+                actions: vec![self.action(
+                    &conv,
+                    now,
+                    ActionKind::Held,
+                    key,
+                    Recipient::Agent(m.author.id.clone()),
+                    body,
+                )],
                 notice: Some(format!("reply to \"{}\" held: it breaks an error rule", m.thread)),
                 ..Step::default()
             };
@@ -676,7 +779,7 @@ impl Router {
             check.overridden = self.policy.enforce && breaks;
         }
         let conv = step.conversation.clone().expect("agent_message returns the conversation");
-        step.actions.insert(0, self.action(&conv, now, ActionKind::Reply, key, &customer, text));
+        step.actions.insert(0, self.action(&conv, now, ActionKind::Reply, key, Recipient::Customer(customer), text));
         step
     }
 
@@ -755,7 +858,7 @@ impl Router {
                 ],
             );
             let key = format!("{}/detractor", survey.id);
-            step.actions.push(self.action(&conv, now, ActionKind::DetractorAlert, key, "managers", body));
+            step.actions.push(self.action(&conv, now, ActionKind::DetractorAlert, key, Recipient::Managers, body));
         }
         step.survey = Some(survey);
         step
@@ -818,7 +921,7 @@ impl Router {
         // The first wait keeps the original key; later waits are numbered.
         let key =
             if conv.waits <= 1 { format!("{id}/sla/{stage}") } else { format!("{id}/wait{}/sla/{stage}", conv.waits) };
-        let action = self.action(conv, at, kind, key, &to, body);
+        let action = self.action(conv, at, kind, key, to, body);
         let conv = self.conversations.get_mut(id)?;
         conv.sla_stage += 1;
         let snapshot = conv.clone();
@@ -850,7 +953,7 @@ impl Router {
                 at,
                 ActionKind::Survey,
                 format!("{}/send", survey.id),
-                &survey.customer_id,
+                Recipient::Customer(survey.customer_id.clone()),
                 body,
             ));
             self.last_survey_sent.insert(survey.customer_id.clone(), at);
@@ -861,9 +964,9 @@ impl Router {
     }
 
     /// The SLA stages of a conversation: 0 warning, 1 breach, 2.. escalations.
-    fn stage(&self, conv: &Conversation, stage: u32) -> Option<(Timestamp, ActionKind, String)> {
+    fn stage(&self, conv: &Conversation, stage: u32) -> Option<(Timestamp, ActionKind, Recipient)> {
         let due = conv.reply_due?;
-        let agent = conv.assigned.clone().unwrap_or_else(|| "agents".into());
+        let agent = conv.assigned.clone().map_or(Recipient::Agents, Recipient::Agent);
         match stage {
             0 => {
                 let target = if conv.waits <= 1 { self.policy.first_response } else { self.policy.next_response? };
@@ -940,19 +1043,11 @@ impl Router {
         at: Timestamp,
         kind: ActionKind,
         key: String,
-        to: &str,
+        to: Recipient,
         body: String,
     ) -> Action {
-        Action {
-            key,
-            at,
-            kind,
-            conversation: conv.id.clone(),
-            channel: conv.channel,
-            thread: conv.thread.clone(),
-            to: to.to_string(),
-            body,
-        }
+        let channel = if to.is_staff() { self.policy.staff_channel(conv.channel) } else { conv.channel };
+        Action { key, at, kind, conversation: conv.id.clone(), channel, thread: conv.thread.clone(), to, body }
     }
 
     /// `hours.add`, saturating at the end of time. Configuration and replay

@@ -395,3 +395,25 @@ fn replay_of_a_missing_file_or_with_a_bad_until_exits_2_and_says_why() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--until \"soon\" is not an RFC3339 instant"), "{}", stderr(&o));
 }
+
+#[test]
+fn report_and_resolve_need_no_channel_secret_but_run_names_the_missing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"sqlite://{}\"\n[email]\nimap_host = \"127.0.0.1\"\nsmtp_host = \"127.0.0.1\"\nusername = \"support\"\npassword_env = \"CONCIERGE_TEST_NEVER_SET\"\naddress = \"support@example.test\"\nagents = [\"sam@example.test\"]\n",
+            dir.path().join("c.db").display()
+        ),
+    )
+    .unwrap();
+    let o = run(concierge().arg("--config").arg(&config).args(["report", "--week", "2026-W48"]), "");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run(concierge().arg("--config").arg(&config).args(["resolve", "NOPE0000"]), "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no conversation has ticket"), "{}", stderr(&o));
+    let o = run(concierge().arg("--config").arg(&config).arg("run"), "");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("email.password_env: $CONCIERGE_TEST_NEVER_SET is not set"), "{}", stderr(&o));
+}

@@ -2,7 +2,7 @@
 //! headers, auto-replies, bounces, huge attachments): every message parses
 //! without a panic into what the router needs, or is refused with a reason.
 
-use concierge::email::message::{Email, Origin, Unusable, strip_reply, take_commands, ticket_token};
+use concierge::channels::email::message::{Email, Origin, Unusable, strip_reply, take_commands, ticket_token};
 
 fn corpus(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/tests/corpus/email/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()

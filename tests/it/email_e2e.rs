@@ -159,10 +159,21 @@ fn a_customer_mail_is_acknowledged_threaded_nudged_escalated_and_an_agent_cc_rep
     assert_eq!(v["agents"][0]["id"], "sam@example.test");
 }
 
+/// [`outbox`] from a synchronous test.
+fn outbox_rows(db_url: &str) -> Vec<(String, i64, String)> {
+    tokio::runtime::Runtime::new().unwrap().block_on(outbox(db_url))
+}
+
 /// The outbox rows of the bot's database: (kind, attempts, status).
 async fn outbox(db_url: &str) -> Vec<(String, i64, String)> {
     let store = concierge::store::Store::open(db_url).await.unwrap();
-    let rows = store.outbox().await.unwrap().into_iter().map(|(i, status)| (i.kind, i.attempts, status)).collect();
+    let rows = store
+        .outbox(&[], i64::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.kind.as_str().to_string(), i.attempts, i.status.as_str().to_string()))
+        .collect();
     store.close().await;
     rows
 }
@@ -198,7 +209,10 @@ fn stopping_the_mail_servers_and_restarting_the_bot_loses_nothing_and_sends_once
         "From: Ana <ana@example.test>\r\nTo: support@example.test\r\nSubject: Outage\r\nMessage-ID: <o1@example.test>\r\n\r\nHello?\r\n",
     );
     servers.wait_for("support", |m| m.contains("Subject: Outage"));
+    let arrived = jiff::Timestamp::now().as_second();
     servers.stop_smtp();
+    // The outage lasts a while longer.
+    std::thread::sleep(std::time::Duration::from_secs(3));
     // IMAP comes back: the mail is read, its acknowledgement cannot be sent yet.
     servers.start_imap();
     wait_until("a failed delivery attempt", || {
@@ -206,6 +220,15 @@ fn stopping_the_mail_servers_and_restarting_the_bot_loses_nothing_and_sends_once
             .iter()
             .any(|(kind, attempts, status)| kind == "acknowledgement" && *attempts > 0 && status == "pending")
     });
+    // The clock started when the mail reached the mailbox (INTERNALDATE),
+    // not when concierge could read it after the outage.
+    let opened_at: i64 = rt.block_on(async {
+        let store = concierge::store::Store::open(&db.url).await.unwrap();
+        let row = sqlx::query("SELECT opened_at FROM conversations").fetch_one(store.pool()).await.unwrap();
+        store.close().await;
+        sqlx::Row::get(&row, "opened_at")
+    });
+    assert!((arrived - 60..=arrived).contains(&opened_at), "opened at {opened_at}, mail arrived by {arrived}");
     // Restart the bot while the acknowledgement is still queued.
     drop(bot);
     let _bot = start_bot(&config_path);
@@ -369,8 +392,13 @@ fn the_tricky_corpus_goes_through_the_running_bot_without_a_panic_or_a_mail_loop
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (kinds, unparsed) = rt.block_on(async {
         let store = concierge::store::Store::open(&db.url).await.unwrap();
-        let kinds: Vec<(String, String)> =
-            store.outbox().await.unwrap().into_iter().map(|(i, _)| (i.kind, i.recipient)).collect();
+        let kinds: Vec<(String, String)> = store
+            .outbox(&[], i64::MAX)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.kind.as_str().to_string(), i.recipient.as_str().to_string()))
+            .collect();
         let unparsed: i64 = sqlx::Row::get(
             &sqlx::query("SELECT COUNT(*) FROM email_unparsed").fetch_one(store.pool()).await.unwrap(),
             0,
@@ -454,16 +482,23 @@ fn report_send_mails_the_weekly_summary_with_its_charts_to_the_managers() {
             .arg(&config_path)
             .args(["report", "--week", "2026-W48", "--as-of", "2026-12-01T00:00:00Z"])
             .args(extra)
-            .env("CONCIERGE_TEST_SUPPORT_PASSWORD", PASSWORD)
             .output()
             .unwrap()
     };
+    // No mail password needed: the summary is queued in the outbox, once a week.
     let out = report(&["--send"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("concierge weekly summary: 2026-W48"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is queued"), "{}", String::from_utf8_lossy(&out.stderr));
+    let again = report(&["--send"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("nothing new queued"));
+    // The running bot delivers it.
+    let _bot = start_bot(&config_path);
     let mail = servers.wait_for("boss", |m| m.contains("Subject: Weekly support summary 2026-W48"));
-    assert!(mail.contains("text/plain") && mail.contains("text/html"), "{mail}");
+    assert!(mail.contains("text/plain") && mail.contains("text/html") && mail.contains("svg"), "{mail}");
     assert!(mail.contains("Auto-Submitted: auto-generated"));
+    let rows = outbox_rows(&db.url);
+    assert_eq!(rows.iter().filter(|r| r.0 == "summary").count(), 1, "{rows:?}");
     // Without [email], --send is a usage error.
     let bare = dir.path().join("bare.toml");
     std::fs::write(&bare, format!("[database]\nurl = \"{}\"\n", db.url)).unwrap();

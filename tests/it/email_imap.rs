@@ -1,8 +1,8 @@
 //! Reading mail from the real Dovecot, in every TLS mode.
 
-use concierge::email::imap::fetch_new;
-use concierge::email::settings::{EmailSettings, Tls};
-use concierge::email::state::Position;
+use concierge::channels::email::imap::{Limits, fetch_new};
+use concierge::channels::email::settings::{EmailSettings, Tls};
+use concierge::channels::email::state::Position;
 
 use crate::mail_servers::{MailServers, PASSWORD};
 
@@ -25,34 +25,62 @@ fn new_mail_is_fetched_by_uid_past_the_stored_position_in_every_tls_mode() {
     servers.wait_for("support", |m| m.contains("Subject: note 3"));
     for tls in [Tls::None, Tls::StartTls, Tls::Implicit] {
         let s = settings(&servers, tls, PASSWORD);
-        let all = fetch_new(&s, "INBOX", None).unwrap_or_else(|e| panic!("{tls:?}: {e}"));
+        let all = fetch_new(&s, "INBOX", None, Limits::default()).unwrap_or_else(|e| panic!("{tls:?}: {e}"));
         let uids: Vec<u32> = all.messages.iter().map(|m| m.uid).collect();
         assert_eq!(uids, [1, 2, 3], "{tls:?}");
         assert!(String::from_utf8_lossy(&all.messages[2].raw).contains("Body 3"));
         let pos = Position { uidvalidity: all.uidvalidity, last_uid: 3 };
-        assert!(fetch_new(&s, "INBOX", Some(pos)).unwrap().messages.is_empty(), "{tls:?}: nothing past UID 3");
+        assert!(
+            fetch_new(&s, "INBOX", Some(pos), Limits::default()).unwrap().messages.is_empty(),
+            "{tls:?}: nothing past UID 3"
+        );
         // A different UIDVALIDITY means the mailbox is read again.
         let stale = Position { uidvalidity: all.uidvalidity.wrapping_add(1), last_uid: 3 };
-        assert_eq!(fetch_new(&s, "INBOX", Some(stale)).unwrap().messages.len(), 3, "{tls:?}");
+        assert_eq!(fetch_new(&s, "INBOX", Some(stale), Limits::default()).unwrap().messages.len(), 3, "{tls:?}");
     }
     servers.send("ana@example.test", "support@example.test", &mail(4));
     servers.wait_for("support", |m| m.contains("Subject: note 4"));
     let s = settings(&servers, Tls::None, PASSWORD);
-    let first = fetch_new(&s, "INBOX", None).unwrap();
+    let first = fetch_new(&s, "INBOX", None, Limits::default()).unwrap();
     let pos = Position { uidvalidity: first.uidvalidity, last_uid: 3 };
-    let new = fetch_new(&s, "INBOX", Some(pos)).unwrap();
+    let new = fetch_new(&s, "INBOX", Some(pos), Limits::default()).unwrap();
     assert_eq!(new.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), [4]);
+    assert!(!new.more && new.messages[0].arrived.is_some(), "INTERNALDATE is read");
+}
+
+#[test]
+fn a_backlog_is_fetched_in_bounded_batches_by_count_and_size() {
+    let Some(servers) = MailServers::start() else { return };
+    for n in 1..=5 {
+        servers.send("ana@example.test", "support@example.test", &mail(n));
+    }
+    servers.wait_for("support", |m| m.contains("Subject: note 5"));
+    let s = settings(&servers, Tls::None, PASSWORD);
+    let mut since = None;
+    let mut batches = Vec::new();
+    loop {
+        let batch = fetch_new(&s, "INBOX", since, Limits { messages: 2, bytes: 1 << 20 }).unwrap();
+        batches.push(batch.messages.iter().map(|m| m.uid).collect::<Vec<_>>());
+        since = batch.messages.last().map(|m| Position { uidvalidity: batch.uidvalidity, last_uid: m.uid });
+        if !batch.more {
+            break;
+        }
+    }
+    assert_eq!(batches, [vec![1, 2], vec![3, 4], vec![5]]);
+    // By size: each message is a few hundred bytes, so 1 byte allows one at a time.
+    let one = fetch_new(&s, "INBOX", None, Limits { messages: 100, bytes: 1 }).unwrap();
+    assert_eq!((one.messages.len(), one.more), (1, true));
 }
 
 #[test]
 fn bad_credentials_a_missing_mailbox_and_a_stopped_server_each_name_the_setting() {
     let Some(mut servers) = MailServers::start() else { return };
-    let err = fetch_new(&settings(&servers, Tls::StartTls, "wrong"), "INBOX", None).unwrap_err();
+    let err = fetch_new(&settings(&servers, Tls::StartTls, "wrong"), "INBOX", None, Limits::default()).unwrap_err();
     assert!(err.contains("IMAP login") && err.contains("email.password_env"), "{err}");
-    let err = fetch_new(&settings(&servers, Tls::Implicit, PASSWORD), "Nope", None).unwrap_err();
+    let err = fetch_new(&settings(&servers, Tls::Implicit, PASSWORD), "Nope", None, Limits::default()).unwrap_err();
     assert!(err.contains("mailbox \"Nope\"") && err.contains("email.mailboxes"), "{err}");
     servers.stop_imap();
-    let err = fetch_new(&settings(&servers, Tls::None, PASSWORD), "INBOX", None).unwrap_err();
+    let err = fetch_new(&settings(&servers, Tls::None, PASSWORD), "INBOX", None, Limits::default()).unwrap_err();
     assert!(err.contains("cannot reach the IMAP server") && err.contains("email.imap_host"), "{err}");
     assert!(!err.contains('\n'), "one line: {err}");
 }

@@ -1,65 +1,106 @@
-//! SMTP delivery of outbox actions against the real Postfix, in every TLS mode.
+//! The email channel delivering outbox rows against the real Postfix, in
+//! every TLS mode, through a relay without AUTH, and with each failure typed
+//! (retried or not) and worded by its cause.
 
-use concierge::driver::Outbound;
-use concierge::email::settings::{EmailSettings, Tls};
-use concierge::email::smtp::SmtpOutbound;
-use concierge::store::OutboxItem;
+use concierge::channels::email::EmailChannel;
+use concierge::channels::email::settings::{EmailSettings, Tls};
+use concierge::channels::{ChannelAdapter, DeliveryError};
+use concierge::core::router::{ActionKind, Channel, Recipient};
+use concierge::core::template::Templates;
+use concierge::store::{OutboxItem, OutboxStatus, Store};
 
+use crate::helpers::sqlite;
 use crate::mail_servers::{MailServers, PASSWORD};
 
-fn settings(servers: &MailServers, tls: Tls, password: &str) -> EmailSettings {
-    servers.settings(tls, password)
-}
-
-fn item(key: &str, kind: &str, to: &str) -> OutboxItem {
+fn item(key: &str, kind: ActionKind, to: Recipient) -> OutboxItem {
     OutboxItem {
         key: key.into(),
         at: "2026-11-23T10:00:00Z".parse().unwrap(),
-        kind: kind.into(),
+        kind,
         conversation: "email:1042".into(),
-        channel: "email".into(),
+        channel: Channel::Email,
         thread: "1042".into(),
-        recipient: to.into(),
+        recipient: to,
         body: format!("Body of {key}"),
+        html: None,
         attempts: 0,
+        status: OutboxStatus::Pending,
+        last_error: None,
+        delivered_at: None,
     }
+}
+
+fn ana() -> Recipient {
+    Recipient::Customer("ana@example.test".into())
+}
+
+async fn channel(settings: &EmailSettings, password: &str, store: &Store) -> EmailChannel {
+    EmailChannel::new(settings, &MailServers::env(password), store.clone(), Templates::builtin()).unwrap()
 }
 
 #[tokio::test]
 async fn actions_are_mailed_in_every_tls_mode_marked_automatic_with_the_ticket_token() {
     let Some(servers) = MailServers::start() else { return };
+    let db = sqlite();
+    let store = Store::open(&db.url).await.unwrap();
     for (n, tls) in [Tls::None, Tls::StartTls, Tls::Implicit].into_iter().enumerate() {
-        let smtp = SmtpOutbound::new(settings(&servers, tls, PASSWORD)).unwrap();
+        let email = channel(&servers.settings(tls, PASSWORD), PASSWORD, &store).await;
         let key = format!("email:1042/ack-{n}");
-        smtp.deliver(&item(&key, "acknowledgement", "ana@example.test"))
-            .await
-            .unwrap_or_else(|e| panic!("{tls:?}: {e}"));
+        email.deliver(&item(&key, ActionKind::Acknowledgement, ana())).await.unwrap_or_else(|e| panic!("{tls:?}: {e}"));
         let mail = servers.wait_for("ana", |m| m.contains(&format!("Body of {key}")));
         assert!(mail.contains("Subject: We have your request [#1042]"), "{mail}");
         assert!(mail.contains("Auto-Submitted: auto-replied"), "{mail}");
         assert!(mail.contains("From: Support <support@example.test>"), "{mail}");
     }
-    let smtp = SmtpOutbound::new(settings(&servers, Tls::StartTls, PASSWORD)).unwrap();
-    smtp.deliver(&item("email:1042/sla/2", "escalation", "managers")).await.unwrap();
+    let email = channel(&servers.settings(Tls::StartTls, PASSWORD), PASSWORD, &store).await;
+    email.deliver(&item("email:1042/sla/2", ActionKind::Escalation, Recipient::Managers)).await.unwrap();
     let mail = servers.wait_for("boss", |m| m.contains("Body of email:1042/sla/2"));
     assert!(mail.contains("Subject: [#1042] Escalation: still unanswered"), "{mail}");
-    smtp.deliver(&item("email:1042/sla/0", "nudge_warning", "agents")).await.unwrap();
+    email.deliver(&item("email:1042/sla/0", ActionKind::NudgeWarning, Recipient::Agents)).await.unwrap();
     servers.wait_for("sam", |m| m.contains("Auto-Submitted: auto-generated"));
 }
 
 #[tokio::test]
-async fn wrong_credentials_and_a_stopped_server_give_one_line_naming_the_setting() {
+async fn a_relay_without_auth_works_with_smtp_auth_off_and_says_so_when_it_is_on() {
+    let Some(servers) = MailServers::start() else { return };
+    let db = sqlite();
+    let store = Store::open(&db.url).await.unwrap();
+    let mut settings = servers.settings(Tls::None, PASSWORD);
+    settings.smtp_port = servers.ports.smtp; // a local MTA: no AUTH offered
+    let email = channel(&settings, PASSWORD, &store).await;
+    let err = email.deliver(&item("k0", ActionKind::Acknowledgement, ana())).await.unwrap_err();
+    assert!(matches!(&err, DeliveryError::Transient(e) if e.contains("email.smtp_auth = false")), "{err:?}");
+    settings.smtp_auth = false;
+    let email = channel(&settings, PASSWORD, &store).await;
+    email.deliver(&item("k1", ActionKind::Acknowledgement, ana())).await.unwrap();
+    servers.wait_for("ana", |m| m.contains("Body of k1"));
+}
+
+#[tokio::test]
+async fn wrong_credentials_a_stopped_server_and_a_rejected_recipient_each_say_why_and_whether_to_retry() {
     let Some(mut servers) = MailServers::start() else { return };
-    let smtp = SmtpOutbound::new(settings(&servers, Tls::StartTls, "wrong")).unwrap();
-    let err = smtp.deliver(&item("k1", "acknowledgement", "ana@example.test")).await.unwrap_err();
-    assert!(err.contains("authentication failed") && err.contains("email.password_env"), "{err}");
+    let db = sqlite();
+    let store = Store::open(&db.url).await.unwrap();
+    let settings = servers.settings(Tls::StartTls, PASSWORD);
+    let wrong = channel(&settings, "wrong", &store).await;
+    let err = wrong.deliver(&item("k1", ActionKind::Acknowledgement, ana())).await.unwrap_err();
+    assert!(
+        matches!(&err, DeliveryError::Transient(e) if e.contains("authentication failed") && e.contains("email.password_env")),
+        "{err:?}"
+    );
+    // An unknown mailbox is refused for good, and the address is not logged whole.
+    let email = channel(&settings, PASSWORD, &store).await;
+    let nobody = Recipient::Customer("nobody.here@example.test".into());
+    let err = email.deliver(&item("k3", ActionKind::Acknowledgement, nobody)).await.unwrap_err();
+    let DeliveryError::Permanent(text) = &err else { panic!("{err:?}") };
+    assert!(text.contains("550") && !text.contains("nobody.here@") && text.contains("n***@example.test"), "{text}");
     servers.stop_smtp();
-    let smtp = SmtpOutbound::new(settings(&servers, Tls::StartTls, PASSWORD)).unwrap();
-    let err = smtp.deliver(&item("k2", "acknowledgement", "ana@example.test")).await.unwrap_err();
-    assert!(err.contains("cannot reach the SMTP server") && err.contains("email.smtp_host"), "{err}");
-    assert!(!err.contains('\n'), "one line: {err}");
+    let err = email.deliver(&item("k2", ActionKind::Acknowledgement, ana())).await.unwrap_err();
+    let DeliveryError::Transient(text) = &err else { panic!("{err:?}") };
+    assert!(text.contains("cannot reach the SMTP server") && text.contains("email.smtp_host"), "{text}");
+    assert!(!text.contains('\n'), "one line: {text}");
     // Back up: the same action goes through.
     servers.start_smtp();
-    smtp.deliver(&item("k2", "acknowledgement", "ana@example.test")).await.unwrap();
+    email.deliver(&item("k2", ActionKind::Acknowledgement, ana())).await.unwrap();
     servers.wait_for("ana", |m| m.contains("Body of k2"));
 }

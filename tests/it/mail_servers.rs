@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use concierge::email::settings::{AddressPattern, EmailSettings, Secret, Tls};
+use concierge::channels::email::settings::{AddressPattern, EmailSettings, Secret, Tls};
+use concierge::config::SecretSource;
 
 pub const USERS: [&str; 6] = ["support", "sam", "kim", "boss", "ana", "bob"];
 pub const DOMAIN: &str = "example.test";
@@ -183,7 +184,12 @@ impl MailServers {
             smtp_host: "localhost".into(),
             smtp_port,
             username: "support".into(),
+            password_source: SecretSource::Env {
+                key: "email.password_env".into(),
+                var: "CONCIERGE_TEST_SUPPORT_PASSWORD".into(),
+            },
             password: Secret(password.into()),
+            smtp_auth: true,
             address: "support@example.test".into(),
             tls,
             tls_ca_file: Some(self.cert()),
@@ -197,6 +203,11 @@ impl MailServers {
             resolve_after_silence: None,
             poll_interval: 60,
         }
+    }
+
+    /// An environment holding `password` where [`MailServers::settings`] looks for it.
+    pub fn env(password: &str) -> std::collections::HashMap<String, String> {
+        [("CONCIERGE_TEST_SUPPORT_PASSWORD".to_string(), password.to_string())].into()
     }
 
     /// The CA certificate clients must trust for the TLS ports.

@@ -1,7 +1,7 @@
 //! Integration tests: one binary (see helpers.rs for the databases they use).
 
+mod app;
 mod cli;
-mod driver;
 mod email_corpus;
 mod email_e2e;
 mod email_imap;

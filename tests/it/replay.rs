@@ -7,7 +7,7 @@ use concierge::core::report::{CheckRow, ConversationRow, ReportData, Week, compu
 use concierge::core::router::{Action, Router, SurveyStatus};
 use concierge::engine::Engine;
 use concierge::replay::{self, Event};
-use concierge::store::Store;
+use concierge::store::{OutboxStatus, Store};
 use concierge::{demo, format};
 
 use crate::helpers::{TestDb, databases};
@@ -29,7 +29,13 @@ fn as_of() -> Timestamp {
 
 /// What the outbox holds, comparable across runs: (key, at, kind, to, body).
 async fn outbox(store: &Store) -> Vec<(String, Timestamp, String, String, String)> {
-    store.outbox().await.unwrap().into_iter().map(|(i, _)| (i.key, i.at, i.kind, i.recipient, i.body)).collect()
+    store
+        .outbox(&[], i64::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.key, i.at, i.kind.as_str().to_string(), i.recipient.encode(), i.body))
+        .collect()
 }
 
 async fn replay_into(db: &TestDb, events: Vec<Event>, until: Option<Timestamp>) -> (Engine, replay::Summary) {
@@ -112,7 +118,7 @@ async fn a_replayed_history_is_stored_exactly_as_the_pure_router_decides_on_ever
         let stored = outbox(&engine.store).await;
         let mut expected: Vec<_> = expected_actions
             .iter()
-            .map(|a| (a.key.clone(), a.at, a.kind.as_str().to_string(), a.to.clone(), a.body.clone()))
+            .map(|a| (a.key.clone(), a.at, a.kind.as_str().to_string(), a.to.encode(), a.body.clone()))
             .collect();
         expected.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
         // Survey bodies carry a token signed with each database's own secret.
@@ -124,8 +130,11 @@ async fn a_replayed_history_is_stored_exactly_as_the_pure_router_decides_on_ever
                 .collect()
         };
         assert_eq!(strip(stored), strip(expected), "{}", db.backend);
-        let statuses: Vec<String> = engine.store.outbox().await.unwrap().into_iter().map(|(_, s)| s).collect();
-        assert!(statuses.iter().all(|s| s == "replayed"), "replayed actions are history, never delivered");
+        let rows = engine.store.outbox(&[], i64::MAX).await.unwrap();
+        assert!(
+            rows.iter().all(|i| i.status == OutboxStatus::Replayed),
+            "replayed actions are history, never delivered"
+        );
     }
 }
 

@@ -55,7 +55,11 @@ const GOOD_REPLY: &str =
 
 /// Fires every timer up to `until`, returning (instant, kind, to) of each action.
 fn run_until(r: &mut Router, until: &str) -> Vec<(String, ActionKind, String)> {
-    r.poll_timers(ts(until)).into_iter().flat_map(|s| s.actions).map(|a| (a.at.to_string(), a.kind, a.to)).collect()
+    r.poll_timers(ts(until))
+        .into_iter()
+        .flat_map(|s| s.actions)
+        .map(|a| (a.at.to_string(), a.kind, a.to.as_str().to_string()))
+        .collect()
 }
 
 #[test]
@@ -284,13 +288,13 @@ fn a_restored_router_neither_loses_nor_repeats_a_nudge_or_survey() {
 fn several_escalation_levels_go_to_their_own_recipients() {
     let mut r = router();
     r.policy.escalations = vec![
-        Escalation { after: 3600, to: "team-lead".into() },
-        Escalation { after: 4 * 3600, to: "head-of-support".into() },
+        Escalation { after: 3600, to: Recipient::Agent("lead@example.com".into()) },
+        Escalation { after: 4 * 3600, to: Recipient::Managers },
     ];
     r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
     let actions = run_until(&mut r, "2026-11-24T00:00:00Z");
     let tail: Vec<_> = actions[2..].iter().map(|(at, _, to)| (at.as_str(), to.as_str())).collect();
-    assert_eq!(tail, [("2026-11-23T12:00:00Z", "team-lead"), ("2026-11-23T15:00:00Z", "head-of-support")]);
+    assert_eq!(tail, [("2026-11-23T12:00:00Z", "lead@example.com"), ("2026-11-23T15:00:00Z", "managers")]);
 }
 
 #[test]

@@ -12,14 +12,17 @@ use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use sha2::{Digest, Sha256};
 
-use crate::email::settings::{AddressPattern, EmailSettings};
+use crate::channels::email::settings::{AddressPattern, EmailSettings};
+use crate::core::router::{ActionKind, Recipient};
+use crate::core::template::Templates;
 use crate::store::OutboxItem;
 
-/// Why an action cannot be mailed; each names the setting to fix.
+/// Why an action cannot be mailed; each names the setting to fix. Permanent:
+/// the same row would fail the same way every time.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ComposeError {
     #[error("no address to send \"{kind}\" for ticket {thread} to \"{to}\": {fix}")]
-    NoRecipient { kind: String, thread: String, to: String, fix: &'static str },
+    NoRecipient { kind: &'static str, thread: String, to: String, fix: &'static str },
     #[error("cannot build the message: {0}")]
     Build(String),
 }
@@ -27,13 +30,13 @@ pub enum ComposeError {
 /// The addresses an outbox recipient stands for.
 pub fn recipients(item: &OutboxItem, s: &EmailSettings) -> Result<Vec<String>, ComposeError> {
     let none = |fix| ComposeError::NoRecipient {
-        kind: item.kind.clone(),
+        kind: item.kind.as_str(),
         thread: item.thread.clone(),
-        to: item.recipient.clone(),
+        to: item.recipient.as_str().to_string(),
         fix,
     };
-    let list: Vec<String> = match item.recipient.as_str() {
-        "agents" => s
+    let list: Vec<String> = match &item.recipient {
+        Recipient::Agents => s
             .agents
             .iter()
             .filter_map(|p| match p {
@@ -41,12 +44,16 @@ pub fn recipients(item: &OutboxItem, s: &EmailSettings) -> Result<Vec<String>, C
                 AddressPattern::Domain(_) => None,
             })
             .collect(),
-        r if r.contains('@') => vec![r.to_ascii_lowercase()],
-        // `managers` and named escalation levels go to the managers.
-        _ => s.managers.clone(),
+        Recipient::Managers => s.managers.clone(),
+        Recipient::Customer(id) | Recipient::Agent(id) => {
+            if !id.contains('@') {
+                return Err(none("it is not an email address (a conversation of another channel?)"));
+            }
+            vec![id.to_ascii_lowercase()]
+        }
     };
     if list.is_empty() {
-        return Err(none(if item.recipient == "agents" {
+        return Err(none(if item.recipient == Recipient::Agents {
             "list at least one agent address (not only *@domain) in email.agents"
         } else {
             "add addresses to email.managers"
@@ -63,23 +70,6 @@ pub fn message_id(key: &str, support_address: &str) -> String {
     format!("<{hex}@{domain}>")
 }
 
-fn subject(item: &OutboxItem) -> String {
-    let t = &item.thread;
-    match item.kind.as_str() {
-        "acknowledgement" => format!("We have your request [#{t}]"),
-        "survey" => format!("How did we do? [#{t}]"),
-        "nudge_warning" => format!("[#{t}] Reply due soon"),
-        "nudge_breach" => format!("[#{t}] Response target missed"),
-        "escalation" => format!("[#{t}] Escalation: still unanswered"),
-        "feedback" => format!("[#{t}] Feedback on your reply"),
-        "detractor_alert" => format!("[#{t}] Detractor alert"),
-        "reply" => format!("Re: your request [#{t}]"),
-        "held" => format!("[#{t}] Your reply was held"),
-        "announcement" => format!("[#{t}] New ticket"),
-        other => format!("[#{t}] {other}"),
-    }
-}
-
 /// A plain-text body as HTML in the layout (`responses/email.html`).
 pub fn html(layout: &str, text: &str, ticket: &str) -> String {
     let esc = crate::core::text::html_escape;
@@ -89,22 +79,25 @@ pub fn html(layout: &str, text: &str, ticket: &str) -> String {
 }
 
 /// Builds the message for `item`; `in_reply_to` threads it under a message of
-/// the conversation when known.
+/// the conversation when known. Subjects and the HTML layout come from the
+/// templates; an item with HTML of its own (the weekly summary) uses that.
 pub fn compose(
     item: &OutboxItem,
     s: &EmailSettings,
-    layout: &str,
+    templates: &Templates,
     in_reply_to: Option<&str>,
 ) -> Result<Message, ComposeError> {
     let build = |e: &dyn std::fmt::Display| ComposeError::Build(e.to_string());
     let from: Mailbox = format!("Support <{}>", s.address).parse().map_err(|e| build(&e))?;
-    let mut b =
-        Message::builder().from(from).subject(subject(item)).message_id(Some(message_id(&item.key, &s.address)));
+    let mut b = Message::builder()
+        .from(from)
+        .subject(templates.email_subject(item.kind, &item.thread))
+        .message_id(Some(message_id(&item.key, &s.address)));
     // An agent's relayed reply is a person's answer, not automatic mail.
-    if item.kind != "reply" {
+    if item.kind != ActionKind::Reply {
         b = b.raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str("Auto-Submitted"),
-            if item.kind == "acknowledgement" { "auto-replied" } else { "auto-generated" }.into(),
+            if item.kind == ActionKind::Acknowledgement { "auto-replied" } else { "auto-generated" }.into(),
         ));
     }
     for to in recipients(item, s)? {
@@ -114,61 +107,40 @@ pub fn compose(
         let id = format!("<{}>", id.trim_matches(['<', '>']));
         b = b.in_reply_to(id.clone()).references(id);
     }
-    b.multipart(MultiPart::alternative_plain_html(item.body.clone(), html(layout, &item.body, &item.thread)))
-        .map_err(|e| build(&e))
-}
-
-/// The weekly summary for the managers: the text report with the HTML one
-/// (charts) as its alternative.
-pub fn compose_report(
-    s: &EmailSettings,
-    week: &str,
-    key: &str,
-    text: String,
-    html: String,
-) -> Result<Message, ComposeError> {
-    let build = |e: &dyn std::fmt::Display| ComposeError::Build(e.to_string());
-    if s.managers.is_empty() {
-        return Err(ComposeError::NoRecipient {
-            kind: "weekly summary".into(),
-            thread: week.into(),
-            to: "managers".into(),
-            fix: "add addresses to email.managers",
-        });
-    }
-    let from: Mailbox = format!("Support <{}>", s.address).parse().map_err(|e| build(&e))?;
-    let mut b = Message::builder()
-        .from(from)
-        .subject(format!("Weekly support summary {week}"))
-        .message_id(Some(message_id(key, &s.address)))
-        .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("Auto-Submitted"), "auto-generated".into()));
-    for to in &s.managers {
-        b = b.to(to.parse().map_err(|e| build(&e))?);
-    }
-    b.multipart(MultiPart::alternative_plain_html(text, html)).map_err(|e| build(&e))
+    let html = match &item.html {
+        Some(own) => own.clone(),
+        None => html(&templates.email_html, &item.body, &item.thread),
+    };
+    b.multipart(MultiPart::alternative_plain_html(item.body.clone(), html)).map_err(|e| build(&e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::router::Channel;
+    use crate::store::OutboxStatus;
 
     fn settings() -> EmailSettings {
-        crate::email::settings::test_settings()
+        crate::channels::email::settings::test_settings()
     }
 
-    const LAYOUT: &str = include_str!("../../responses/email.html");
+    const LAYOUT: &str = include_str!("../../../responses/email.html");
 
-    fn item(kind: &str, to: &str) -> OutboxItem {
+    fn item(kind: ActionKind, to: Recipient) -> OutboxItem {
         OutboxItem {
-            key: format!("email:1042/{kind}"),
+            key: format!("email:1042/{}", kind.as_str()),
             at: "2026-11-23T10:00:00Z".parse().unwrap(),
-            kind: kind.into(),
+            kind,
             conversation: "email:1042".into(),
-            channel: "email".into(),
+            channel: Channel::Email,
             thread: "1042".into(),
-            recipient: to.into(),
+            recipient: to,
             body: "Hi Ana,\n\nWe have it <b>.".into(),
+            html: None,
             attempts: 0,
+            status: OutboxStatus::Pending,
+            last_error: None,
+            delivered_at: None,
         }
     }
 
@@ -184,12 +156,15 @@ mod tests {
     #[test]
     fn recipients_resolve_to_addresses_or_name_the_setting_to_fix() {
         let s = settings();
-        assert_eq!(recipients(&item("nudge_warning", "agents"), &s).unwrap(), ["sam@example.test"]);
-        assert_eq!(recipients(&item("escalation", "team-lead"), &s).unwrap(), ["boss@example.test"]);
-        assert_eq!(recipients(&item("survey", "Ana@Example.test"), &s).unwrap(), ["ana@example.test"]);
+        assert_eq!(recipients(&item(ActionKind::NudgeWarning, Recipient::Agents), &s).unwrap(), ["sam@example.test"]);
+        assert_eq!(recipients(&item(ActionKind::Escalation, Recipient::Managers), &s).unwrap(), ["boss@example.test"]);
+        let ana = Recipient::Customer("Ana@Example.test".into());
+        assert_eq!(recipients(&item(ActionKind::Survey, ana), &s).unwrap(), ["ana@example.test"]);
+        let discord_user = Recipient::Customer("800000000000000301".into());
+        assert!(recipients(&item(ActionKind::Survey, discord_user), &s).is_err());
         let mut s = settings();
         s.managers.clear();
-        let err = recipients(&item("detractor_alert", "managers"), &s).unwrap_err();
+        let err = recipients(&item(ActionKind::DetractorAlert, Recipient::Managers), &s).unwrap_err();
         assert!(err.to_string().contains("email.managers"), "{err}");
     }
 
@@ -197,9 +172,14 @@ mod tests {
     fn a_composed_message_is_threaded_marked_automatic_and_idempotent() {
         let s = settings();
         let raw = String::from_utf8(
-            compose(&item("acknowledgement", "ana@example.test"), &s, LAYOUT, Some("m1@example.com"))
-                .unwrap()
-                .formatted(),
+            compose(
+                &item(ActionKind::Acknowledgement, Recipient::Customer("ana@example.test".into())),
+                &s,
+                &Templates::builtin(),
+                Some("m1@example.com"),
+            )
+            .unwrap()
+            .formatted(),
         )
         .unwrap();
         assert!(raw.contains("Subject: We have your request [#1042]"), "{raw}");
@@ -209,8 +189,8 @@ mod tests {
         assert!(raw.contains("text/html") && raw.contains("&lt;b&gt;"), "{raw}");
         assert_eq!(message_id("k", "support@example.test"), message_id("k", "support@example.test"));
         assert_ne!(message_id("k", "support@example.test"), message_id("k2", "support@example.test"));
-        let nudge =
-            String::from_utf8(compose(&item("nudge_breach", "agents"), &s, LAYOUT, None).unwrap().formatted()).unwrap();
+        let nudge = compose(&item(ActionKind::NudgeBreach, Recipient::Agents), &s, &Templates::builtin(), None);
+        let nudge = String::from_utf8(nudge.unwrap().formatted()).unwrap();
         assert!(nudge.contains("Auto-Submitted: auto-generated") && !nudge.contains("In-Reply-To"), "{nudge}");
     }
 }

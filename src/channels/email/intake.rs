@@ -14,9 +14,9 @@ use sha2::{Digest, Sha256};
 
 use crate::core::text::hex;
 
+use crate::channels::email::message::{Email, Origin, strip_reply, take_commands};
+use crate::channels::email::settings::EmailSettings;
 use crate::core::router::{Author, Channel, Input, Message, Role};
-use crate::email::message::{Email, Origin, strip_reply, take_commands};
-use crate::email::settings::EmailSettings;
 
 /// What the database knows about a mail's thread.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -180,7 +180,7 @@ mod tests {
     use super::*;
 
     fn settings() -> EmailSettings {
-        crate::email::settings::test_settings()
+        crate::channels::email::settings::test_settings()
     }
 
     fn mail(from: &str, headers: &str, body: &str) -> Email {

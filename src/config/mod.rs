@@ -4,7 +4,10 @@
 //! to fix it (an unknown time zone, `17:00-09:00`, overlapping intervals, a bad
 //! duration, an unknown key...). Relative paths are taken from the directory of
 //! the config file. Secrets are read from the environment or a file named here,
-//! never from the file itself, and never printed.
+//! never from the file itself, and never printed; a channel's secrets are
+//! read only when the channel is started ([`section::SecretSource`]). Each
+//! channel validates its own section (`channels/NAME/settings.rs`) with the
+//! helpers in [`section`].
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -14,12 +17,16 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use toml::{Table, Value};
 
+pub mod section;
+
+pub use section::{Env, Secret, SecretSource, Section, SystemEnv};
+
+use crate::channels::email::settings::EmailSettings;
 use crate::core::duration::{Human, parse_duration, parse_percent};
 use crate::core::hours::{BusinessHours, Span};
-use crate::core::router::{Escalation, Policy};
+use crate::core::router::{Channel, Escalation, Policy, Recipient};
 use crate::core::rules::{DEFAULT_PASS_SCORE, RuleSet};
 use crate::core::template::Templates;
-use crate::email::settings::{AddressPattern, EmailSettings, Secret, Tls};
 
 /// Default `[database] url`.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://concierge.db";
@@ -114,13 +121,18 @@ impl Config {
 
     /// Parses and validates config text. `dir` anchors relative paths.
     pub fn parse(text: &str, source: &str, dir: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::parse_with_env(text, source, dir, &SystemEnv)
+    }
+
+    /// [`Config::parse`] reading environment variables from `env`.
+    pub fn parse_with_env(text: &str, source: &str, dir: Option<&Path>, env: &dyn Env) -> Result<Config, ConfigError> {
         let fail = |problems| ConfigError { origin: source.to_string(), problems };
         let table: Table = text.parse().map_err(|e: toml::de::Error| {
             let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
             let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
             fail(vec![Problem { key: String::new(), message: format!("{at}{}", e.message().trim()) }])
         })?;
-        let mut v = Validator { problems: Vec::new(), dir: dir.map(Path::to_path_buf) };
+        let mut v = Validator { problems: Vec::new(), dir: dir.map(Path::to_path_buf), env };
         let config = v.config(&table, source);
         match config {
             Some(c) if v.problems.is_empty() => Ok(c),
@@ -129,12 +141,13 @@ impl Config {
     }
 }
 
-struct Validator {
+struct Validator<'e> {
     problems: Vec<Problem>,
     dir: Option<PathBuf>,
+    env: &'e dyn Env,
 }
 
-impl Validator {
+impl Validator<'_> {
     fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem { key: key.into(), message: message.into() });
     }
@@ -194,18 +207,20 @@ impl Validator {
         {
             self.problem("database.url", "must start with sqlite:// (e.g. \"sqlite://concierge.db\") or postgres://");
         }
+        let email = self.email(root);
         let hours = self.business_hours(root);
-        let mut policy = self.sla(root);
+        let mut policy = self.sla(root, email.is_some());
         self.surveys(root, &mut policy);
         let secret = self.secret(root);
         let (rules, mode) = self.standards(root);
         let templates = self.templates(root);
-        let email = self.email(root);
         if let Some(hours) = &hours {
             self.reachable(hours, &policy);
         }
         let hours = hours?;
         let rules = rules?;
+        let templates = templates?;
+        let connected: Vec<Channel> = email.iter().map(|_| Channel::Email).collect();
         Some(Config {
             source: source.to_string(),
             database_url,
@@ -215,9 +230,12 @@ impl Validator {
                 resolve_after_silence: email
                     .as_ref()
                     .and_then(|e| e.resolve_after_silence)
-                    .map(|secs| (crate::core::router::Channel::Email, secs))
+                    .map(|secs| (Channel::Email, secs))
                     .into_iter()
                     .collect(),
+                staff_route: staff_route(&connected),
+                // Email agents answer by replying to the new-ticket mail.
+                announce: email.iter().map(|_| Channel::Email).collect(),
                 ..policy
             },
             rules,
@@ -329,7 +347,7 @@ impl Validator {
         }
     }
 
-    fn sla(&mut self, root: &Table) -> Policy {
+    fn sla(&mut self, root: &Table, has_email: bool) -> Policy {
         let t =
             self.section(root, "sla", &["first_response", "next_response", "warn_at", "escalate_after", "escalate_to"]);
         let defaults = Policy::default();
@@ -394,11 +412,27 @@ impl Validator {
                 vec![]
             }
         };
-        let to: Vec<String> = match t.and_then(|t| t.get("escalate_to")) {
+        let to: Vec<Recipient> = match t.and_then(|t| t.get("escalate_to")) {
             None => vec![],
-            Some(Value::Array(items)) if items.iter().all(Value::is_str) => {
-                items.iter().filter_map(|i| i.as_str().map(String::from)).collect()
-            }
+            Some(Value::Array(items)) if items.iter().all(Value::is_str) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .filter_map(|name| match name.trim() {
+                    "managers" => Some(Recipient::Managers),
+                    "agents" => Some(Recipient::Agents),
+                    a if a.contains('@') && has_email => Some(Recipient::Agent(a.to_ascii_lowercase())),
+                    other => {
+                        self.problem(
+                            "sla.escalate_to",
+                            format!(
+                                "\"{other}\" is not a recipient; use \"managers\", \"agents\"{}",
+                                if has_email { " or an email address" } else { " (or an email address, with [email])" }
+                            ),
+                        );
+                        None
+                    }
+                })
+                .collect(),
             Some(_) => {
                 self.problem(
                     "sla.escalate_to",
@@ -413,7 +447,7 @@ impl Validator {
         let escalations = afters
             .iter()
             .enumerate()
-            .map(|(i, &after)| Escalation { after, to: to.get(i).cloned().unwrap_or_else(|| "managers".into()) })
+            .map(|(i, &after)| Escalation { after, to: to.get(i).cloned().unwrap_or(Recipient::Managers) })
             .collect();
         Policy { first_response, next_response, warn_at_percent, escalations, ..defaults }
     }
@@ -478,16 +512,16 @@ impl Validator {
             };
         }
         let var = self.string(t, "surveys", "secret_env").unwrap_or("CONCIERGE_SECRET").to_string();
-        match std::env::var(&var) {
-            Ok(s) if s.len() >= 16 => Some(s.into_bytes()),
-            Ok(_) => {
+        match self.env.var(&var) {
+            Some(s) if s.len() >= 16 => Some(s.into_bytes()),
+            Some(_) => {
                 self.problem(
                     "surveys.secret_env",
                     format!("${var} is shorter than 16 characters; use a long random secret"),
                 );
                 None
             }
-            Err(_) => None,
+            None => None,
         }
     }
 
@@ -541,198 +575,43 @@ impl Validator {
         (rules, mode)
     }
 
-    fn templates(&mut self, root: &Table) -> Templates {
+    fn templates(&mut self, root: &Table) -> Option<Templates> {
         let t = self.section(root, "responses", &["dir"]);
-        let Some(dir) = self.string(t, "responses", "dir") else {
-            return Templates::builtin();
+        let (dir, templates) = match self.string(t, "responses", "dir") {
+            None => (None, Templates::with_overrides(|_| None)),
+            Some(dir) => {
+                let dir = self.resolve(dir);
+                if !dir.is_dir() {
+                    self.problem(
+                        "responses.dir",
+                        format!(
+                            "{} is not a directory; point it at a folder of templates like responses/",
+                            dir.display()
+                        ),
+                    );
+                    return None;
+                }
+                let templates = Templates::with_overrides(|file| std::fs::read_to_string(dir.join(file)).ok());
+                (Some(dir), templates)
+            }
         };
-        let dir = self.resolve(dir);
-        if !dir.is_dir() {
-            self.problem(
-                "responses.dir",
-                format!("{} is not a directory; point it at a folder of templates like responses/", dir.display()),
-            );
-            return Templates::builtin();
+        match templates {
+            Ok(t) => Some(t),
+            Err(problems) => {
+                for p in problems {
+                    let place =
+                        dir.as_ref().map_or_else(|| "responses/ (built in)".to_string(), |d| d.display().to_string());
+                    self.problem("responses.dir", format!("{place}/{p}"));
+                }
+                None
+            }
         }
-        Templates::with_overrides(|file| std::fs::read_to_string(dir.join(file)).ok())
     }
 
     fn email(&mut self, root: &Table) -> Option<EmailSettings> {
-        const KEYS: [&str; 17] = [
-            "imap_host",
-            "imap_port",
-            "smtp_host",
-            "smtp_port",
-            "username",
-            "password_env",
-            "password_file",
-            "address",
-            "tls",
-            "tls_ca_file",
-            "mailboxes",
-            "sent_mailbox",
-            "agents",
-            "managers",
-            "resolve_after_silence",
-            "poll_interval",
-            "enabled",
-        ];
-        let t = self.section(root, "email", &KEYS)?;
-        if t.get("enabled").and_then(Value::as_bool) == Some(false) {
-            return None;
-        }
-        let before = self.problems.len();
-        let section = Some(t);
-        let tls = match self.string(section, "email", "tls") {
-            None | Some("tls") => Tls::Implicit,
-            Some("starttls") => Tls::StartTls,
-            Some("none") => Tls::None,
-            Some(other) => {
-                self.problem(
-                    "email.tls",
-                    format!("\"{other}\" is not a TLS mode; use \"tls\", \"starttls\" or \"none\" (loopback only)"),
-                );
-                Tls::Implicit
-            }
-        };
-        let required = |v: &mut Validator, key: &str, example: &str| -> String {
-            match v.string(section, "email", key) {
-                Some(s) if !s.trim().is_empty() => s.trim().to_string(),
-                _ => {
-                    v.problem(format!("email.{key}"), format!("is missing; e.g. {key} = \"{example}\""));
-                    String::new()
-                }
-            }
-        };
-        let imap_host = required(self, "imap_host", "imap.example.com");
-        let smtp_host = required(self, "smtp_host", "smtp.example.com");
-        let username = required(self, "username", "support@example.com");
-        let address = required(self, "address", "support@example.com").to_ascii_lowercase();
-        if !address.is_empty() && AddressPattern::parse(&address).is_none() {
-            self.problem("email.address", format!("\"{address}\" is not an email address"));
-        }
-        let (default_imap, default_smtp) = tls.default_ports();
-        let port = |v: &mut Validator, key: &str, default: u16| match t.get(key) {
-            None => default,
-            Some(Value::Integer(n)) if (1..=65535).contains(n) => *n as u16,
-            Some(_) => {
-                v.problem(format!("email.{key}"), "must be a port number from 1 to 65535");
-                default
-            }
-        };
-        let imap_port = port(self, "imap_port", default_imap);
-        let smtp_port = port(self, "smtp_port", default_smtp);
-        let password = match (
-            self.string(section, "email", "password_env"),
-            self.string(section, "email", "password_file"),
-        ) {
-            (Some(_), Some(_)) => {
-                self.problem("email.password_env", "set either password_env or password_file, not both");
-                None
-            }
-            (Some(var), None) => match std::env::var(var) {
-                Ok(p) if !p.is_empty() => Some(p),
-                _ => {
-                    self.problem(
-                        "email.password_env",
-                        format!("${var} is not set; export it with the mailbox password (or app password)"),
-                    );
-                    None
-                }
-            },
-            (None, Some(file)) => {
-                let path = self.resolve(file);
-                match std::fs::read_to_string(&path) {
-                    Ok(p) if !p.trim().is_empty() => Some(p.trim_end_matches(['\n', '\r']).to_string()),
-                    Ok(_) => {
-                        self.problem(
-                            "email.password_file",
-                            format!("{} is empty; write the password into it", path.display()),
-                        );
-                        None
-                    }
-                    Err(e) => {
-                        self.problem("email.password_file", format!("cannot read {}: {e}", path.display()));
-                        None
-                    }
-                }
-            }
-            (None, None) => {
-                self.problem("email.password_env", "is missing; name the environment variable holding the password, e.g. password_env = \"CONCIERGE_EMAIL_PASSWORD\" (or use password_file)");
-                None
-            }
-        };
-        let tls_ca_file = self.string(section, "email", "tls_ca_file").map(|f| self.resolve(f));
-        if let Some(ca) = &tls_ca_file
-            && !ca.is_file()
-        {
-            self.problem("email.tls_ca_file", format!("{} is not a file; point it at a PEM certificate", ca.display()));
-        }
-        let list = |v: &mut Validator, key: &str| -> Vec<String> {
-            match t.get(key) {
-                None => Vec::new(),
-                Some(Value::Array(items)) if items.iter().all(Value::is_str) => {
-                    items.iter().filter_map(|i| i.as_str().map(|s| s.trim().to_string())).collect()
-                }
-                Some(_) => {
-                    v.problem(format!("email.{key}"), "must be a list of strings");
-                    Vec::new()
-                }
-            }
-        };
-        let mut mailboxes = list(self, "mailboxes");
-        if mailboxes.is_empty() {
-            mailboxes.push("INBOX".into());
-        }
-        let listed = list(self, "agents");
-        if listed.is_empty() {
-            self.problem(
-                "email.agents",
-                "is missing; list the agents' addresses or domains, e.g. [\"*@support.example.com\"]",
-            );
-        }
-        let mut agents = Vec::new();
-        for a in listed {
-            match AddressPattern::parse(&a) {
-                Some(p) => agents.push(p),
-                None => self.problem("email.agents", format!("\"{a}\" is neither an address nor a *@domain pattern")),
-            }
-        }
-        let managers = list(self, "managers");
-        for m in &managers {
-            if AddressPattern::parse(m).is_none() {
-                self.problem("email.managers", format!("\"{m}\" is not an email address"));
-            }
-        }
-        let resolve_after_silence = match self.string(section, "email", "resolve_after_silence").map(parse_duration) {
-            None => None,
-            Some(Ok(secs)) => Some(secs),
-            Some(Err(e)) => {
-                self.problem("email.resolve_after_silence", e.0);
-                None
-            }
-        };
-        let poll_interval = self.duration(section, "email", "poll_interval", 60).max(1);
-        if self.problems.len() > before {
-            return None;
-        }
-        Some(EmailSettings {
-            imap_host,
-            imap_port,
-            smtp_host,
-            smtp_port,
-            username,
-            password: Secret(password?),
-            address,
-            tls,
-            tls_ca_file,
-            mailboxes,
-            sent_mailbox: self.string(section, "email", "sent_mailbox").map(str::to_string),
-            agents,
-            managers,
-            resolve_after_silence,
-            poll_interval,
-        })
+        let t = self.section(root, "email", crate::channels::email::settings::KEYS)?;
+        let mut section = Section::new("email", t, &mut self.problems, self.dir.as_deref());
+        crate::channels::email::settings::parse(&mut section)
     }
 
     fn resolve(&self, path: &str) -> PathBuf {
@@ -741,6 +620,14 @@ impl Validator {
             _ => PathBuf::from(path),
         }
     }
+}
+
+/// Where the team's notices about each channel's conversations go: on the
+/// channel itself when it is connected, else on the first connected channel
+/// (a replayed Discord conversation's nudges reach a team on email only).
+fn staff_route(connected: &[Channel]) -> std::collections::HashMap<Channel, Channel> {
+    let Some(first) = connected.first() else { return Default::default() };
+    Channel::ALL.into_iter().filter(|c| !connected.contains(c)).map(|c| (c, *first)).collect()
 }
 
 /// A database URL with any password replaced, for logs.
@@ -775,7 +662,7 @@ mod tests {
         let c = Config::parse("", "x", None).unwrap();
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
         assert_eq!((c.policy.first_response, c.policy.warn_at_percent), (3600, 75));
-        assert_eq!(c.policy.escalations, vec![Escalation { after: 3600, to: "managers".into() }]);
+        assert_eq!(c.policy.escalations, vec![Escalation { after: 3600, to: Recipient::Managers }]);
         assert_eq!((c.policy.survey_delay, c.policy.survey_throttle), (3600, 30 * 86_400));
         assert_eq!((c.rules.pass_score(), c.mode), (70, Mode::Coach));
     }
@@ -797,7 +684,7 @@ first_response = "1h 30m"
 next_response = "4h"
 warn_at = "80%"
 escalate_after = ["1h", "4h"]
-escalate_to = ["lead", "director"]
+escalate_to = ["agents", "managers"]
 [standards]
 pass_score = 80
 mode = "enforce"
@@ -813,7 +700,7 @@ throttle = "30d"
             (c.policy.first_response, c.policy.next_response, c.policy.warn_at_percent),
             (5400, Some(4 * 3600), 80)
         );
-        assert_eq!(c.policy.escalations[1], Escalation { after: 4 * 3600, to: "director".into() });
+        assert_eq!(c.policy.escalations[1], Escalation { after: 4 * 3600, to: Recipient::Managers });
         assert_eq!((c.rules.pass_score(), c.mode), (80, Mode::Enforce));
         assert_eq!(c.policy.hours.time_zone().iana_name(), Some("America/New_York"));
     }
@@ -903,11 +790,8 @@ mode = "strict"
     }
 
     #[test]
-    fn an_email_section_is_validated_and_the_password_comes_from_the_environment() {
-        // SAFETY: tests in this module do not read this variable concurrently.
-        unsafe { std::env::set_var("CONCIERGE_TEST_MAIL_PW", "s3cret") };
-        let c = Config::parse(
-            r#"
+    fn an_email_section_is_validated_and_the_password_read_only_when_the_channel_starts() {
+        let text = r#"
 [email]
 imap_host = "imap.example.com"
 smtp_host = "smtp.example.com"
@@ -918,24 +802,27 @@ tls = "starttls"
 agents = ["*@example.com", "lead@partner.example"]
 managers = ["boss@example.com"]
 resolve_after_silence = "3d"
-"#,
-            "x",
-            None,
-        )
-        .unwrap();
-        assert!(!format!("{c:?}").contains("s3cret"));
+"#;
+        // Validating needs no password: `report` and `resolve` run without it.
+        let c = Config::parse_with_env(text, "x", None, &std::collections::HashMap::new()).unwrap();
         let e = c.email.unwrap();
-        assert_eq!((e.imap_port, e.smtp_port, e.tls), (143, 587, Tls::StartTls));
-        assert_eq!((e.address.as_str(), e.password.0.as_str()), ("support@example.com", "s3cret"));
+        assert_eq!((e.imap_port, e.smtp_port, e.tls), (143, 587, crate::channels::email::settings::Tls::StartTls));
+        assert_eq!(e.address, "support@example.com");
         assert_eq!((e.mailboxes.clone(), e.resolve_after_silence), (vec!["INBOX".to_string()], Some(3 * 86_400)));
         assert!(e.is_agent("kim@example.com") && e.is_agent("LEAD@partner.example") && !e.is_agent("ana@gmail.com"));
+        assert_eq!(c.policy.announce, [Channel::Email].into(), "email tickets are announced to the agents");
+        assert_eq!(c.policy.staff_channel(Channel::Discord), Channel::Email);
+        let env: std::collections::HashMap<String, String> =
+            [("CONCIERGE_TEST_MAIL_PW".to_string(), "s3cret".to_string())].into();
+        let e = e.with_password(&env).unwrap();
+        assert_eq!(e.password.0, "s3cret");
         assert!(!format!("{e:?}").contains("s3cret"));
     }
 
     #[test]
     fn a_broken_email_section_names_every_key_to_fix() {
         let found = problems(
-            "[email]\nimap_host = \"imap.example.com\"\nimap_port = 99999\ntls = \"ssl\"\npassword_env = \"CONCIERGE_NOT_SET_ANYWHERE\"\nagents = [\"sam\"]\nfolder = \"x\"\n",
+            "[email]\nimap_host = \"imap.example.com\"\nimap_port = 99999\ntls = \"ssl\"\nagents = [\"sam\"]\nfolder = \"x\"\nsmtp_auth = \"no\"\n",
         );
         let keys: Vec<&str> = found.iter().map(|p| p.split(": ").next().unwrap()).collect();
         assert_eq!(
@@ -947,12 +834,20 @@ resolve_after_silence = "3d"
                 "email.username",
                 "email.address",
                 "email.imap_port",
+                "email.smtp_auth",
                 "email.password_env",
                 "email.agents",
             ],
             "{found:#?}"
         );
-        assert!(found[6].contains("$CONCIERGE_NOT_SET_ANYWHERE is not set"), "{}", found[6]);
+        assert!(found[7].contains("is missing; name the environment variable"), "{}", found[7]);
+    }
+
+    #[test]
+    fn an_unknown_escalation_recipient_is_a_problem_not_a_silent_fallback() {
+        let found = problems("[sla]\nescalate_after = [\"1h\", \"2h\"]\nescalate_to = [\"managers\", \"team-lead\"]\n");
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].starts_with("sla.escalate_to: \"team-lead\" is not a recipient"), "{}", found[0]);
     }
 
     #[test]

@@ -14,28 +14,63 @@ use std::time::Duration;
 use imap::extensions::idle::SetReadTimeout;
 use imap::types::Mailbox;
 
-use crate::email::settings::{EmailSettings, Tls};
-use crate::email::state::Position;
+use crate::channels::email::settings::{EmailSettings, Tls};
+use crate::channels::email::state::Position;
 
 /// One fetched message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
     pub uid: u32,
     pub raw: Vec<u8>,
+    /// When it arrived in the mailbox (IMAP INTERNALDATE), unix seconds.
+    pub arrived: Option<i64>,
 }
 
-/// New mail of one mailbox.
+/// New mail of one mailbox, one bounded batch of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMail {
     pub uidvalidity: u32,
     /// Ascending UID order.
     pub messages: Vec<Fetched>,
+    /// More mail waits after this batch: fetch again past its last UID.
+    pub more: bool,
 }
 
-/// Fetches the messages of `mailbox` after `since` (all of them when `since`
-/// is `None` or its UIDVALIDITY is no longer the mailbox's).
-pub fn fetch_new(s: &EmailSettings, mailbox: &str, since: Option<Position>) -> Result<NewMail, String> {
-    with_mailbox(s, mailbox, Fetch { mailbox, since })
+/// How much one fetch may bring into memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub messages: usize,
+    pub bytes: u64,
+}
+
+impl Default for Limits {
+    /// 100 messages or 32 MiB, whichever comes first (one larger message is
+    /// still fetched alone).
+    fn default() -> Limits {
+        Limits { messages: 100, bytes: 32 << 20 }
+    }
+}
+
+/// Fetches the next batch of messages of `mailbox` after `since` (from the
+/// start when `since` is `None` or its UIDVALIDITY is no longer the
+/// mailbox's): sizes first, then the bodies of at most `limits` worth, so a
+/// huge backlog is read a batch at a time.
+pub fn fetch_new(s: &EmailSettings, mailbox: &str, since: Option<Position>, limits: Limits) -> Result<NewMail, String> {
+    with_mailbox(s, mailbox, Fetch { mailbox, since, limits })
+}
+
+/// The first UIDs of `sized` (UID, size) that fit in `limits`; at least one.
+pub fn take_batch(sized: &[(u32, u64)], limits: Limits) -> &[(u32, u64)] {
+    let mut total = 0u64;
+    let mut n = 0;
+    for (_, size) in sized.iter().take(limits.messages.max(1)) {
+        if n > 0 && total + size > limits.bytes {
+            break;
+        }
+        total += size;
+        n += 1;
+    }
+    &sized[..n]
 }
 
 /// Waits up to `timeout` for new mail in `mailbox` after `since`: with IMAP
@@ -66,6 +101,7 @@ trait Job {
 struct Fetch<'a> {
     mailbox: &'a str,
     since: Option<Position>,
+    limits: Limits,
 }
 
 impl Job for Fetch<'_> {
@@ -78,22 +114,33 @@ impl Job for Fetch<'_> {
     ) -> Result<NewMail, String> {
         let uidvalidity = selected.uid_validity.unwrap_or(0);
         let after = self.since.filter(|p| p.uidvalidity == uidvalidity).map_or(0, |p| p.last_uid);
-        let mut messages = Vec::new();
-        if selected.exists > 0 {
-            let fetches = session
-                .uid_fetch(format!("{}:*", after + 1), "(UID BODY.PEEK[])")
-                .map_err(|e| format!("fetching from \"{}\" failed: {e}", self.mailbox))?;
+        let failed = |e: imap::error::Error| format!("fetching from \"{}\" failed: {e}", self.mailbox);
+        if selected.exists == 0 {
+            return Ok(NewMail { uidvalidity, messages: Vec::new(), more: false });
+        }
+        let sizes = session.uid_fetch(format!("{}:*", after + 1), "(UID RFC822.SIZE)").map_err(failed)?;
+        // "n:*" also returns the newest message when nothing is newer than n.
+        let mut sized: Vec<(u32, u64)> = sizes
+            .iter()
+            .filter_map(|f| Some((f.uid?, u64::from(f.size.unwrap_or(0)))))
+            .filter(|(u, _)| *u > after)
+            .collect();
+        sized.sort_unstable();
+        let batch = take_batch(&sized, self.limits);
+        let more = batch.len() < sized.len();
+        let mut messages = Vec::with_capacity(batch.len());
+        if !batch.is_empty() {
+            let set: Vec<String> = batch.iter().map(|(u, _)| u.to_string()).collect();
+            let fetches = session.uid_fetch(set.join(","), "(UID INTERNALDATE BODY.PEEK[])").map_err(failed)?;
             for f in fetches.iter() {
-                // "n:*" also returns the newest message when nothing is newer than n.
-                if let (Some(uid), Some(body)) = (f.uid, f.body())
-                    && uid > after
-                {
-                    messages.push(Fetched { uid, raw: body.to_vec() });
+                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                    let arrived = f.internal_date().map(|d| d.timestamp());
+                    messages.push(Fetched { uid, raw: body.to_vec(), arrived });
                 }
             }
         }
         messages.sort_by_key(|m| m.uid);
-        Ok(NewMail { uidvalidity, messages })
+        Ok(NewMail { uidvalidity, messages, more })
     }
 }
 
@@ -192,4 +239,18 @@ fn run_job<T: Read + Write + SetReadTimeout, J: Job>(
     let out = job.run(&mut session, &selected);
     let _ = session.logout();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_stops_at_the_count_or_the_size_but_always_takes_one() {
+        let sized = [(1, 10), (2, 10), (3, 10), (4, 10)];
+        assert_eq!(take_batch(&sized, Limits { messages: 3, bytes: 1000 }).len(), 3);
+        assert_eq!(take_batch(&sized, Limits { messages: 100, bytes: 25 }).len(), 2);
+        assert_eq!(take_batch(&[(7, 5000)], Limits { messages: 10, bytes: 100 }).len(), 1);
+        assert!(take_batch(&[], Limits::default()).is_empty());
+    }
 }

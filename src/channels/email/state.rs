@@ -1,5 +1,6 @@
-//! The email channel's own state in the database: mailbox read positions,
-//! the Message-ID → ticket map, and unparseable mail kept whole.
+//! The email channel's own tables (`email_*`): mailbox read positions, the
+//! Message-ID → ticket map, the ids of mail concierge sent, and unparseable
+//! mail kept whole. What it needs of conversations it asks the store.
 
 use sqlx::Row as _;
 
@@ -54,18 +55,6 @@ pub async fn ticket_of(store: &Store, ids: &[&str]) -> anyhow::Result<Option<Str
     Ok(None)
 }
 
-/// The customer's address of the email conversation `ticket`, if known.
-pub async fn customer_of(store: &Store, ticket: &str) -> anyhow::Result<Option<String>> {
-    let row = sqlx::query("SELECT customer_id FROM conversations WHERE id = $1")
-        .bind(format!("email:{ticket}"))
-        .fetch_optional(store.pool())
-        .await?;
-    Ok(match row {
-        Some(r) => r.try_get(0)?,
-        None => None,
-    })
-}
-
 /// Records a Message-ID concierge sent.
 pub async fn record_sent(store: &Store, message_id: &str) -> anyhow::Result<()> {
     sqlx::query("INSERT INTO email_sent_ids (message_id) VALUES ($1) ON CONFLICT (message_id) DO NOTHING")
@@ -79,15 +68,6 @@ pub async fn record_sent(store: &Store, message_id: &str) -> anyhow::Result<()> 
 pub async fn is_sent_by_us(store: &Store, message_id: &str) -> anyhow::Result<bool> {
     let row = sqlx::query("SELECT 1 FROM email_sent_ids WHERE message_id = $1")
         .bind(message_id)
-        .fetch_optional(store.pool())
-        .await?;
-    Ok(row.is_some())
-}
-
-/// Whether `ticket` is a known email conversation.
-pub async fn ticket_exists(store: &Store, ticket: &str) -> anyhow::Result<bool> {
-    let row = sqlx::query("SELECT 1 FROM conversations WHERE id = $1")
-        .bind(format!("email:{ticket}"))
         .fetch_optional(store.pool())
         .await?;
     Ok(row.is_some())

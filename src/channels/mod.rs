@@ -1,0 +1,140 @@
+//! The channel contract: how a channel plugs into concierge.
+//!
+//! A channel (one folder here: `email/`, and a `log` stand-in) implements
+//! [`ChannelAdapter`]: it runs its intake until shutdown, turning what it
+//! receives into [`Inbound`] inputs for the driver, and it delivers one
+//! outbox row at a time, saying whether a failure is worth retrying
+//! ([`DeliveryError`]). It owns its config section (`NAME/settings.rs`,
+//! validated with the shared helpers in [`crate::config::section`]) and its
+//! own tables. The [`Registry`] built from the configuration is the only
+//! place that names the channels: adding one means adding its folder and a
+//! line in [`Registry::build`].
+//!
+//! Only a channel sees its protocol's types (MIME, IMAP, SMTP, Discord);
+//! routing (who gets what, on which channel) is decided by the core and
+//! recorded in each outbox row.
+
+pub mod email;
+pub mod log;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{Config, ConfigError, Env};
+use crate::core::router::{ActionKind, Channel, Recipient};
+use crate::driver::{Clock, Inbound};
+use crate::store::{OutboxItem, Store};
+
+/// A boxed future, for the object-safe trait below.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a delivery failed, and so whether it is tried again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth another try later (a server down, a timeout, a 4xx reply, a
+    /// rate limit): retried with the shared backoff.
+    #[error("{0}")]
+    Transient(String),
+    /// Will fail the same way every time (no address for the recipient, a
+    /// 5xx rejection): marked `failed` with the reason, never retried.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// What an intake is handed: where inputs go and when to stop.
+#[derive(Clone)]
+pub struct Intake {
+    pub store: Store,
+    pub inbox: mpsc::Sender<Inbound>,
+    pub clock: Clock,
+    /// Turns `true` when the bot stops.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Intake {
+    /// Completes when the bot stops (or the driver is gone).
+    pub async fn stopped(&self) {
+        let mut s = self.shutdown.clone();
+        tokio::select! {
+            _ = s.wait_for(|stop| *stop) => {}
+            () = self.inbox.closed() => {}
+        }
+    }
+}
+
+/// One channel: intake into the driver's inbox, delivery of outbox rows.
+pub trait ChannelAdapter: Send + Sync + 'static {
+    /// The channel this adapter serves.
+    fn channel(&self) -> Channel;
+
+    /// Whether it can deliver an action of `kind` to `to` (used to route the
+    /// team's notices and the weekly summary to a channel that can).
+    fn carries(&self, kind: ActionKind, to: &Recipient) -> bool;
+
+    /// Whether this is the log stand-in for a channel that is not configured.
+    fn is_stand_in(&self) -> bool {
+        false
+    }
+
+    /// How many deliveries may be under way at once.
+    fn concurrency(&self) -> usize {
+        4
+    }
+
+    /// Runs intake until [`Intake::stopped`]; never returns early on a
+    /// network error (it logs one line and retries with backoff).
+    fn intake(self: Arc<Self>, intake: Intake) -> BoxFuture<'static, ()>;
+
+    /// Delivers one row. Redelivery after a crash must be harmless: the row's
+    /// key is stable, so a channel derives its message ids from it.
+    fn deliver<'a>(&'a self, item: &'a OutboxItem) -> BoxFuture<'a, Result<(), DeliveryError>>;
+}
+
+/// The channels of one run, built from the configuration: every
+/// [`Channel`] has an adapter, the log stand-in where none is configured.
+pub struct Registry {
+    adapters: Vec<Arc<dyn ChannelAdapter>>,
+}
+
+impl Registry {
+    /// The configured channels, their secrets read from `env` now (only
+    /// `concierge run` needs them). A missing secret is a configuration
+    /// problem naming its key.
+    pub fn build(config: &Config, store: &Store, env: &dyn Env) -> Result<Registry, ConfigError> {
+        let mut problems = Vec::new();
+        let mut adapters: Vec<Arc<dyn ChannelAdapter>> = Vec::new();
+        // One line per channel.
+        if let Some(s) = &config.email {
+            match email::EmailChannel::new(s, env, store.clone(), config.templates.clone()) {
+                Ok(c) => adapters.push(Arc::new(c)),
+                Err(mut p) => problems.append(&mut p),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError { origin: config.source.clone(), problems });
+        }
+        Ok(Registry::with(adapters))
+    }
+
+    /// These adapters, with the log stand-in for every channel they leave out.
+    pub fn with(mut adapters: Vec<Arc<dyn ChannelAdapter>>) -> Registry {
+        for channel in Channel::ALL {
+            if !adapters.iter().any(|a| a.channel() == channel) {
+                adapters.push(Arc::new(log::LogChannel(channel)));
+            }
+        }
+        Registry { adapters }
+    }
+
+    pub fn adapters(&self) -> &[Arc<dyn ChannelAdapter>] {
+        &self.adapters
+    }
+
+    /// The names of the channels that are really connected.
+    pub fn connected(&self) -> Vec<&'static str> {
+        self.adapters.iter().filter(|a| !a.is_stand_in()).map(|a| a.channel().as_str()).collect()
+    }
+}

@@ -1,0 +1,149 @@
+//! Delivering the outbox: one worker per channel, apart from the driver.
+//!
+//! A worker takes the rows due for its channel, delivers up to the channel's
+//! [`concurrency`](crate::channels::ChannelAdapter::concurrency) at once, and
+//! marks each: delivered; a transient failure rescheduled with the shared
+//! [`backoff`] (exponential with jitter); a permanent one `failed` with its
+//! reason, never retried. It wakes when the driver commits, when a retry
+//! falls due, and every few seconds. A slow or down channel only slows its
+//! own worker: timers, intake and the other channels go on.
+//!
+//! Delivery is at least once: a row is marked after its delivery returns, so
+//! a crash in between delivers it again, with the same key (and so the same
+//! Message-ID on email).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
+
+use crate::channels::log::redact;
+use crate::channels::{ChannelAdapter, DeliveryError};
+use crate::driver::Clock;
+use crate::store::{OutboxItem, Store};
+
+/// How often a worker looks at its rows even without being woken.
+const LOOK_EVERY: Duration = Duration::from_secs(5);
+
+/// Seconds to wait after `attempts` failures: 5 s doubling up to one hour,
+/// then spread by ±20% so retries of many rows do not arrive together.
+pub fn backoff(attempts: i64) -> i64 {
+    let base = (5_i64 << attempts.clamp(0, 10)).min(3600);
+    let mut r = [0u8; 2];
+    let _ = getrandom::fill(&mut r);
+    let spread = i64::from(u16::from_le_bytes(r) % 401) - 200; // ±20%, in thousandths
+    (base * (1000 + spread) / 1000).max(1)
+}
+
+/// Runs the worker of `adapter` until `stop` turns true.
+pub async fn run_worker(
+    store: Store,
+    adapter: Arc<dyn ChannelAdapter>,
+    wake: Arc<Notify>,
+    clock: Clock,
+    mut stop: watch::Receiver<bool>,
+) {
+    let channel = adapter.channel();
+    let max = adapter.concurrency().max(1);
+    let mut running: JoinSet<(OutboxItem, Result<(), DeliveryError>)> = JoinSet::new();
+    let mut busy: HashSet<String> = HashSet::new();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        // Fill the free places with rows that are due.
+        if busy.len() < max {
+            match store.pending_outbox(channel, clock.now(), max - busy.len(), &busy).await {
+                Ok(items) => {
+                    for item in items {
+                        busy.insert(item.key.clone());
+                        let adapter = adapter.clone();
+                        let span = tracing::info_span!("deliver", conversation = %item.conversation, key = %item.key);
+                        running.spawn(
+                            async move {
+                                let result = adapter.deliver(&item).await;
+                                (item, result)
+                            }
+                            .instrument(span),
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(channel = channel.as_str(), error = %format!("{e:#}"), "cannot read the outbox")
+                }
+            }
+        }
+        let next_retry = store.next_outbox_attempt(channel, clock.now()).await.ok().flatten();
+        let look = next_retry.map_or(LOOK_EVERY, |t| {
+            Duration::try_from(t.duration_since(clock.now())).unwrap_or(Duration::ZERO).min(LOOK_EVERY)
+        });
+        let look = match clock {
+            Clock::Virtual { speed, .. } => look / speed,
+            Clock::System => look,
+        };
+        tokio::select! {
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                match done {
+                    Ok((item, result)) => {
+                        busy.remove(&item.key);
+                        record(&store, &item, result, clock.now()).await;
+                    }
+                    Err(e) => {
+                        // A panicking delivery: its row stays pending and is tried again.
+                        tracing::error!(channel = channel.as_str(), error = %e, "a delivery task failed");
+                        busy.clear();
+                        running.abort_all();
+                    }
+                }
+            }
+            () = wake.notified() => {}
+            () = tokio::time::sleep(look.max(Duration::from_millis(20))), if busy.len() < max => {}
+            _ = stop.changed() => {}
+        }
+    }
+    // Deliveries still under way stay pending and are sent again next time.
+    running.abort_all();
+}
+
+/// Marks a delivery's outcome.
+async fn record(store: &Store, item: &OutboxItem, result: Result<(), DeliveryError>, now: Timestamp) {
+    let to = redact(item.recipient.as_str());
+    let marked = match result {
+        Ok(()) => {
+            tracing::info!(kind = item.kind.as_str(), channel = item.channel.as_str(), %to, "delivered");
+            store.mark_delivered(&item.key, now).await
+        }
+        Err(DeliveryError::Transient(error)) => {
+            let wait = backoff(item.attempts);
+            tracing::warn!(key = %item.key, channel = item.channel.as_str(), %error, retry_in = wait, "delivery failed; will retry");
+            let retry = now.checked_add(jiff::SignedDuration::from_secs(wait)).unwrap_or(now);
+            store.mark_retry(&item.key, &error, retry).await
+        }
+        Err(DeliveryError::Permanent(error)) => {
+            tracing::error!(key = %item.key, channel = item.channel.as_str(), %error, "delivery failed for good; see `concierge outbox`");
+            store.mark_failed(&item.key, &error).await
+        }
+    };
+    if let Err(e) = marked {
+        tracing::error!(error = %format!("{e:#}"), key = %item.key, "cannot update the outbox");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_an_hour_with_a_spread_of_a_fifth() {
+        for (attempts, base) in [(0, 5), (1, 10), (2, 20), (9, 2560), (50, 3600)] {
+            for _ in 0..20 {
+                let wait = backoff(attempts);
+                assert!(wait >= base * 8 / 10 && wait <= base * 12 / 10, "{attempts}: {wait}");
+            }
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! Inputs and the steps they caused, collected in a [`Batch`] and written
+//! by [`Store::flush`] in the caller's transaction — the outbox rows with the
+//! state that caused them, so both commit or neither does. A batch is a
+//! handful of multi-row statements however many events it holds (no
+//! per-event queries on the replay path). Idempotency keys make a second
+//! write of the same cause a no-op.
+
+use std::collections::{HashMap, HashSet};
+
+use jiff::Timestamp;
+use sqlx::{Any, Row as _};
+
+use super::{Backend, Store, Tx, placeholders};
+use crate::core::router::{Action, Conversation, Input, Message, ReplyCheck, Status, Step, Survey};
+use crate::core::rules::Finding;
+
+impl Store {
+    /// Which of `keys` (see [`input_key`]) were applied before.
+    pub async fn known_inputs(&self, tx: &mut Tx, keys: &[String]) -> anyhow::Result<HashSet<String>> {
+        let mut known = HashSet::new();
+        for chunk in keys.chunks(500) {
+            for (table, column) in [("messages", "id"), ("processed_inputs", "input_key")] {
+                let list = placeholders(self.backend, 1, chunk.len());
+                let sql = format!("SELECT {column} FROM {table} WHERE {column} IN ({list})");
+                let mut q = sqlx::query(&sql);
+                for k in chunk {
+                    q = q.bind(k.as_str());
+                }
+                for row in q.fetch_all(&mut **tx).await? {
+                    known.insert(row.try_get::<String, _>(column)?);
+                }
+            }
+        }
+        Ok(known)
+    }
+
+    /// Writes a batch: a few multi-row statements, whatever its size.
+    pub async fn flush(&self, tx: &mut Tx, batch: Batch) -> anyhow::Result<()> {
+        let backend = self.backend;
+        let Batch { messages, processed, conversations, surveys, checks, actions, deliver } = batch;
+        insert_many(
+            backend,
+            tx,
+            "INSERT INTO messages (id, conversation, at, role, author_id, author_name, body)",
+            7,
+            "ON CONFLICT (id) DO NOTHING",
+            &messages,
+            |q, (at, m)| {
+                q.bind(format!("{}:{}", m.channel.as_str(), m.id))
+                    .bind(Conversation::key(m.channel, &m.thread))
+                    .bind(at.as_second())
+                    .bind(m.author.role.as_str())
+                    .bind(m.author.id.as_str())
+                    .bind(m.author.name.as_deref())
+                    .bind(m.text.as_str())
+            },
+        )
+        .await?;
+        insert_many(
+            backend,
+            tx,
+            "INSERT INTO processed_inputs (input_key, at)",
+            2,
+            "ON CONFLICT (input_key) DO NOTHING",
+            &processed,
+            |q, (key, at)| q.bind(key.as_str()).bind(*at),
+        )
+        .await?;
+        let conversations: Vec<Conversation> = conversations.into_values().collect();
+        insert_many(
+            backend,
+            tx,
+            "INSERT INTO conversations (id, channel, thread, customer_id, customer_name, opened_at, due_at, \
+             first_reply_at, first_reply_by, status, resolved_at, assigned, waiting_since, reply_due, waits, sla_stage, \
+             surveys, silent_since)",
+            18,
+            "ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id, customer_name = excluded.customer_name, \
+             due_at = excluded.due_at, first_reply_at = excluded.first_reply_at, first_reply_by = excluded.first_reply_by, \
+             status = excluded.status, resolved_at = excluded.resolved_at, assigned = excluded.assigned, \
+             waiting_since = excluded.waiting_since, reply_due = excluded.reply_due, waits = excluded.waits, \
+             sla_stage = excluded.sla_stage, surveys = excluded.surveys, silent_since = excluded.silent_since",
+            &conversations,
+            |q, c| {
+                q.bind(c.id.as_str())
+                    .bind(c.channel.as_str())
+                    .bind(c.thread.as_str())
+                    .bind(c.customer_id.as_deref())
+                    .bind(c.customer_name.as_deref())
+                    .bind(c.opened_at.as_second())
+                    .bind(c.due_at.map(|t| t.as_second()))
+                    .bind(c.first_reply_at.map(|t| t.as_second()))
+                    .bind(c.first_reply_by.as_deref())
+                    .bind(match c.status {
+                        Status::Open => "open",
+                        Status::Resolved => "resolved",
+                    })
+                    .bind(c.resolved_at.map(|t| t.as_second()))
+                    .bind(c.assigned.as_deref())
+                    .bind(c.waiting_since.map(|t| t.as_second()))
+                    .bind(c.reply_due.map(|t| t.as_second()))
+                    .bind(i64::from(c.waits))
+                    .bind(i64::from(c.sla_stage))
+                    .bind(i64::from(c.surveys))
+                    .bind(c.silent_since.map(|t| t.as_second()))
+            },
+        )
+        .await?;
+        let surveys: Vec<Survey> = surveys.into_values().collect();
+        insert_many(
+            backend,
+            tx,
+            "INSERT INTO surveys (id, conversation, customer_id, status, due_at, sent_at, token, score, comment, answered_at)",
+            10,
+            "ON CONFLICT (id) DO UPDATE SET status = excluded.status, sent_at = excluded.sent_at, token = excluded.token, \
+             score = excluded.score, comment = excluded.comment, answered_at = excluded.answered_at",
+            &surveys,
+            |q, s| {
+                q.bind(s.id.as_str())
+                    .bind(s.conversation.as_str())
+                    .bind(s.customer_id.as_str())
+                    .bind(s.status.as_str())
+                    .bind(s.due_at.as_second())
+                    .bind(s.sent_at.map(|t| t.as_second()))
+                    .bind(s.token.as_deref())
+                    .bind(s.score.map(i64::from))
+                    .bind(s.comment.as_deref())
+                    .bind(s.answered_at.map(|t| t.as_second()))
+            },
+        )
+        .await?;
+        let check_ids: Vec<String> = checks.iter().map(check_message_id).collect();
+        insert_many(
+            backend,
+            tx,
+            "INSERT INTO reply_checks (message_id, conversation, agent, at, first_reply, late, score, passed, overridden)",
+            9,
+            "ON CONFLICT (message_id) DO NOTHING",
+            &checks,
+            |q, k| {
+                q.bind(check_message_id(k))
+                    .bind(k.conversation.as_str())
+                    .bind(k.agent.as_str())
+                    .bind(k.at.as_second())
+                    .bind(i64::from(k.first))
+                    .bind(i64::from(k.late))
+                    .bind(i64::from(k.result.score))
+                    .bind(i64::from(k.result.passed))
+                    .bind(i64::from(k.overridden))
+            },
+        )
+        .await?;
+        let findings: Vec<(&str, usize, &Finding)> = check_ids
+            .iter()
+            .zip(&checks)
+            .flat_map(|(id, k)| k.result.findings.iter().enumerate().map(move |(seq, f)| (id.as_str(), seq, f)))
+            .collect();
+        insert_many(
+            backend,
+            tx,
+            "INSERT INTO findings (message_id, seq, rule, severity, span_start, span_end)",
+            6,
+            "ON CONFLICT (message_id, seq) DO NOTHING",
+            &findings,
+            |q, (id, seq, f)| {
+                q.bind(*id)
+                    .bind(*seq as i64)
+                    .bind(f.rule.as_str())
+                    .bind(f.severity.as_str())
+                    .bind(f.start as i64)
+                    .bind(f.end as i64)
+            },
+        )
+        .await?;
+        let status = if deliver { super::OutboxStatus::Pending } else { super::OutboxStatus::Replayed }.as_str();
+        insert_many(
+            backend,
+            tx,
+            "INSERT INTO outbox (action_key, at, kind, conversation, channel, thread, recipient, body, status, attempts, \
+             next_attempt_at)",
+            11,
+            "ON CONFLICT (action_key) DO NOTHING",
+            &actions,
+            |q, a| {
+                q.bind(a.key.as_str())
+                    .bind(a.at.as_second())
+                    .bind(a.kind.as_str())
+                    .bind(a.conversation.as_str())
+                    .bind(a.channel.as_str())
+                    .bind(a.thread.as_str())
+                    .bind(a.to.encode())
+                    .bind(a.body.as_str())
+                    .bind(status)
+                    .bind(0_i64)
+                    .bind(a.at.as_second())
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// The idempotency key of an input: a message's `channel:id` (the primary
+/// key of `messages`), or for a resolve or survey answer its kind, thread and
+/// instant (kept in `processed_inputs`).
+pub fn input_key(at: Timestamp, input: &Input) -> String {
+    let (kind, channel, thread) = match input {
+        Input::Message(m) | Input::Relay { message: m, .. } => return format!("{}:{}", m.channel.as_str(), m.id),
+        Input::Resolve { channel, thread, .. } => ("resolve", *channel, thread),
+        Input::Assign { channel, thread, .. } => ("assign", *channel, thread),
+        Input::SurveyAnswer { channel, thread, .. } => ("answer", *channel, thread),
+    };
+    let channel = channel.map_or("*", |c| c.as_str());
+    format!("{kind}:{channel}:{thread}@{}", at.as_second())
+}
+
+/// The conversation an input is about (`channel:thread`, or `*:thread`
+/// when the input names no channel), for log spans.
+pub fn input_conversation(input: &Input) -> String {
+    match input {
+        Input::Message(m) | Input::Relay { message: m, .. } => Conversation::key(m.channel, &m.thread),
+        Input::Resolve { channel, thread, .. }
+        | Input::Assign { channel, thread, .. }
+        | Input::SurveyAnswer { channel, thread, .. } => format!("{}:{thread}", channel.map_or("*", |c| c.as_str())),
+    }
+}
+
+/// Writes collected in memory and flushed together by [`Store::flush`]: the
+/// inputs applied and the steps they caused. A conversation or survey that
+/// changes several times in one batch is written once, as it ended.
+#[derive(Debug, Default)]
+pub struct Batch {
+    messages: Vec<(Timestamp, Message)>,
+    processed: Vec<(String, i64)>,
+    conversations: HashMap<String, Conversation>,
+    surveys: HashMap<String, Survey>,
+    checks: Vec<ReplyCheck>,
+    actions: Vec<Action>,
+    /// Queue actions for delivery (`false`: record them as replayed history).
+    deliver: bool,
+}
+
+impl Batch {
+    pub fn new(deliver: bool) -> Batch {
+        Batch { deliver, ..Batch::default() }
+    }
+
+    /// Records an input as applied (a message is stored, others remembered by key).
+    pub fn record_input(&mut self, at: Timestamp, key: String, input: &Input) {
+        match input {
+            Input::Message(m) | Input::Relay { message: m, .. } => self.messages.push((at, m.clone())),
+            _ => self.processed.push((key, at.as_second())),
+        }
+    }
+
+    /// Records what a step changed and the actions it queued.
+    pub fn record_step(&mut self, step: Step) {
+        if let Some(c) = step.conversation {
+            self.conversations.insert(c.id.clone(), c);
+        }
+        if let Some(s) = step.survey {
+            self.surveys.insert(s.id.clone(), s);
+        }
+        self.checks.extend(step.check);
+        self.actions.extend(step.actions);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+            && self.processed.is_empty()
+            && self.conversations.is_empty()
+            && self.surveys.is_empty()
+            && self.checks.is_empty()
+            && self.actions.is_empty()
+    }
+}
+
+fn check_message_id(k: &ReplyCheck) -> String {
+    let channel = k.conversation.split_once(':').map_or("", |(c, _)| c);
+    format!("{channel}:{}", k.message_id)
+}
+
+pub(super) type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
+/// Runs `head VALUES (...), (...) tail` over `rows`, binding each row's `cols`
+/// values with `bind`, in statements of at most ~30,000 parameters (SQLite's
+/// and PostgreSQL's limits are above that).
+pub(super) async fn insert_many<'r, T>(
+    backend: Backend,
+    tx: &mut Tx,
+    head: &str,
+    cols: usize,
+    tail: &str,
+    rows: &'r [T],
+    bind: impl for<'q> Fn(AnyQuery<'q>, &'q T) -> AnyQuery<'q>,
+) -> anyhow::Result<()> {
+    let per_statement = (30_000 / cols).max(1);
+    for chunk in rows.chunks(per_statement) {
+        let values: Vec<String> =
+            (0..chunk.len()).map(|r| format!("({})", placeholders(backend, r * cols + 1, cols))).collect();
+        let sql = format!("{head} VALUES {} {tail}", values.join(", "));
+        let mut q = sqlx::query(&sql);
+        for row in chunk {
+            q = bind(q, row);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}

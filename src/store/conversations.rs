@@ -1,0 +1,120 @@
+//! Conversations and surveys as stored: everything the router needs to
+//! resume after a restart, and the lookups a channel needs about them
+//! (whether a thread exists, its customer, the customer's latest message).
+
+use anyhow::Context as _;
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
+use super::{Store, opt_ts, ts};
+use crate::core::router::{Channel, Conversation, Status, Survey, SurveyStatus};
+
+impl Store {
+    /// Everything the router needs to resume: all conversations and surveys.
+    pub async fn load_state(&self) -> anyhow::Result<(Vec<Conversation>, Vec<Survey>)> {
+        let convs = sqlx::query("SELECT * FROM conversations")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(conversation_from_row)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let surveys = sqlx::query("SELECT * FROM surveys")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(survey_from_row)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok((convs, surveys))
+    }
+
+    /// Whether a conversation exists on `channel` with this thread.
+    pub async fn conversation_exists(&self, channel: Channel, thread: &str) -> anyhow::Result<bool> {
+        let row = sqlx::query("SELECT 1 AS one FROM conversations WHERE id = $1")
+            .bind(Conversation::key(channel, thread))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// The customer's id in the conversation on `channel` with this thread, if known.
+    pub async fn customer_of(&self, channel: Channel, thread: &str) -> anyhow::Result<Option<String>> {
+        let row = sqlx::query("SELECT customer_id FROM conversations WHERE id = $1")
+            .bind(Conversation::key(channel, thread))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get("customer_id")?,
+            None => None,
+        })
+    }
+
+    /// The channel's own id of the customer's latest message in a conversation.
+    pub async fn latest_customer_message(&self, conversation: &str) -> anyhow::Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT id FROM messages WHERE conversation = $1 AND role = 'customer' ORDER BY at DESC, id DESC LIMIT 1",
+        )
+        .bind(conversation)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let id: String = row.try_get("id")?;
+        // Stored as `channel:id`.
+        Ok(Some(id.split_once(':').map_or(id.clone(), |(_, own)| own.to_string())))
+    }
+
+    /// The channels on which a conversation with this thread exists.
+    pub async fn channels_of(&self, thread: &str) -> anyhow::Result<Vec<Channel>> {
+        let rows = sqlx::query("SELECT channel FROM conversations WHERE thread = $1 ORDER BY channel")
+            .bind(thread)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let name: String = r.try_get("channel")?;
+                Channel::parse(&name).with_context(|| format!("stored conversation has unknown channel {name:?}"))
+            })
+            .collect()
+    }
+}
+
+fn conversation_from_row(r: &AnyRow) -> anyhow::Result<Conversation> {
+    let channel: String = r.try_get("channel")?;
+    let status: String = r.try_get("status")?;
+    Ok(Conversation {
+        id: r.try_get("id")?,
+        channel: Channel::parse(&channel)
+            .with_context(|| format!("stored conversation has unknown channel {channel:?}"))?,
+        thread: r.try_get("thread")?,
+        customer_id: r.try_get("customer_id")?,
+        customer_name: r.try_get("customer_name")?,
+        opened_at: ts(r.try_get("opened_at")?),
+        due_at: opt_ts(r, "due_at")?,
+        first_reply_at: opt_ts(r, "first_reply_at")?,
+        first_reply_by: r.try_get("first_reply_by")?,
+        status: if status == "resolved" { Status::Resolved } else { Status::Open },
+        resolved_at: opt_ts(r, "resolved_at")?,
+        assigned: r.try_get("assigned")?,
+        sla_stage: r.try_get::<i64, _>("sla_stage")?.try_into()?,
+        surveys: r.try_get::<i64, _>("surveys")?.try_into()?,
+        waiting_since: opt_ts(r, "waiting_since")?,
+        reply_due: opt_ts(r, "reply_due")?,
+        waits: r.try_get::<i64, _>("waits")?.try_into()?,
+        silent_since: opt_ts(r, "silent_since")?,
+    })
+}
+
+fn survey_from_row(r: &AnyRow) -> anyhow::Result<Survey> {
+    let status: String = r.try_get("status")?;
+    Ok(Survey {
+        id: r.try_get("id")?,
+        conversation: r.try_get("conversation")?,
+        customer_id: r.try_get("customer_id")?,
+        status: SurveyStatus::parse(&status).with_context(|| format!("stored survey has unknown status {status:?}"))?,
+        due_at: ts(r.try_get("due_at")?),
+        sent_at: opt_ts(r, "sent_at")?,
+        token: r.try_get("token")?,
+        score: r.try_get::<Option<i64>, _>("score")?.map(|s| s.clamp(0, 10) as u8),
+        comment: r.try_get("comment")?,
+        answered_at: opt_ts(r, "answered_at")?,
+    })
+}

@@ -1,0 +1,277 @@
+//! Storage with sqlx: SQLite (WAL) by default, PostgreSQL as the same
+//! schema. One portable schema (`migrations/`, applied by `sqlx::migrate!`)
+//! and one set of queries serve both through sqlx's `Any` driver.
+//!
+//! The store is dumb on purpose: the router decides, the store records. Split
+//! by what it stores: [`batch`] (inputs and the steps they caused, written in
+//! the caller's transaction with their outbox rows), [`outbox`] (delivery
+//! state), [`report`] (the rows behind a weekly report), [`commands`]
+//! (commands queued by the command line), [`conversations`] (state to resume
+//! and the lookups channels need). Rows are read by column name. Adapters
+//! ask through these methods; only a channel's own tables (e.g. `email_*`)
+//! are queried by the channel.
+
+pub mod batch;
+pub mod commands;
+pub mod conversations;
+pub mod outbox;
+pub mod report;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use jiff::Timestamp;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, AnyPool, Connection as _, Executor as _, Row as _, Transaction};
+
+pub use batch::{Batch, input_conversation, input_key};
+pub use outbox::{OutboxItem, OutboxStatus};
+
+/// How long opening the database may take before it is reported unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A transaction on the store.
+pub type Tx = Transaction<'static, Any>;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    url: String,
+}
+
+impl Store {
+    /// Connects (creating a SQLite file if needed) and applies migrations. An
+    /// unreachable server is reported within a few seconds, naming the URL.
+    pub async fn open(url: &str) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if url.starts_with("sqlite:") {
+            (Backend::Sqlite, sqlite_url(url))
+        } else {
+            (Backend::Postgres, url.to_string())
+        };
+        let memory = url.contains(":memory:");
+        let pool = AnyPoolOptions::new()
+            // An in-memory SQLite database lives and dies with its one connection.
+            .max_connections(if memory { 1 } else { 4 })
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|e| unreachable(&url, e))?;
+        let store = Store { pool, backend, url };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies pending migrations (the files in `migrations/`, built in).
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        sqlx::migrate!("./migrations").run(&self.pool).await.context("applying database migrations")?;
+        Ok(())
+    }
+
+    pub async fn begin(&self) -> anyhow::Result<Tx> {
+        Ok(self.pool.begin().await?)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Takes the database for this process, for as long as the returned
+    /// lock lives: `concierge run` holds it so a second instance on the same
+    /// database refuses to start instead of acting twice. PostgreSQL: an
+    /// advisory lock on a connection of its own; SQLite: an exclusive lock on
+    /// the file `DB.lock` beside the database. The operating system releases
+    /// both when the process ends, however it ends.
+    pub async fn lock_instance(&self) -> anyhow::Result<InstanceLock> {
+        let busy = || {
+            anyhow::anyhow!(
+                "another `concierge run` is already using the database {}; stop it first \
+                 (one instance per database: a standby is not supported yet)",
+                crate::config::redact_url(&self.url)
+            )
+        };
+        match self.backend {
+            Backend::Postgres => {
+                let mut conn = sqlx::AnyConnection::connect(&self.url).await.map_err(|e| unreachable(&self.url, e))?;
+                let row = sqlx::query("SELECT pg_try_advisory_lock($1) AS locked")
+                    .bind(INSTANCE_LOCK_KEY)
+                    .fetch_one(&mut conn)
+                    .await?;
+                if !row.try_get::<bool, _>("locked")? {
+                    return Err(busy());
+                }
+                Ok(InstanceLock::Postgres(Box::new(conn)))
+            }
+            Backend::Sqlite => {
+                let Some(path) = sqlite_path(&self.url) else { return Ok(InstanceLock::None) };
+                let lock_path = format!("{path}.lock");
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock_path)
+                    .with_context(|| format!("cannot create the lock file {lock_path}"))?;
+                match file.try_lock() {
+                    Ok(()) => Ok(InstanceLock::File(file)),
+                    Err(std::fs::TryLockError::WouldBlock) => Err(busy()),
+                    Err(std::fs::TryLockError::Error(e)) => Err(anyhow::anyhow!("cannot lock {lock_path}: {e}")),
+                }
+            }
+        }
+    }
+
+    /// The survey-signing secret kept in the database, created on first use.
+    pub async fn secret(&self) -> anyhow::Result<Vec<u8>> {
+        let mut tx = self.begin().await?;
+        let read = "SELECT value FROM settings WHERE name = 'survey_secret'";
+        let existing: Option<String> =
+            sqlx::query(read).fetch_optional(&mut *tx).await?.map(|r| r.try_get("value")).transpose()?;
+        let secret = match existing {
+            Some(s) => s,
+            None => {
+                let mut bytes = [0u8; 32];
+                getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the survey secret: {e}"))?;
+                sqlx::query(
+                    "INSERT INTO settings (name, value) VALUES ('survey_secret', $1) ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(crate::core::text::hex(&bytes))
+                .execute(&mut *tx)
+                .await?;
+                // Another process may have won the race: read what is stored.
+                sqlx::query(read).fetch_one(&mut *tx).await?.try_get("value")?
+            }
+        };
+        tx.commit().await?;
+        Ok(secret.into_bytes())
+    }
+
+    /// Counts rows of a table, for tests and status output.
+    pub async fn count(&self, table: &str) -> anyhow::Result<i64> {
+        anyhow::ensure!(
+            ["conversations", "messages", "reply_checks", "findings", "surveys", "outbox"].contains(&table),
+            "unknown table {table}"
+        );
+        let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+        Ok(sqlx::query(&sql).fetch_one(&self.pool).await?.try_get::<i64, _>("n")?)
+    }
+
+    /// The pool, for a channel's queries on its own tables.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Held by `concierge run` for its whole life; see [`Store::lock_instance`].
+pub enum InstanceLock {
+    Postgres(Box<sqlx::AnyConnection>),
+    File(std::fs::File),
+    /// An in-memory database cannot be shared.
+    None,
+}
+
+impl InstanceLock {
+    /// Gives the database up now (dropping the lock does too, a moment later).
+    pub async fn release(self) {
+        match self {
+            InstanceLock::Postgres(mut conn) => {
+                let _ = sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut *conn).await;
+                let _ = conn.close().await;
+            }
+            InstanceLock::File(file) => {
+                let _ = file.unlock();
+            }
+            InstanceLock::None => {}
+        }
+    }
+}
+
+/// The advisory-lock key of `concierge run` (PostgreSQL scopes it to the database).
+const INSTANCE_LOCK_KEY: i64 = 0x636f_6e63_6965_7267; // "concierg"
+
+fn unreachable(url: &str, e: sqlx::Error) -> anyhow::Error {
+    let url = crate::config::redact_url(url);
+    match e {
+        sqlx::Error::PoolTimedOut => anyhow::anyhow!(
+            "cannot open the database {url}: no connection within {} s; check that the server is running \
+             and reachable, and database.url",
+            CONNECT_TIMEOUT.as_secs()
+        ),
+        other => anyhow::anyhow!("cannot open the database {url}: {other}; check database.url"),
+    }
+}
+
+/// `sqlite://file.db` opens or creates `file.db` (sqlx does not create by default).
+fn sqlite_url(url: &str) -> String {
+    if url.contains(":memory:") || url.contains("mode=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+/// The file of a SQLite URL; `None` for an in-memory database.
+fn sqlite_path(url: &str) -> Option<String> {
+    if url.contains(":memory:") {
+        return None;
+    }
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty()).then(|| path.to_string())
+}
+
+/// `n` bind placeholders: `?` for SQLite (sqlx looks numbered ones up by
+/// name, which is quadratic in a statement's parameters), `$first, ...` for
+/// PostgreSQL.
+fn placeholders(backend: Backend, first: usize, n: usize) -> String {
+    match backend {
+        Backend::Sqlite => vec!["?"; n].join(", "),
+        Backend::Postgres => (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", "),
+    }
+}
+
+/// An instant stored as unix seconds.
+fn ts(secs: i64) -> Timestamp {
+    Timestamp::from_second(secs).unwrap_or(Timestamp::MAX)
+}
+
+/// An optional instant column, by name.
+fn opt_ts(r: &sqlx::any::AnyRow, column: &str) -> Result<Option<Timestamp>, sqlx::Error> {
+    Ok(r.try_get::<Option<i64>, _>(column)?.map(ts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_file_sits_beside_a_sqlite_database() {
+        assert_eq!(sqlite_path("sqlite://data/c.db?mode=rwc").as_deref(), Some("data/c.db"));
+        assert_eq!(sqlite_path("sqlite:c.db").as_deref(), Some("c.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+    }
+}
