@@ -365,7 +365,7 @@ async fn report_cmd(cli: &Cli, args: &ReportArgs) -> Result<ExitCode, Failure> {
 
 /// The channel that carries the weekly summary to the managers.
 fn summary_channel(config: &Config) -> Result<Channel, Failure> {
-    match &config.email {
+    match &config.channels.email {
         None => Err(input("--send mails the summary through [email]; configure it (and email.managers)")),
         Some(e) if e.managers.is_empty() => Err(input("--send needs email.managers: add the managers' addresses")),
         Some(_) => Ok(Channel::Email),

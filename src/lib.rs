@@ -7,38 +7,49 @@
 //! pure state machine that threads it into a conversation, starts the
 //! first-response clock in business hours, checks agent replies against the
 //! team's rules and schedules surveys. The router returns
-//! [`Action`](core::router::Action)s (acknowledge, nudge, escalate, feedback,
-//! survey, detractor alert) and snapshots of what changed; the shell writes
-//! both in one database transaction (the outbox) and a dispatcher delivers the
-//! actions through a channel. Weekly reports are computed by pure code from
-//! rows the store reads back.
+//! [`Action`](core::router::Action)s (acknowledge, announce, nudge, escalate,
+//! feedback, survey, detractor alert), each already routed — a typed
+//! [`Recipient`](core::router::Recipient) and the channel that delivers it —
+//! and snapshots of what changed; the shell writes both in one database
+//! transaction (the outbox). A dispatch worker per channel delivers the
+//! outbox apart from the driver, so a slow channel delays nobody else.
+//! Weekly reports are computed by pure code from rows the store reads back.
 //!
 //! ```text
-//!  channel adapters ──Inbound──▶ driver ──▶ engine ──▶ router (pure)
-//!                                  │          │            │ Step{actions, state}
-//!                                  │          └── store ◀──┘ one transaction
-//!                                  └── dispatcher ◀── outbox ──▶ Outbound (channel)
+//!                    ┌──────────────── app (composition root) ────────────────┐
+//!  channels/NAME ──Inbound──▶ driver ──▶ engine ──▶ router (pure)              │
+//!   (intake)                   │          │            │ Step{actions, state}  │
+//!                              │ wake     └── store ◀──┘ one transaction       │
+//!                              ▼                 │                             │
+//!  channels/NAME ◀── deliver ── dispatch (one worker per channel) ◀── outbox   │
+//!                    └────────────────────────────────────────────────────────┘
 //! ```
 //!
 //! # Code map
 //!
 //! - [`core`]: the functional core. No I/O, no clock, no tokio/sqlx/serenity/
 //!   lettre/imap. [`core::hours`] (business-time arithmetic, the SLA clock's
-//!   semantics), [`core::router`] (conversations, SLA stages, surveys),
-//!   [`core::rules`] (the reply-standards checker), [`core::report`] and
-//!   [`core::stats`] (weekly figures, nearest-rank percentiles, NPS),
-//!   [`core::template`] (message templates), [`core::duration`].
+//!   semantics), [`core::router`] (conversations, SLA stages, surveys, who
+//!   gets each action on which channel), [`core::rules`] (the reply-standards
+//!   checker), [`core::report`] and [`core::stats`] (weekly figures,
+//!   nearest-rank percentiles, NPS), [`core::template`] (message templates
+//!   and mail subjects, checked at load), [`core::duration`], [`core::text`].
 //! - [`config`]: `concierge.toml`, validated as a whole with every problem
-//!   reported by key.
+//!   reported by key; [`config::section`] holds the helpers every section
+//!   uses (secrets by env or file, read only when needed; an injected
+//!   [`Env`](config::Env)).
+//! - [`channels`]: the channel contract ([`ChannelAdapter`](channels::ChannelAdapter),
+//!   [`DeliveryError`](channels::DeliveryError)), the registry, the `log`
+//!   stand-in and one folder per channel: [`channels::email`] (MIME, IMAP,
+//!   SMTP; its `settings.rs` owns `[email]`).
+//! - [`app`]: the composition root: `App::build` + `run_until_stopped`,
+//!   used by `concierge run` and by in-process tests.
+//! - [`driver`]: the loop that applies inputs, timers and queued commands,
+//!   one transaction each. [`dispatch`]: the outbox workers.
 //! - [`store`]: sqlx over SQLite or PostgreSQL, one portable schema
-//!   (`migrations/`), the outbox.
+//!   (`migrations/`), split by concern: batch, outbox, report, commands,
+//!   conversations; the instance lock.
 //! - [`engine`]: router + store, so each input or timer is applied as one unit.
-//! - [`driver`]: the long-running loop (`concierge run`), outbox dispatch and
-//!   commands queued by the command line.
-//! - [`email`]: the email channel. [`email::message`] (MIME parsing, quote
-//!   stripping, commands), [`email::intake`] (threading and what a mail
-//!   means) and [`email::compose`] are pure; [`email::imap`], [`email::smtp`],
-//!   [`email::state`] and [`email::channel`] are the shell.
 //! - [`replay`]: JSON-lines histories on a simulated clock.
 //! - [`format`](mod@format): report rendering (text, markdown, json, csv, html).
 //! - [`demo`]: the built-in weeks behind `concierge demo`.
@@ -52,8 +63,11 @@
 //!   key, so a crash or a replay neither loses nor repeats it.
 //! - Every input has an idempotency key (a message's channel id; a resolve's
 //!   or survey answer's thread and instant): applying it twice changes nothing.
-//! - Only `email` sees MIME, IMAP and SMTP; a channel turns what it receives
-//!   into [`Input`](core::router::Input)s and carries out outbox rows.
+//! - Routing is decided by the core and recorded in the outbox row; a channel
+//!   only resolves a [`Recipient`](core::router::Recipient) to its own
+//!   addresses, and says whether a failure is worth retrying.
+//! - Only a channel sees its protocol (MIME, IMAP, SMTP, Discord); adding one
+//!   means adding `channels/NAME/` and its lines in `channels/mod.rs`.
 //! - The library never calls `std::process::exit`.
 
 pub mod app;

@@ -23,7 +23,8 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{Config, ConfigError, Env};
+use crate::config::section::{self, Section};
+use crate::config::{Config, ConfigError, Env, Problem};
 use crate::core::router::{ActionKind, Channel, Recipient};
 use crate::driver::{Clock, Inbound};
 use crate::store::{OutboxItem, Store};
@@ -93,6 +94,44 @@ pub trait ChannelAdapter: Send + Sync + 'static {
     fn deliver<'a>(&'a self, item: &'a OutboxItem) -> BoxFuture<'a, Result<(), DeliveryError>>;
 }
 
+/// The channels' config sections, validated: one field per channel.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelSettings {
+    pub email: Option<email::settings::EmailSettings>,
+}
+
+impl ChannelSettings {
+    /// The config sections the channels own.
+    pub const SECTIONS: &'static [&'static str] = &["email"];
+
+    /// Validates every channel's section of `root`, problems by key.
+    pub fn parse(root: &toml::Table, problems: &mut Vec<Problem>, dir: Option<&std::path::Path>) -> ChannelSettings {
+        let read = |name: &'static str, keys: &[&str], problems: &mut Vec<Problem>| {
+            section::table(root, name, keys, problems).map(|t| (name, t))
+        };
+        let email = read("email", email::settings::KEYS, problems)
+            .and_then(|(name, t)| email::settings::parse(&mut Section::new(name, t, problems, dir)));
+        ChannelSettings { email }
+    }
+
+    /// The channels that are configured.
+    pub fn connected(&self) -> Vec<Channel> {
+        self.email.iter().map(|_| Channel::Email).collect()
+    }
+
+    /// Channels whose new conversations are announced to the agents: on
+    /// email, agents answer by replying to the new-ticket mail.
+    pub fn announce(&self) -> std::collections::HashSet<Channel> {
+        self.email.iter().map(|_| Channel::Email).collect()
+    }
+
+    /// Per channel, how long a customer's silence after a reply resolves.
+    pub fn resolve_after_silence(&self) -> std::collections::HashMap<Channel, i64> {
+        let email = self.email.as_ref().and_then(|e| e.resolve_after_silence).map(|s| (Channel::Email, s));
+        email.into_iter().collect()
+    }
+}
+
 /// The channels of one run, built from the configuration: every
 /// [`Channel`] has an adapter, the log stand-in where none is configured.
 pub struct Registry {
@@ -107,7 +146,7 @@ impl Registry {
         let mut problems = Vec::new();
         let mut adapters: Vec<Arc<dyn ChannelAdapter>> = Vec::new();
         // One line per channel.
-        if let Some(s) = &config.email {
+        if let Some(s) = &config.channels.email {
             match email::EmailChannel::new(s, env, store.clone(), config.templates.clone()) {
                 Ok(c) => adapters.push(Arc::new(c)),
                 Err(mut p) => problems.append(&mut p),

@@ -21,7 +21,7 @@ pub mod section;
 
 pub use section::{Env, Secret, SecretSource, Section, SystemEnv};
 
-use crate::channels::email::settings::EmailSettings;
+use crate::channels::ChannelSettings;
 use crate::core::duration::{Human, parse_duration, parse_percent};
 use crate::core::hours::{BusinessHours, Span};
 use crate::core::router::{Channel, Escalation, Policy, Recipient};
@@ -53,8 +53,8 @@ pub struct Config {
     pub mode: Mode,
     /// The survey-signing secret, when configured; otherwise the store keeps one.
     pub secret: Option<Vec<u8>>,
-    /// The email channel, when `[email]` is configured.
-    pub email: Option<EmailSettings>,
+    /// The channels' sections, as configured.
+    pub channels: ChannelSettings,
 }
 
 impl fmt::Debug for Config {
@@ -154,22 +154,7 @@ impl Validator<'_> {
 
     /// The sub-table `name`, reporting keys not in `known`.
     fn section<'a>(&mut self, root: &'a Table, name: &str, known: &[&str]) -> Option<&'a Table> {
-        match root.get(name) {
-            None => None,
-            Some(Value::Table(t)) => {
-                for key in t.keys().filter(|k| !known.contains(&k.as_str())) {
-                    self.problem(
-                        format!("{name}.{key}"),
-                        format!("unknown key; the keys of [{name}] are: {}", known.join(", ")),
-                    );
-                }
-                Some(t)
-            }
-            Some(_) => {
-                self.problem(name, format!("must be a table; write it as a [{name}] section"));
-                None
-            }
-        }
+        section::table(root, name, known, &mut self.problems)
     }
 
     fn string<'a>(&mut self, t: Option<&'a Table>, section: &str, key: &str) -> Option<&'a str> {
@@ -195,9 +180,10 @@ impl Validator<'_> {
     }
 
     fn config(&mut self, root: &Table, source: &str) -> Option<Config> {
-        const SECTIONS: [&str; 7] = ["database", "business_hours", "sla", "standards", "surveys", "responses", "email"];
-        for key in root.keys().filter(|k| !SECTIONS.contains(&k.as_str())) {
-            self.problem(key.as_str(), format!("unknown section or key; the sections are: {}", SECTIONS.join(", ")));
+        const CORE: [&str; 6] = ["database", "business_hours", "sla", "standards", "surveys", "responses"];
+        let sections: Vec<&str> = CORE.iter().chain(ChannelSettings::SECTIONS).copied().collect();
+        for key in root.keys().filter(|k| !sections.contains(&k.as_str())) {
+            self.problem(key.as_str(), format!("unknown section or key; the sections are: {}", sections.join(", ")));
         }
         let database = self.section(root, "database", &["url"]);
         let database_url = self.string(database, "database", "url").unwrap_or(DEFAULT_DATABASE_URL).to_string();
@@ -207,9 +193,9 @@ impl Validator<'_> {
         {
             self.problem("database.url", "must start with sqlite:// (e.g. \"sqlite://concierge.db\") or postgres://");
         }
-        let email = self.email(root);
+        let channels = ChannelSettings::parse(root, &mut self.problems, self.dir.as_deref());
         let hours = self.business_hours(root);
-        let mut policy = self.sla(root, email.is_some());
+        let mut policy = self.sla(root, channels.email.is_some());
         self.surveys(root, &mut policy);
         let secret = self.secret(root);
         let (rules, mode) = self.standards(root);
@@ -220,29 +206,23 @@ impl Validator<'_> {
         let hours = hours?;
         let rules = rules?;
         let templates = templates?;
-        let connected: Vec<Channel> = email.iter().map(|_| Channel::Email).collect();
+        let connected = channels.connected();
         Some(Config {
             source: source.to_string(),
             database_url,
             policy: Policy {
                 hours,
                 enforce: mode == Mode::Enforce,
-                resolve_after_silence: email
-                    .as_ref()
-                    .and_then(|e| e.resolve_after_silence)
-                    .map(|secs| (Channel::Email, secs))
-                    .into_iter()
-                    .collect(),
+                resolve_after_silence: channels.resolve_after_silence(),
                 staff_route: staff_route(&connected),
-                // Email agents answer by replying to the new-ticket mail.
-                announce: email.iter().map(|_| Channel::Email).collect(),
+                announce: channels.announce(),
                 ..policy
             },
             rules,
             templates,
             mode,
             secret,
-            email,
+            channels,
         })
     }
 
@@ -608,12 +588,6 @@ impl Validator<'_> {
         }
     }
 
-    fn email(&mut self, root: &Table) -> Option<EmailSettings> {
-        let t = self.section(root, "email", crate::channels::email::settings::KEYS)?;
-        let mut section = Section::new("email", t, &mut self.problems, self.dir.as_deref());
-        crate::channels::email::settings::parse(&mut section)
-    }
-
     fn resolve(&self, path: &str) -> PathBuf {
         match &self.dir {
             Some(dir) if Path::new(path).is_relative() => dir.join(path),
@@ -805,7 +779,7 @@ resolve_after_silence = "3d"
 "#;
         // Validating needs no password: `report` and `resolve` run without it.
         let c = Config::parse_with_env(text, "x", None, &std::collections::HashMap::new()).unwrap();
-        let e = c.email.unwrap();
+        let e = c.channels.email.unwrap();
         assert_eq!((e.imap_port, e.smtp_port, e.tls), (143, 587, crate::channels::email::settings::Tls::StartTls));
         assert_eq!(e.address, "support@example.com");
         assert_eq!((e.mailboxes.clone(), e.resolve_after_silence), (vec!["INBOX".to_string()], Some(3 * 86_400)));

@@ -78,6 +78,30 @@ impl SecretSource {
     }
 }
 
+/// The table `[name]` of `root`, if present; every key not in `known` and a
+/// `name` that is not a table are problems.
+pub fn table<'a>(root: &'a Table, name: &str, known: &[&str], problems: &mut Vec<Problem>) -> Option<&'a Table> {
+    match root.get(name) {
+        None => None,
+        Some(Value::Table(t)) => {
+            for key in t.keys().filter(|k| !known.contains(&k.as_str())) {
+                problems.push(Problem {
+                    key: format!("{name}.{key}"),
+                    message: format!("unknown key; the keys of [{name}] are: {}", known.join(", ")),
+                });
+            }
+            Some(t)
+        }
+        Some(_) => {
+            problems.push(Problem {
+                key: name.into(),
+                message: format!("must be a table; write it as a [{name}] section"),
+            });
+            None
+        }
+    }
+}
+
 /// One `[name]` table being validated; problems are collected, never thrown.
 pub struct Section<'a> {
     pub name: &'a str,

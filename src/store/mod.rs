@@ -44,6 +44,7 @@ pub type Tx = Transaction<'static, Any>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// As configured (for messages and the instance lock).
     url: String,
 }
 
@@ -52,6 +53,7 @@ impl Store {
     /// unreachable server is reported within a few seconds, naming the URL.
     pub async fn open(url: &str) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
+        let configured = url.to_string();
         let (backend, url) = if url.starts_with("sqlite:") {
             (Backend::Sqlite, sqlite_url(url))
         } else {
@@ -75,8 +77,8 @@ impl Store {
             })
             .connect(&url)
             .await
-            .map_err(|e| unreachable(&url, e))?;
-        let store = Store { pool, backend, url };
+            .map_err(|e| unreachable(&configured, e))?;
+        let store = Store { pool, backend, url: configured };
         store.migrate().await?;
         Ok(store)
     }

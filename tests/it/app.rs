@@ -179,8 +179,13 @@ fn ts(s: &str) -> Timestamp {
 
 /// Waits (real time, up to 30 s) until `done` holds.
 async fn until(mut done: impl FnMut() -> bool) {
+    eventually(|| std::future::ready(done())).await;
+}
+
+/// Polls `check` (real time, up to 30 s) until it holds.
+async fn eventually<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) {
     let give_up = std::time::Instant::now() + Duration::from_secs(30);
-    while !done() && std::time::Instant::now() < give_up {
+    while !check().await && std::time::Instant::now() < give_up {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -279,7 +284,7 @@ async fn a_channel_that_hangs_on_delivery_delays_neither_the_other_channels_ackn
 }
 
 #[tokio::test]
-async fn a_permanent_failure_is_marked_failed_with_its_reason_and_not_retried() {
+async fn a_permanent_failure_is_marked_failed_with_its_reason_never_retried_listed_and_counted() {
     for db in databases().await {
         let start = ts("2026-11-23T10:00:00Z");
         let clock = Clock::virtual_from(start, SPEED);
@@ -288,10 +293,7 @@ async fn a_permanent_failure_is_marked_failed_with_its_reason_and_not_retried() 
         email.send.send(customer_message(Channel::Email, start, "mail-1")).await.unwrap();
         let store = Store::open(&db.url).await.unwrap();
         let failed = || async { store.outbox(&[OutboxStatus::Failed], 10).await.unwrap() };
-        let give_up = std::time::Instant::now() + Duration::from_secs(30);
-        while failed().await.is_empty() && std::time::Instant::now() < give_up {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(|| async { !failed().await.is_empty() }).await;
         // Hours of virtual time: a retried row would be attempted again and again.
         virtual_sleep(2 * 3600).await;
         bot.stop().await;
@@ -300,41 +302,7 @@ async fn a_permanent_failure_is_marked_failed_with_its_reason_and_not_retried() 
         assert_eq!((ack.attempts, ack.last_error.as_deref()), (1, Some("550 no such user")), "{}", db.backend);
         assert!(store.outbox(&[OutboxStatus::Pending], 10).await.unwrap().is_empty(), "{}", db.backend);
         store.close().await;
-    }
-}
-
-#[tokio::test]
-async fn a_second_instance_on_the_same_database_refuses_to_start() {
-    for db in databases().await {
-        let clock = Clock::virtual_from(ts("2026-11-23T10:00:00Z"), SPEED);
-        let first = App::with_channels(config(&db.url), vec![], clock).await.unwrap();
-        let second = App::with_channels(config(&db.url), vec![], clock).await;
-        let err = second.err().expect("the second instance must not start").to_string();
-        assert!(err.contains("another `concierge run` is already using the database"), "{}: {err}", db.backend);
-        drop(first);
-        // Once the first is gone, a new instance starts.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let again = App::with_channels(config(&db.url), vec![], clock).await;
-        assert!(again.is_ok(), "{}: {:?}", db.backend, again.err());
-    }
-}
-
-#[tokio::test]
-async fn failed_rows_are_listed_by_concierge_outbox_and_counted_in_the_report() {
-    for db in databases().await {
-        let start = ts("2026-11-23T10:00:00Z");
-        let clock = Clock::virtual_from(start, SPEED);
-        let email = TestChannel::new(Channel::Email, Mode::Refuses, clock);
-        let bot = Bot::start(&db.url, &[&email], clock).await;
-        email.send.send(customer_message(Channel::Email, start, "mail-1")).await.unwrap();
-        let store = Store::open(&db.url).await.unwrap();
-        let give_up = std::time::Instant::now() + Duration::from_secs(30);
-        while store.outbox(&[OutboxStatus::Failed], 10).await.unwrap().is_empty() && std::time::Instant::now() < give_up
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        bot.stop().await;
-        store.close().await;
+        // `concierge outbox` lists them with the reason; the report counts them.
         let (_dir, config) =
             crate::helpers::temp_file("c.toml", &format!("[database]\nurl = \"{}\"\n{CONFIG}", db.url));
         let out = crate::helpers::concierge()
@@ -363,6 +331,22 @@ async fn failed_rows_are_listed_by_concierge_outbox_and_counted_in_the_report() 
 }
 
 #[tokio::test]
+async fn a_second_instance_on_the_same_database_refuses_to_start() {
+    for db in databases().await {
+        let clock = Clock::virtual_from(ts("2026-11-23T10:00:00Z"), SPEED);
+        let first = App::with_channels(config(&db.url), vec![], clock).await.unwrap();
+        let second = App::with_channels(config(&db.url), vec![], clock).await;
+        let err = second.err().expect("the second instance must not start").to_string();
+        assert!(err.contains("another `concierge run` is already using the database"), "{}: {err}", db.backend);
+        drop(first);
+        // Once the first is gone, a new instance starts.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let again = App::with_channels(config(&db.url), vec![], clock).await;
+        assert!(again.is_ok(), "{}: {:?}", db.backend, again.err());
+    }
+}
+
+#[tokio::test]
 async fn a_queued_command_that_no_longer_parses_is_marked_failed_with_the_reason() {
     for db in databases().await {
         let clock = Clock::virtual_from(ts("2026-11-23T10:00:00Z"), SPEED);
@@ -374,10 +358,7 @@ async fn a_queued_command_that_no_longer_parses_is_marked_failed_with_the_reason
         .await
         .unwrap();
         let bot = Bot::start(&db.url, &[], clock).await;
-        let give_up = std::time::Instant::now() + Duration::from_secs(30);
-        while store.command_outcome("old-1").await.unwrap().is_none() && std::time::Instant::now() < give_up {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(|| async { store.command_outcome("old-1").await.unwrap().is_some() }).await;
         bot.stop().await;
         let outcome = store.command_outcome("old-1").await.unwrap();
         let reason = outcome.flatten().expect("marked failed with a reason");

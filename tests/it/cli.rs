@@ -352,7 +352,7 @@ fn demo_replays_the_built_in_weeks_and_prints_the_report() {
 }
 
 #[tokio::test]
-async fn migrate_prepares_the_database_and_run_stops_cleanly_on_sigterm() {
+async fn migrate_prepares_the_database_one_run_at_a_time_which_stops_cleanly_on_sigterm() {
     for db in databases().await {
         let (_dir, config) = db_config(&db.url);
         let o = run(concierge().arg("--config").arg(&config).arg("migrate"), "");
@@ -375,6 +375,14 @@ async fn migrate_prepares_the_database_and_run_stops_cleanly_on_sigterm() {
             assert!(std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0, "run exited early: {seen}");
             seen.push_str(&line);
         }
+        // A second instance on the same database refuses to start.
+        let second = run(concierge().arg("--config").arg(&config).arg("run"), "");
+        assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
+        assert!(
+            stderr(&second).contains("another `concierge run` is already using the database"),
+            "{}",
+            stderr(&second)
+        );
         let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         assert!(kill.success());
         let status = child.wait().unwrap();

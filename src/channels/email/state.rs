@@ -20,8 +20,8 @@ pub async fn position(store: &Store, mailbox: &str) -> anyhow::Result<Option<Pos
         .await?;
     Ok(match row {
         Some(r) => Some(Position {
-            uidvalidity: r.try_get::<i64, _>(0)?.try_into()?,
-            last_uid: r.try_get::<i64, _>(1)?.try_into()?,
+            uidvalidity: r.try_get::<i64, _>("uidvalidity")?.try_into()?,
+            last_uid: r.try_get::<i64, _>("last_uid")?.try_into()?,
         }),
         None => None,
     })
@@ -49,7 +49,7 @@ pub async fn ticket_of(store: &Store, ids: &[&str]) -> anyhow::Result<Option<Str
             .fetch_optional(store.pool())
             .await?;
         if let Some(r) = row {
-            return Ok(Some(r.try_get(0)?));
+            return Ok(Some(r.try_get("ticket")?));
         }
     }
     Ok(None)
