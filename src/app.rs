@@ -44,6 +44,9 @@ impl App {
         let store = Store::open(&config.database_url).await?;
         let lock = store.lock_instance().await?;
         let registry = Registry::build(&config, &store, env)?;
+        for warning in registry.unroutable(&config.policy) {
+            tracing::warn!("{warning}");
+        }
         let engine = Engine::with_store(config, store, true).await?;
         Ok(App { engine, registry, clock, _lock: lock })
     }

@@ -123,6 +123,13 @@ fn text(r: &Report, p: &Report) -> String {
         r.nps.passives,
         r.nps.detractors
     );
+    if r.deliveries.failed > 0 {
+        let _ = writeln!(
+            o,
+            "Deliveries       {} message(s) could not be delivered; see `concierge outbox --status failed`",
+            r.deliveries.failed
+        );
+    }
     if !r.agents.is_empty() {
         let _ = writeln!(
             o,
@@ -165,6 +172,7 @@ fn markdown(r: &Report, p: &Report) -> String {
         ("Replies checked", r.standards.replies_checked.to_string(), p.standards.replies_checked.to_string()),
         ("NPS", nps(r.nps.score), nps(p.nps.score)),
         ("NPS answers", r.nps.responses.to_string(), p.nps.responses.to_string()),
+        ("Deliveries failed", r.deliveries.failed.to_string(), p.deliveries.failed.to_string()),
     ];
     for (name, a, b) in rows {
         let _ = writeln!(o, "| {name} | {a} | {b} |");
@@ -333,6 +341,13 @@ fn html(r: &Report, p: &Report) -> String {
         );
     }
     o.push_str("</div>");
+    if r.deliveries.failed > 0 {
+        let _ = write!(
+            o,
+            "<p><strong>{} message(s) could not be delivered</strong>: see <code>concierge outbox --status failed</code>.</p>",
+            r.deliveries.failed
+        );
+    }
     let week_rows = |f: &dyn Fn(&Report) -> (f64, String)| -> Vec<(String, f64, String)> {
         [(p.week.clone(), f(p)), (r.week.clone(), f(r))].into_iter().map(|(w, (v, s))| (w, v, s)).collect()
     };
@@ -435,6 +450,7 @@ mod tests {
         let (r, p) = sample();
         let text = render(Format::Text, &r, &p);
         assert!(text.contains("opened 1 (+1)"), "{text}");
+        assert!(text.contains("1 message(s) could not be delivered"), "{text}");
         let md = render(Format::Markdown, &r, &p);
         assert!(md.contains("| Conversations opened | 1 | 0 |"), "{md}");
     }

@@ -168,6 +168,34 @@ impl Registry {
         Registry { adapters }
     }
 
+    /// The team's notices that the configured channels cannot carry under
+    /// `policy` (e.g. escalations to managers with no manager address): one
+    /// line each, said at start-up, since such rows would be marked failed.
+    pub fn unroutable(&self, policy: &crate::core::router::Policy) -> Vec<String> {
+        let mut notices =
+            vec![(ActionKind::NudgeWarning, Recipient::Agents), (ActionKind::DetractorAlert, Recipient::Managers)];
+        notices.extend(policy.escalations.iter().map(|e| (ActionKind::Escalation, e.to.clone())));
+        let mut out = Vec::new();
+        for adapter in self.adapters.iter().filter(|a| !a.is_stand_in()) {
+            let staff = policy.staff_channel(adapter.channel());
+            let Some(target) = self.adapters.iter().find(|a| a.channel() == staff && !a.is_stand_in()) else {
+                continue;
+            };
+            for (kind, to) in &notices {
+                let line = format!(
+                    "the {} channel cannot deliver {} to {} (such messages would fail): check its section's agents and managers",
+                    target.channel().as_str(),
+                    kind.as_str(),
+                    to.as_str()
+                );
+                if !target.carries(*kind, to) && !out.contains(&line) {
+                    out.push(line);
+                }
+            }
+        }
+        out
+    }
+
     pub fn adapters(&self) -> &[Arc<dyn ChannelAdapter>] {
         &self.adapters
     }
@@ -175,5 +203,37 @@ impl Registry {
     /// The names of the channels that are really connected.
     pub fn connected(&self) -> Vec<&'static str> {
         self.adapters.iter().filter(|a| !a.is_stand_in()).map(|a| a.channel().as_str()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A channel that reaches agents but has no manager addresses.
+    struct NoManagers;
+
+    impl ChannelAdapter for NoManagers {
+        fn channel(&self) -> Channel {
+            Channel::Email
+        }
+        fn carries(&self, _kind: ActionKind, to: &Recipient) -> bool {
+            *to != Recipient::Managers
+        }
+        fn intake(self: Arc<Self>, intake: Intake) -> BoxFuture<'static, ()> {
+            Box::pin(async move { intake.stopped().await })
+        }
+        fn deliver<'a>(&'a self, _item: &'a OutboxItem) -> BoxFuture<'a, Result<(), DeliveryError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[test]
+    fn notices_a_channel_cannot_carry_are_named_once_each() {
+        let registry = Registry::with(vec![Arc::new(NoManagers)]);
+        assert_eq!(registry.connected(), ["email"]);
+        let lines = registry.unroutable(&crate::core::router::Policy::default());
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        assert!(lines[0].contains("detractor_alert to managers") && lines[1].contains("escalation to managers"));
     }
 }
