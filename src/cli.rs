@@ -342,6 +342,7 @@ async fn report_cmd(cli: &Cli, args: &ReportArgs) -> Result<ExitCode, Failure> {
             thread: week.to_string(),
             to: Recipient::Managers,
             body: plain,
+            about: None,
         };
         let mut tx = store.begin().await?;
         let queued = store.enqueue(&mut tx, &summary, Some(&html)).await?;

@@ -115,6 +115,25 @@ pub enum Input {
         message: Message,
         send_anyway: bool,
     },
+    /// An agent's reply already visible to the customer on a channel where
+    /// concierge can take it back (Discord): checked like any agent message;
+    /// in enforce mode one that breaks an error rule is taken back (a `held`
+    /// action about the message: the channel deletes it and returns it to
+    /// the agent) and does not count as a response.
+    Posted(Message),
+    /// Open a resolved conversation again (its pending survey is cancelled).
+    Reopen {
+        channel: Option<Channel>,
+        thread: String,
+        by: String,
+    },
+    /// A comment added to a survey answer already recorded (a form filled in
+    /// after the score was clicked).
+    SurveyComment {
+        channel: Option<Channel>,
+        thread: String,
+        comment: String,
+    },
     /// Give a conversation to an agent: its nudges go to them from now on.
     Assign {
         channel: Option<Channel>,
@@ -259,6 +278,9 @@ pub struct Action {
     pub thread: String,
     pub to: Recipient,
     pub body: String,
+    /// The channel's id of the message the action is about, when it acts on
+    /// one (a held reply to take back).
+    pub about: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -547,6 +569,9 @@ impl Router {
                 Role::Agent => self.agent_message(now, m),
             },
             Input::Relay { message, send_anyway } => self.relay(now, message, send_anyway),
+            Input::Posted(message) => self.posted(now, message),
+            Input::Reopen { channel, thread, by } => self.reopen(channel, &thread, &by),
+            Input::SurveyComment { channel, thread, comment } => self.survey_comment(channel, &thread, comment),
             Input::Assign { channel, thread, agent } => self.assign(channel, &thread, agent),
             Input::Resolve { channel, thread, by, survey } => self.resolve(now, channel, &thread, &by, survey),
             Input::SurveyAnswer { channel, thread, score, comment } => {
@@ -781,6 +806,67 @@ impl Router {
         let conv = step.conversation.clone().expect("agent_message returns the conversation");
         step.actions.insert(0, self.action(&conv, now, ActionKind::Reply, key, Recipient::Customer(customer), text));
         step
+    }
+
+    fn posted(&mut self, now: Timestamp, m: Message) -> Step {
+        let id = Conversation::key(m.channel, &m.thread);
+        if let (true, Some(conv)) = (self.policy.enforce, self.conversations.get(&id))
+            && conv.customer_id.is_some()
+        {
+            let first = conv.first_reply_at.is_none();
+            let late = first && conv.due_at.is_some_and(|due| now > due);
+            let verdict =
+                self.rules.check(&m.text, CheckContext { customer_name: conv.customer_name.as_deref(), first, late });
+            if verdict.findings.iter().any(|f| f.severity == super::rules::Severity::Error) {
+                let conv = conv.clone();
+                let feedback = verdict.feedback();
+                let body = render(
+                    &self.templates.held_chat,
+                    &[("ticket", &conv.thread), ("feedback", feedback.trim_end()), ("original", m.text.trim())],
+                );
+                let key = format!("held/{}:{}", m.channel.as_str(), m.id);
+                let mut held =
+                    self.action(&conv, now, ActionKind::Held, key, Recipient::Agent(m.author.id.clone()), body);
+                held.about = Some(m.id.clone());
+                return Step {
+                    actions: vec![held],
+                    notice: Some(format!("reply in \"{}\" taken back: it breaks an error rule", m.thread)),
+                    ..Step::default()
+                };
+            }
+        }
+        self.agent_message(now, m)
+    }
+
+    fn reopen(&mut self, channel: Option<Channel>, thread: &str, by: &str) -> Step {
+        let Some(id) = self.find(channel, thread) else {
+            return notice(format!("reopen of unknown thread \"{thread}\" ignored"));
+        };
+        let conv = self.conversations.get_mut(&id).expect("found above");
+        if conv.status == Status::Open {
+            return notice(format!("thread \"{thread}\" is open already"));
+        }
+        conv.status = Status::Open;
+        conv.resolved_at = None;
+        conv.assigned.get_or_insert_with(|| by.to_string());
+        let conv = conv.clone();
+        let survey = self.cancel_pending_survey(&id);
+        Step { conversation: Some(conv), survey, ..Step::default() }
+    }
+
+    fn survey_comment(&mut self, channel: Option<Channel>, thread: &str, comment: String) -> Step {
+        let Some(id) = self.find(channel, thread) else {
+            return notice(format!("survey comment for unknown thread \"{thread}\" ignored"));
+        };
+        let Some(survey) = self.surveys.get_mut(&id).filter(|s| s.status == SurveyStatus::Answered) else {
+            return notice(format!("thread \"{thread}\" has no answered survey to comment on"));
+        };
+        let comment = comment.trim();
+        if comment.is_empty() {
+            return notice("an empty survey comment changes nothing".into());
+        }
+        survey.comment = Some(comment.to_string());
+        Step { survey: Some(survey.clone()), ..Step::default() }
     }
 
     fn resolve(&mut self, now: Timestamp, channel: Option<Channel>, thread: &str, by: &str, survey: bool) -> Step {
@@ -1047,7 +1133,17 @@ impl Router {
         body: String,
     ) -> Action {
         let channel = if to.is_staff() { self.policy.staff_channel(conv.channel) } else { conv.channel };
-        Action { key, at, kind, conversation: conv.id.clone(), channel, thread: conv.thread.clone(), to, body }
+        Action {
+            key,
+            at,
+            kind,
+            conversation: conv.id.clone(),
+            channel,
+            thread: conv.thread.clone(),
+            to,
+            body,
+            about: None,
+        }
     }
 
     /// `hours.add`, saturating at the end of time. Configuration and replay

@@ -21,6 +21,8 @@ pub struct Templates {
     pub detractor_alert: String,
     pub feedback: String,
     pub held: String,
+    /// A reply taken back from a chat thread (enforce mode), for its agent.
+    pub held_chat: String,
     pub announcement: String,
     /// The HTML layout of mail: `{body}` (the text as paragraphs), `{ticket}`.
     pub email_html: String,
@@ -29,7 +31,7 @@ pub struct Templates {
 }
 
 /// Each text template's file and the placeholders it may use.
-const TEXT_FILES: [(&str, &[&str]); 10] = [
+const TEXT_FILES: [(&str, &[&str]); 11] = [
     ("acknowledgement.txt", &["customer_name", "due", "ticket", "target"]),
     ("nudge_warning.txt", &["ticket", "customer", "due", "remaining", "waiting_for", "target_name"]),
     ("nudge_breach.txt", &["ticket", "customer", "due", "waiting_for", "target_name"]),
@@ -38,6 +40,7 @@ const TEXT_FILES: [(&str, &[&str]); 10] = [
     ("detractor_alert.txt", &["customer", "ticket", "score", "comment"]),
     ("feedback.txt", &["ticket", "feedback"]),
     ("held.txt", &["ticket", "feedback"]),
+    ("held_chat.txt", &["ticket", "feedback", "original"]),
     ("announcement.txt", &["ticket", "customer", "text", "due"]),
     ("email.html", &["body", "ticket"]),
 ];
@@ -46,7 +49,7 @@ const SUBJECTS_FILE: &str = "email_subjects.toml";
 
 impl Templates {
     /// The names of the template files.
-    pub const FILES: [&'static str; 11] = [
+    pub const FILES: [&'static str; 12] = [
         "acknowledgement.txt",
         "nudge_warning.txt",
         "nudge_breach.txt",
@@ -55,6 +58,7 @@ impl Templates {
         "detractor_alert.txt",
         "feedback.txt",
         "held.txt",
+        "held_chat.txt",
         "announcement.txt",
         "email.html",
         SUBJECTS_FILE,
@@ -78,6 +82,7 @@ impl Templates {
             include_str!("../../responses/detractor_alert.txt"),
             include_str!("../../responses/feedback.txt"),
             include_str!("../../responses/held.txt"),
+            include_str!("../../responses/held_chat.txt"),
             include_str!("../../responses/announcement.txt"),
             include_str!("../../responses/email.html"),
         ];
@@ -110,6 +115,7 @@ impl Templates {
             detractor_alert: next(),
             feedback: next(),
             held: next(),
+            held_chat: next(),
             announcement: next(),
             email_html: next(),
             email_subjects,

@@ -176,8 +176,8 @@ impl Store {
             backend,
             tx,
             "INSERT INTO outbox (action_key, at, kind, conversation, channel, thread, recipient, body, status, attempts, \
-             next_attempt_at)",
-            11,
+             next_attempt_at, about)",
+            12,
             "ON CONFLICT (action_key) DO NOTHING",
             &actions,
             |q, a| {
@@ -192,6 +192,7 @@ impl Store {
                     .bind(status)
                     .bind(0_i64)
                     .bind(a.at.as_second())
+                    .bind(a.about.as_deref())
             },
         )
         .await?;
@@ -204,8 +205,12 @@ impl Store {
 /// instant (kept in `processed_inputs`).
 pub fn input_key(at: Timestamp, input: &Input) -> String {
     let (kind, channel, thread) = match input {
-        Input::Message(m) | Input::Relay { message: m, .. } => return format!("{}:{}", m.channel.as_str(), m.id),
+        Input::Message(m) | Input::Relay { message: m, .. } | Input::Posted(m) => {
+            return format!("{}:{}", m.channel.as_str(), m.id);
+        }
         Input::Resolve { channel, thread, .. } => ("resolve", *channel, thread),
+        Input::Reopen { channel, thread, .. } => ("reopen", *channel, thread),
+        Input::SurveyComment { channel, thread, .. } => ("comment", *channel, thread),
         Input::Assign { channel, thread, .. } => ("assign", *channel, thread),
         Input::SurveyAnswer { channel, thread, .. } => ("answer", *channel, thread),
     };
@@ -217,9 +222,13 @@ pub fn input_key(at: Timestamp, input: &Input) -> String {
 /// when the input names no channel), for log spans.
 pub fn input_conversation(input: &Input) -> String {
     match input {
-        Input::Message(m) | Input::Relay { message: m, .. } => Conversation::key(m.channel, &m.thread),
+        Input::Message(m) | Input::Relay { message: m, .. } | Input::Posted(m) => {
+            Conversation::key(m.channel, &m.thread)
+        }
         Input::Resolve { channel, thread, .. }
         | Input::Assign { channel, thread, .. }
+        | Input::Reopen { channel, thread, .. }
+        | Input::SurveyComment { channel, thread, .. }
         | Input::SurveyAnswer { channel, thread, .. } => format!("{}:{thread}", channel.map_or("*", |c| c.as_str())),
     }
 }
@@ -247,7 +256,9 @@ impl Batch {
     /// Records an input as applied (a message is stored, others remembered by key).
     pub fn record_input(&mut self, at: Timestamp, key: String, input: &Input) {
         match input {
-            Input::Message(m) | Input::Relay { message: m, .. } => self.messages.push((at, m.clone())),
+            Input::Message(m) | Input::Relay { message: m, .. } | Input::Posted(m) => {
+                self.messages.push((at, m.clone()))
+            }
             _ => self.processed.push((key, at.as_second())),
         }
     }

@@ -58,6 +58,8 @@ pub struct OutboxItem {
     pub body: String,
     /// An HTML alternative of its own (the summary's charts), if any.
     pub html: Option<String>,
+    /// The channel's id of the message the action is about, if any.
+    pub about: Option<String>,
     pub attempts: i64,
     pub status: OutboxStatus,
     pub last_error: Option<String>,
@@ -125,7 +127,7 @@ impl Store {
     pub async fn enqueue(&self, tx: &mut Tx, action: &Action, html: Option<&str>) -> anyhow::Result<bool> {
         let done = sqlx::query(
             "INSERT INTO outbox (action_key, at, kind, conversation, channel, thread, recipient, body, status, attempts, \
-             next_attempt_at, html) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $10) \
+             next_attempt_at, html, about) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $10, $11) \
              ON CONFLICT (action_key) DO NOTHING",
         )
         .bind(action.key.as_str())
@@ -138,6 +140,7 @@ impl Store {
         .bind(action.body.as_str())
         .bind(action.at.as_second())
         .bind(html)
+        .bind(action.about.as_deref())
         .execute(&mut **tx)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -204,6 +207,7 @@ fn item_from_row(r: &AnyRow) -> anyhow::Result<OutboxItem> {
             .with_context(|| format!("outbox row has unknown recipient {recipient:?}"))?,
         body: r.try_get("body")?,
         html: r.try_get("html")?,
+        about: r.try_get("about")?,
         attempts: r.try_get("attempts")?,
         status: OutboxStatus::parse(&status).with_context(|| format!("outbox row has unknown status {status:?}"))?,
         last_error: r.try_get("last_error")?,

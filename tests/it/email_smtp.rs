@@ -23,6 +23,7 @@ fn item(key: &str, kind: ActionKind, to: Recipient) -> OutboxItem {
         recipient: to,
         body: format!("Body of {key}"),
         html: None,
+        about: None,
         attempts: 0,
         status: OutboxStatus::Pending,
         last_error: None,

@@ -137,6 +137,7 @@ mod tests {
             recipient: to,
             body: "Hi Ana,\n\nWe have it <b>.".into(),
             html: None,
+            about: None,
             attempts: 0,
             status: OutboxStatus::Pending,
             last_error: None,

@@ -531,3 +531,57 @@ fn an_assigned_conversation_is_nudged_to_its_agent() {
         r.handle(ts("2026-11-23T10:50:00Z"), Input::Assign { channel: None, thread: "zz".into(), agent: "kim".into() });
     assert!(unknown.notice.is_some());
 }
+
+fn posted(thread: &str, id: &str, text: &str) -> Input {
+    let Input::Message(message) = agent(thread, id, text) else { unreachable!() };
+    Input::Posted(message)
+}
+
+#[test]
+fn a_posted_reply_breaking_an_error_rule_is_taken_back_in_enforce_mode_and_kept_in_coach_mode() {
+    let mut r = router();
+    r.policy.enforce = true;
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    let held = r.handle(ts("2026-11-23T10:10:00Z"), posted("t1", "a1", POOR_REPLY));
+    let [action] = &held.actions[..] else { panic!("{:?}", held.actions) };
+    assert_eq!((action.kind, action.to.as_str(), action.about.as_deref()), (ActionKind::Held, "sam", Some("a1")));
+    assert!(action.body.contains("taken back") && action.body.contains(POOR_REPLY), "{}", action.body);
+    assert!(held.check.is_none() && held.conversation.is_none(), "not a response");
+    // A passing reply is an ordinary agent reply: no action sends it again.
+    let ok = r.handle(ts("2026-11-23T10:12:00Z"), posted("t1", "a2", GOOD_REPLY));
+    assert!(ok.actions.is_empty(), "{:?}", ok.actions);
+    assert_eq!(ok.conversation.unwrap().first_reply_at, Some(ts("2026-11-23T10:12:00Z")));
+    // Coach mode keeps it and coaches.
+    let mut r = router();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    let kept = r.handle(ts("2026-11-23T10:10:00Z"), posted("t1", "a1", POOR_REPLY));
+    let kinds: Vec<_> = kept.actions.iter().map(|a| a.kind).collect();
+    assert_eq!(kinds, [ActionKind::Feedback]);
+    assert!(kept.conversation.unwrap().first_reply_at.is_some());
+}
+
+#[test]
+fn reopen_cancels_the_pending_survey_and_a_comment_completes_an_answer() {
+    let mut r = router();
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    r.handle(ts("2026-11-23T10:10:00Z"), agent("t1", "a1", GOOD_REPLY));
+    r.handle(ts("2026-11-23T10:20:00Z"), resolve("t1"));
+    let step =
+        r.handle(ts("2026-11-23T10:30:00Z"), Input::Reopen { channel: None, thread: "t1".into(), by: "sam".into() });
+    assert_eq!(step.conversation.unwrap().status, Status::Open);
+    assert_eq!(step.survey.unwrap().status, SurveyStatus::Cancelled);
+    assert!(r.poll_timers(ts("2026-11-23T12:00:00Z")).is_empty(), "no survey goes out");
+    let again =
+        r.handle(ts("2026-11-23T10:31:00Z"), Input::Reopen { channel: None, thread: "t1".into(), by: "sam".into() });
+    assert!(again.notice.is_some(), "already open");
+    r.handle(ts("2026-11-23T13:00:00Z"), resolve("t1"));
+    r.poll_timers(ts("2026-11-23T14:00:00Z"));
+    let comment = |text: &str| Input::SurveyComment { channel: None, thread: "t1".into(), comment: text.into() };
+    assert!(r.handle(ts("2026-11-23T14:01:00Z"), comment("early")).notice.is_some(), "no answer yet");
+    r.handle(
+        ts("2026-11-23T14:02:00Z"),
+        Input::SurveyAnswer { channel: None, thread: "t1".into(), score: 9, comment: None },
+    );
+    let step = r.handle(ts("2026-11-23T14:03:00Z"), comment("  quick and kind "));
+    assert_eq!(step.survey.unwrap().comment.as_deref(), Some("quick and kind"));
+}
