@@ -123,6 +123,12 @@ async fn record(store: &Store, item: &OutboxItem, result: Result<(), DeliveryErr
             let retry = now.checked_add(jiff::SignedDuration::from_secs(wait)).unwrap_or(now);
             store.mark_retry(&item.key, &error, retry).await
         }
+        Err(DeliveryError::Later { after, reason }) => {
+            let wait = after.as_secs().clamp(1, 3600) as i64;
+            tracing::warn!(key = %item.key, channel = item.channel.as_str(), %reason, retry_in = wait, "rate limited; will retry");
+            let retry = now.checked_add(jiff::SignedDuration::from_secs(wait)).unwrap_or(now);
+            store.mark_retry(&item.key, &reason, retry).await
+        }
         Err(DeliveryError::Permanent(error)) => {
             tracing::error!(key = %item.key, channel = item.channel.as_str(), %error, "delivery failed for good; see `concierge outbox`");
             store.mark_failed(&item.key, &error).await

@@ -14,6 +14,7 @@
 //! routing (who gets what, on which channel) is decided by the core and
 //! recorded in each outbox row.
 
+pub mod discord;
 pub mod email;
 pub mod log;
 
@@ -43,6 +44,9 @@ pub enum DeliveryError {
     /// 5xx rejection): marked `failed` with the reason, never retried.
     #[error("{0}")]
     Permanent(String),
+    /// Rate limited: try again after this long (a server's Retry-After).
+    #[error("{reason} (retry after {after:?})")]
+    Later { after: std::time::Duration, reason: String },
 }
 
 /// What an intake is handed: where inputs go and when to stop.
@@ -98,11 +102,12 @@ pub trait ChannelAdapter: Send + Sync + 'static {
 #[derive(Debug, Clone, Default)]
 pub struct ChannelSettings {
     pub email: Option<email::settings::EmailSettings>,
+    pub discord: Option<discord::settings::DiscordSettings>,
 }
 
 impl ChannelSettings {
     /// The config sections the channels own.
-    pub const SECTIONS: &'static [&'static str] = &["email"];
+    pub const SECTIONS: &'static [&'static str] = &["email", "discord"];
 
     /// Validates every channel's section of `root`, problems by key.
     pub fn parse(root: &toml::Table, problems: &mut Vec<Problem>, dir: Option<&std::path::Path>) -> ChannelSettings {
@@ -111,12 +116,15 @@ impl ChannelSettings {
         };
         let email = read("email", email::settings::KEYS, problems)
             .and_then(|(name, t)| email::settings::parse(&mut Section::new(name, t, problems, dir)));
-        ChannelSettings { email }
+        let discord = read("discord", discord::settings::KEYS, problems)
+            .and_then(|(name, t)| discord::settings::parse(&mut Section::new(name, t, problems, dir)));
+        ChannelSettings { email, discord }
     }
 
     /// The channels that are configured.
     pub fn connected(&self) -> Vec<Channel> {
-        self.email.iter().map(|_| Channel::Email).collect()
+        let email = self.email.iter().map(|_| Channel::Email);
+        email.chain(self.discord.iter().map(|_| Channel::Discord)).collect()
     }
 
     /// Channels whose new conversations are announced to the agents: on
@@ -148,6 +156,12 @@ impl Registry {
         // One line per channel.
         if let Some(s) = &config.channels.email {
             match email::EmailChannel::new(s, env, store.clone(), config.templates.clone()) {
+                Ok(c) => adapters.push(Arc::new(c)),
+                Err(mut p) => problems.append(&mut p),
+            }
+        }
+        if let Some(s) = &config.channels.discord {
+            match discord::DiscordChannel::new(s, env, store.clone(), config) {
                 Ok(c) => adapters.push(Arc::new(c)),
                 Err(mut p) => problems.append(&mut p),
             }

@@ -1,0 +1,576 @@
+//! The Discord channel at run time: [`DiscordChannel`], the thin shell
+//! around [`super::intake`] (what a message means), [`super::rest`] (what is
+//! sent) and serenity's gateway (what is received).
+//!
+//! Intake: serenity's event handler only forwards events to one task that
+//! handles them in order: it checks the token first (a 401 is one line
+//! naming `discord.token_env`), then runs the gateway, reconnecting with
+//! backoff; a bad token (close 4004) or a disallowed intent (close 4014) is
+//! one line naming the fix, and the other channels keep running. A message
+//! is handed to the driver stamped with the instant it was written, and the
+//! channel's read position advances only after the driver committed it. On
+//! READY (a start or a reconnect) it catches up: every support text channel
+//! after the newest message it had read, and every conversation's channel.
+//!
+//! Delivery: to a customer in the conversation's thread or DM; to an agent
+//! by DM (closed DMs: the staff channel, mentioning them); to the team or
+//! the managers in the staff channel, mentioning their role. Every message
+//! carries a `nonce` derived from its outbox key with `enforce_nonce`, so a
+//! resend after a crash is not posted twice.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use serenity::all::{
+    ClientBuilder, Context, EventHandler, GatewayIntents, Guild, GuildChannel, HttpBuilder, Message as DMessage, Ready,
+};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use super::intake::{Decision, Kind, Place, Seen, Staff, decide};
+use super::rest::{Rest, RestError, id_of};
+use super::settings::{DiscordSettings, RoleRef};
+use super::state;
+use crate::channels::{BoxFuture, ChannelAdapter, DeliveryError, Intake};
+use crate::config::{Config, Env, Problem};
+use crate::core::router::{ActionKind, Channel, Recipient};
+use crate::driver::Inbound;
+use crate::store::{OutboxItem, Store};
+
+/// The intents concierge needs (Message Content is privileged).
+pub fn intents() -> GatewayIntents {
+    GatewayIntents::GUILDS
+        | GatewayIntents::GUILD_MESSAGES
+        | GatewayIntents::MESSAGE_CONTENT
+        | GatewayIntents::DIRECT_MESSAGES
+        | GatewayIntents::GUILD_MEMBERS
+}
+
+/// The Discord channel.
+pub struct DiscordChannel {
+    settings: DiscordSettings,
+    store: Store,
+    rest: Rest,
+    staff: Mutex<Staff>,
+    bot_id: AtomicU64,
+}
+
+impl DiscordChannel {
+    /// Reads the token (from `env` or its file) and prepares REST.
+    pub fn new(
+        settings: &DiscordSettings,
+        env: &dyn Env,
+        store: Store,
+        _config: &Config,
+    ) -> Result<DiscordChannel, Vec<Problem>> {
+        let settings = settings.clone().with_token(env).map_err(|p| vec![p])?;
+        let rest = Rest::new(settings.base(), &settings.token.0)
+            .map_err(|e| vec![Problem { key: "discord.api_base".into(), message: format!("{e:#}") }])?;
+        let staff = Staff {
+            agent_role: match settings.agent_role {
+                RoleRef::Id(id) => Some(id),
+                RoleRef::Name(_) => None,
+            },
+            manager_role: match settings.manager_role {
+                RoleRef::Id(id) => Some(id),
+                RoleRef::Name(_) => None,
+            },
+        };
+        Ok(DiscordChannel { settings, store, rest, staff: Mutex::new(staff), bot_id: AtomicU64::new(0) })
+    }
+
+    fn staff(&self) -> Staff {
+        *self.staff.lock().expect("staff lock")
+    }
+
+    fn bot_id(&self) -> Option<u64> {
+        Some(self.bot_id.load(Ordering::Relaxed)).filter(|id| *id != 0)
+    }
+
+    /// A link to a conversation's channel, for the team.
+    fn link(&self, channel_id: u64) -> String {
+        format!("https://discord.com/channels/{}/{channel_id}", self.settings.guild_id)
+    }
+}
+
+/// What serenity's handler forwards.
+enum Event {
+    Ready,
+    Guild(Box<Guild>),
+    Thread { id: u64, parent: Option<u64> },
+    Message(Box<Seen>),
+}
+
+/// serenity's event handler: translates and forwards, nothing else.
+struct Handler(mpsc::UnboundedSender<Event>);
+
+#[serenity::async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, _ctx: Context, _ready: Ready) {
+        let _ = self.0.send(Event::Ready);
+    }
+
+    async fn guild_create(&self, _ctx: Context, guild: Guild, _is_new: Option<bool>) {
+        let _ = self.0.send(Event::Guild(Box::new(guild)));
+    }
+
+    async fn thread_create(&self, _ctx: Context, thread: GuildChannel) {
+        let _ = self.0.send(Event::Thread { id: thread.id.get(), parent: thread.parent_id.map(|p| p.get()) });
+    }
+
+    async fn message(&self, _ctx: Context, m: DMessage) {
+        let _ = self.0.send(Event::Message(Box::new(seen_from_gateway(&m))));
+    }
+}
+
+fn seen_from_gateway(m: &DMessage) -> Seen {
+    let member = m.member.as_deref();
+    let name = member
+        .and_then(|mb| mb.nick.clone())
+        .or_else(|| m.author.global_name.clone())
+        .unwrap_or_else(|| m.author.name.clone());
+    Seen {
+        id: m.id.get(),
+        channel_id: m.channel_id.get(),
+        guild_id: m.guild_id.map(|g| g.get()),
+        author_id: m.author.id.get(),
+        author_bot: m.author.bot,
+        author_name: name,
+        roles: member.map(|mb| mb.roles.iter().map(|r| r.get()).collect()).unwrap_or_default(),
+        content: m.content.clone(),
+        at: m.timestamp.unix_timestamp(),
+    }
+}
+
+/// A message from REST history, as the gateway would have given it.
+pub fn seen_from_json(v: &Value, guild_id: Option<u64>) -> Option<Seen> {
+    let num = |v: &Value| v.as_str().and_then(|s| s.parse::<u64>().ok());
+    let author = &v["author"];
+    let at: Timestamp = v["timestamp"].as_str()?.parse().ok()?;
+    Some(Seen {
+        id: num(&v["id"])?,
+        channel_id: num(&v["channel_id"])?,
+        guild_id: num(&v["guild_id"]).or(guild_id),
+        author_id: num(&author["id"])?,
+        author_bot: author["bot"].as_bool().unwrap_or(false),
+        author_name: v["member"]["nick"]
+            .as_str()
+            .or(author["global_name"].as_str())
+            .or(author["username"].as_str())
+            .unwrap_or("")
+            .to_string(),
+        roles: v["member"]["roles"].as_array().map(|r| r.iter().filter_map(num).collect()).unwrap_or_default(),
+        content: v["content"].as_str().unwrap_or("").to_string(),
+        at: at.as_second(),
+    })
+}
+
+/// Exponential backoff from 2 s to 5 minutes.
+fn retry_delay(failures: u32) -> Duration {
+    Duration::from_secs((2u64 << failures.min(8)).min(300))
+}
+
+impl ChannelAdapter for DiscordChannel {
+    fn channel(&self) -> Channel {
+        Channel::Discord
+    }
+
+    fn carries(&self, _kind: ActionKind, to: &Recipient) -> bool {
+        match to {
+            Recipient::Customer(id) | Recipient::Agent(id) => id.parse::<u64>().is_ok(),
+            Recipient::Agents | Recipient::Managers => true,
+        }
+    }
+
+    fn intake(self: Arc<Self>, intake: Intake) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            tokio::select! {
+                () = self.clone().run_gateway(intake.clone()) => {}
+                () = intake.stopped() => {}
+            }
+        })
+    }
+
+    fn deliver<'a>(&'a self, item: &'a OutboxItem) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(self.deliver_message(item))
+    }
+}
+
+impl DiscordChannel {
+    /// Checks the token, then runs the gateway until the bot stops,
+    /// reconnecting with backoff.
+    async fn run_gateway(self: Arc<Self>, intake: Intake) {
+        let mut failures = 0u32;
+        loop {
+            if failures > 0 {
+                tokio::time::sleep(retry_delay(failures)).await;
+            }
+            failures += 1;
+            match self.rest.me().await {
+                Ok(me) => {
+                    self.bot_id.store(id_of(&me).unwrap_or(0), Ordering::Relaxed);
+                }
+                Err(RestError::Status { status: 401, .. }) => {
+                    tracing::error!(
+                        "Discord refused the bot token (401 Unauthorized): check discord.token_env (or token_file) \
+                         and reset the token in the Developer Portal if needed; will retry"
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("cannot reach Discord at {}: {e}; will retry", self.settings.base());
+                    continue;
+                }
+            }
+            let mut http = HttpBuilder::new(&self.settings.token.0);
+            if let Some(base) = &self.settings.api_base {
+                // serenity's rate limiter would bypass the proxy: concierge
+                // retries through the outbox itself.
+                http = http.proxy(base.clone()).ratelimiter_disabled(true);
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            let mut client =
+                match ClientBuilder::new_with_http(http.build(), intents()).event_handler(Handler(tx)).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!("cannot start the Discord client: {e}; will retry");
+                        continue;
+                    }
+                };
+            tracing::info!(guild = self.settings.guild_id, "discord channel: connecting to the gateway");
+            let shards = client.shard_manager.clone();
+            let events = tokio::spawn(self.clone().handle_events(rx, intake.clone()));
+            let ended = tokio::select! {
+                r = client.start() => Some(r),
+                () = intake.stopped() => None,
+            };
+            shards.shutdown_all().await;
+            events.abort();
+            match ended {
+                None => return,
+                Some(Ok(())) => tracing::warn!("the Discord gateway closed; reconnecting"),
+                Some(Err(e)) => tracing::error!("{}", explain_gateway(&e)),
+            }
+        }
+    }
+
+    /// Handles forwarded events one at a time, in order.
+    async fn handle_events(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Event>, intake: Intake) {
+        let mut parents: HashMap<u64, u64> = HashMap::new();
+        while let Some(event) = rx.recv().await {
+            let outcome = match event {
+                Event::Ready => {
+                    tracing::info!("discord channel: connected; catching up on what was written meanwhile");
+                    self.catch_up(&intake, &mut parents).await
+                }
+                Event::Guild(g) => {
+                    self.learn_guild(&g, &mut parents);
+                    Ok(())
+                }
+                Event::Thread { id, parent } => {
+                    if let Some(p) = parent {
+                        parents.insert(id, p);
+                    }
+                    Ok(())
+                }
+                Event::Message(m) => self.consume(&m, &intake, &mut parents).await,
+            };
+            if let Err(e) = outcome {
+                tracing::warn!("discord intake: {e:#}; the message is read again after the next reconnect");
+            }
+        }
+    }
+
+    /// Resolves role names and notes the parents of active threads.
+    fn learn_guild(&self, g: &Guild, parents: &mut HashMap<u64, u64>) {
+        if g.id.get() != self.settings.guild_id {
+            return;
+        }
+        let find = |r: &RoleRef| match r {
+            RoleRef::Id(id) => Some(*id),
+            RoleRef::Name(name) => g.roles.values().find(|role| role.name == *name).map(|role| role.id.get()),
+        };
+        let staff =
+            Staff { agent_role: find(&self.settings.agent_role), manager_role: find(&self.settings.manager_role) };
+        for (key, role, found) in [
+            ("discord.agent_role", &self.settings.agent_role, staff.agent_role),
+            ("discord.manager_role", &self.settings.manager_role, staff.manager_role),
+        ] {
+            if found.is_none() {
+                tracing::error!("{key}: the server has no role {role:?}; give a role id or its exact name");
+            }
+        }
+        *self.staff.lock().expect("staff lock") = staff;
+        for t in &g.threads {
+            if let Some(p) = t.parent_id {
+                parents.insert(t.id.get(), p.get());
+            }
+        }
+    }
+
+    /// Reads what was written while concierge was away.
+    async fn catch_up(&self, intake: &Intake, parents: &mut HashMap<u64, u64>) -> anyhow::Result<()> {
+        let mut channels: Vec<u64> = Vec::new();
+        for c in &self.settings.support_channels {
+            if state::last_read(&self.store, *c).await?.is_some() {
+                channels.push(*c);
+            }
+        }
+        channels.extend(state::all(&self.store).await?.into_iter().map(|t| t.channel_id));
+        for channel in channels {
+            let after = state::last_read(&self.store, channel).await?.unwrap_or(0);
+            let history = match self.rest.messages_after(channel, after).await {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(channel, "cannot read the history of a Discord channel: {e}");
+                    continue;
+                }
+            };
+            for m in history.iter().filter_map(|v| seen_from_json(v, Some(self.settings.guild_id))) {
+                self.consume(&m, intake, parents).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where a message was written, as the intake decision needs it.
+    async fn place(&self, m: &Seen, parents: &mut HashMap<u64, u64>) -> anyhow::Result<Place> {
+        if let Some(t) = state::by_channel(&self.store, m.channel_id).await? {
+            return Ok(Place::Known { ticket: t.ticket });
+        }
+        if m.guild_id.is_none() {
+            return Ok(Place::NewDm);
+        }
+        if m.guild_id != Some(self.settings.guild_id) {
+            return Ok(Place::Elsewhere);
+        }
+        if self.settings.support_channels.contains(&m.channel_id) {
+            return Ok(Place::SupportChannel);
+        }
+        let parent = match parents.get(&m.channel_id) {
+            Some(p) => Some(*p),
+            None => {
+                let found =
+                    self.rest.channel(m.channel_id).await.ok().and_then(|c| c["parent_id"].as_str()?.parse().ok());
+                if let Some(p) = found {
+                    parents.insert(m.channel_id, p);
+                }
+                found
+            }
+        };
+        Ok(match parent {
+            Some(p) if self.settings.support_channels.contains(&p) => Place::SupportThread,
+            _ => Place::Elsewhere,
+        })
+    }
+
+    /// Hands one message to the driver (once committed, its position advances).
+    async fn consume(&self, m: &Seen, intake: &Intake, parents: &mut HashMap<u64, u64>) -> anyhow::Result<()> {
+        let place = self.place(m, parents).await?;
+        let (input, read_in) = match decide(m, &place, &self.staff(), self.bot_id()) {
+            Decision::Ignore { reason } => {
+                tracing::debug!(message = m.id, reason, "discord message ignored");
+                return Ok(());
+            }
+            Decision::Continue { input, .. } => (input, m.channel_id),
+            Decision::Open { ticket, kind, thread_name, input } => {
+                let home = match kind {
+                    Kind::Thread => match self.rest.start_thread(m.channel_id, m.id, &thread_name).await {
+                        Ok(t) => id_of(&t).unwrap_or(m.id),
+                        // 160004: a thread was already started on this message (a retry).
+                        Err(e) if e.code() == Some(160_004) => m.id,
+                        Err(e) => {
+                            let line = e.delivery(&format!("Create Public Threads in channel {}", m.channel_id));
+                            tracing::error!(
+                                "cannot start a thread for a customer's message: {line}; answering in the channel"
+                            );
+                            m.channel_id
+                        }
+                    },
+                    Kind::Forum | Kind::Dm => m.channel_id,
+                };
+                state::open(&self.store, &ticket, home, kind, m.author_id).await?;
+                tracing::info!(%ticket, kind = kind.as_str(), "discord conversation opened");
+                (input, m.channel_id)
+            }
+        };
+        let at = Timestamp::from_second(m.at)
+            .ok()
+            .filter(|t| *t <= intake.clock.now())
+            .unwrap_or_else(|| intake.clock.now());
+        let (done, committed) = oneshot::channel();
+        intake
+            .inbox
+            .send(Inbound { at, input, done: Some(done) })
+            .await
+            .map_err(|_| anyhow::anyhow!("the bot is stopping"))?;
+        if committed.await != Ok(true) {
+            anyhow::bail!("message {} could not be stored", m.id);
+        }
+        state::read_up_to(&self.store, read_in, m.id).await?;
+        Ok(())
+    }
+
+    async fn deliver_message(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
+        let db = |e: anyhow::Error| DeliveryError::Transient(format!("database error: {e:#}"));
+        let ticket = state::by_ticket(&self.store, &item.thread).await.map_err(db)?;
+        let nonce = nonce(&item.key);
+        let mut text = item.body.clone();
+        let thread_link = ticket.as_ref().map(|t| self.link(t.channel_id));
+        let for_team = !matches!(item.recipient, Recipient::Customer(_));
+        if for_team && let Some(link) = &thread_link {
+            text.push_str(&format!("\n{link}"));
+        }
+        // A reply taken back: delete it from the customer's thread first.
+        if item.kind == ActionKind::Held
+            && let (Some(t), Some(about)) = (&ticket, item.about.as_deref().and_then(|a| a.parse::<u64>().ok()))
+        {
+            self.rest
+                .delete_message(t.channel_id, about)
+                .await
+                .map_err(|e| e.delivery(&format!("Manage Messages in channel {}", t.channel_id)))?;
+        }
+        let components = components(item);
+        match &item.recipient {
+            Recipient::Customer(_) => {
+                let Some(t) = ticket else {
+                    return Err(DeliveryError::Permanent(format!(
+                        "no Discord conversation has ticket {}",
+                        item.thread
+                    )));
+                };
+                let target =
+                    if item.kind == ActionKind::Survey && self.settings.survey_in == super::settings::SurveyIn::Dm {
+                        self.rest.dm_channel(t.customer_id).await.map_err(|e| e.delivery("a DM to the customer"))?
+                    } else {
+                        t.channel_id
+                    };
+                self.post(target, &text, components, &nonce, "Send Messages in Threads").await
+            }
+            Recipient::Agent(id) => {
+                let Ok(user) = id.parse::<u64>() else {
+                    return Err(DeliveryError::Permanent(format!("\"{id}\" is not a Discord user id")));
+                };
+                let dm = self.rest.dm_channel(user).await.map_err(|e| e.delivery("a DM to the agent"));
+                let sent = match dm {
+                    Ok(channel) => self.post(channel, &text, components.clone(), &nonce, "Send Messages").await,
+                    Err(e) => Err(e),
+                };
+                match sent {
+                    // 50007: their DMs are closed; tell them in the staff channel.
+                    Err(DeliveryError::Permanent(reason)) if reason.contains("50007") || reason.contains("DM") => {
+                        let text = format!("<@{user}> (your DMs are closed) {text}");
+                        self.post(self.settings.staff_channel, &text, components, &nonce, "Send Messages").await
+                    }
+                    other => other,
+                }
+            }
+            Recipient::Agents | Recipient::Managers => {
+                let staff = self.staff();
+                let role = if item.recipient == Recipient::Agents { staff.agent_role } else { staff.manager_role };
+                let text = match role {
+                    Some(r) => format!("<@&{r}> {text}"),
+                    None => text,
+                };
+                self.post(self.settings.staff_channel, &text, components, &nonce, "Send Messages").await
+            }
+        }
+    }
+
+    async fn post(
+        &self,
+        channel: u64,
+        text: &str,
+        components: Option<Value>,
+        nonce: &str,
+        permission: &str,
+    ) -> Result<(), DeliveryError> {
+        let mut message = json!({"content": truncate(text, 2000)});
+        if let Some(c) = components {
+            message["components"] = c;
+        }
+        self.rest
+            .post(channel, message, nonce)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.delivery(&format!("{permission} in channel {channel}")))
+    }
+}
+
+/// Buttons: 0-10 under a survey; "Send anyway" under a reply taken back.
+fn components(item: &OutboxItem) -> Option<Value> {
+    let button =
+        |label: String, id: String, style: u8| json!({"type": 2, "style": style, "label": label, "custom_id": id});
+    match item.kind {
+        ActionKind::Survey => {
+            let rows: Vec<Value> = [0..5, 5..10, 10..11]
+                .into_iter()
+                .map(|scores| {
+                    let buttons: Vec<Value> = scores
+                        .map(|s: u8| button(s.to_string(), format!("nps:{}:{s}", item.thread), 2))
+                        .collect();
+                    json!({"type": 1, "components": buttons})
+                })
+                .collect();
+            Some(Value::Array(rows))
+        }
+        ActionKind::Held => item.about.as_ref().map(|about| {
+            json!([{"type": 1, "components": [button("Send anyway".into(), format!("anyway:{}:{about}", item.thread), 4)]}])
+        }),
+        _ => None,
+    }
+}
+
+/// A Discord nonce (at most 25 characters) derived from the outbox key.
+pub fn nonce(key: &str) -> String {
+    crate::core::text::hex(&Sha256::digest(key.as_bytes()))[..25].to_string()
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max { text.to_string() } else { text.chars().take(max - 1).collect::<String>() + "…" }
+}
+
+/// One line for a gateway failure, naming the fix.
+fn explain_gateway(e: &serenity::Error) -> String {
+    use serenity::gateway::GatewayError;
+    match e {
+        serenity::Error::Gateway(GatewayError::InvalidAuthentication) => {
+            "Discord closed the gateway: the bot token is invalid (4004); check discord.token_env (or token_file); will retry".into()
+        }
+        serenity::Error::Gateway(GatewayError::DisallowedGatewayIntents) => {
+            "Discord closed the gateway: a privileged intent is not allowed (4014); enable the Message Content intent \
+             (and Server Members) for the bot in the Developer Portal → Bot → Privileged Gateway Intents; will retry"
+                .into()
+        }
+        other => format!("the Discord gateway failed: {other}; will retry"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonces_are_short_and_stable_per_outbox_key() {
+        assert_eq!(nonce("discord:T1/ack").len(), 25);
+        assert_eq!(nonce("discord:T1/ack"), nonce("discord:T1/ack"));
+        assert_ne!(nonce("discord:T1/ack"), nonce("discord:T2/ack"));
+    }
+
+    #[test]
+    fn history_json_reads_like_a_gateway_message() {
+        let v = json!({
+            "id": "5001", "channel_id": "4242", "content": "still broken",
+            "timestamp": "2026-11-23T10:00:00.000000+00:00",
+            "author": {"id": "2000", "username": "ana", "global_name": "Ana Lima"},
+            "member": {"roles": ["900"], "nick": null}
+        });
+        let m = seen_from_json(&v, Some(1)).unwrap();
+        assert_eq!((m.id, m.channel_id, m.guild_id, m.author_id), (5001, 4242, Some(1), 2000));
+        assert_eq!((m.author_name.as_str(), m.roles.clone(), m.at), ("Ana Lima", vec![900], 1_795_428_000));
+    }
+}

@@ -1,0 +1,172 @@
+//! Discord's REST API for what concierge sends: messages (with an
+//! idempotent `nonce`), threads, DMs, deletions and reading history. Built on
+//! the same reqwest as serenity, because deliveries need what serenity's
+//! client does not pass on: the `Retry-After` of a 429 and Discord's error
+//! codes (50007: the user's DMs are closed; 50013: a missing permission).
+//! Each error is typed for the dispatcher ([`RestError::delivery`]).
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::channels::DeliveryError;
+
+/// How long one request may take.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A REST error with what Discord said.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RestError {
+    /// 429: wait this long.
+    RateLimited { after: Duration },
+    /// Discord answered with an error status and (usually) a JSON code.
+    Status { status: u16, code: i64, message: String },
+    /// No answer (connection refused, timeout...).
+    Network(String),
+}
+
+impl std::fmt::Display for RestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RestError::RateLimited { after } => write!(f, "rate limited by Discord for {after:?}"),
+            RestError::Status { status, code, message } => {
+                write!(f, "Discord answered {status} (code {code}): {message}")
+            }
+            RestError::Network(e) => write!(f, "cannot reach Discord's API: {e}"),
+        }
+    }
+}
+
+impl RestError {
+    /// The Discord JSON error code, when there is one.
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            RestError::Status { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Whether Discord says the resource does not exist (404).
+    pub fn not_found(&self) -> bool {
+        matches!(self, RestError::Status { status: 404, .. })
+    }
+
+    /// As a delivery outcome: `doing` says what was being done (for the
+    /// missing-permission line), e.g. "Send Messages in Threads in channel 42".
+    pub fn delivery(self, doing: &str) -> DeliveryError {
+        match self {
+            RestError::RateLimited { after } => {
+                DeliveryError::Later { after, reason: "rate limited by Discord".into() }
+            }
+            RestError::Status { status: 401, .. } => {
+                DeliveryError::Transient("Discord refused the bot token (401): check discord.token_env".into())
+            }
+            RestError::Status { code: 50013, .. } => DeliveryError::Permanent(format!(
+                "the bot lacks a permission: grant it {doing} (Server Settings → Roles, or the channel's permissions)"
+            )),
+            RestError::Status { status, code, message } if (400..500).contains(&status) => {
+                DeliveryError::Permanent(format!("Discord refused it ({status}, code {code}): {message}"))
+            }
+            other => DeliveryError::Transient(other.to_string()),
+        }
+    }
+}
+
+/// The REST client of one bot.
+#[derive(Clone)]
+pub struct Rest {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Rest {
+    pub fn new(base: &str, token: &str) -> anyhow::Result<Rest> {
+        let client = reqwest::Client::builder().timeout(TIMEOUT).build()?;
+        Ok(Rest { client, base: format!("{}/api/v10", base.trim_end_matches('/')), token: token.to_string() })
+    }
+
+    /// One request; the JSON answer (`Null` for 204).
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, RestError> {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("Authorization", format!("Bot {}", self.token))
+            .header("User-Agent", "DiscordBot (https://github.com/concierge, 0.1)");
+        if let Some(body) = body {
+            req = req.header("Content-Type", "application/json").body(body.to_string());
+        }
+        let resp = req.send().await.map_err(|e| RestError::Network(e.to_string()))?;
+        let status = resp.status();
+        let retry_header =
+            resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<f64>().ok());
+        let bytes = resp.bytes().await.map_err(|e| RestError::Network(e.to_string()))?;
+        let value: Value =
+            if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        if status.is_success() {
+            return Ok(value);
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let secs = retry_header.or_else(|| value["retry_after"].as_f64()).unwrap_or(1.0);
+            return Err(RestError::RateLimited { after: Duration::from_secs_f64(secs.clamp(0.0, 3600.0)) });
+        }
+        Err(RestError::Status {
+            status: status.as_u16(),
+            code: value["code"].as_i64().unwrap_or(0),
+            message: value["message"].as_str().unwrap_or("").to_string(),
+        })
+    }
+
+    /// The bot's own user (checks the token).
+    pub async fn me(&self) -> Result<Value, RestError> {
+        self.call(Method::GET, "/users/@me", None).await
+    }
+
+    /// Posts a message; `nonce` makes a retry within minutes a no-op.
+    pub async fn post(&self, channel: u64, mut message: Value, nonce: &str) -> Result<Value, RestError> {
+        message["nonce"] = json!(nonce);
+        message["enforce_nonce"] = json!(true);
+        message["allowed_mentions"] = json!({"parse": ["users", "roles"]});
+        self.call(Method::POST, &format!("/channels/{channel}/messages"), Some(&message)).await
+    }
+
+    /// Starts a public thread on `message`; its id is the message's.
+    pub async fn start_thread(&self, channel: u64, message: u64, name: &str) -> Result<Value, RestError> {
+        let body = json!({"name": name, "auto_archive_duration": 10080});
+        self.call(Method::POST, &format!("/channels/{channel}/messages/{message}/threads"), Some(&body)).await
+    }
+
+    pub async fn delete_message(&self, channel: u64, message: u64) -> Result<(), RestError> {
+        match self.call(Method::DELETE, &format!("/channels/{channel}/messages/{message}"), None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.not_found() => Ok(()), // already gone
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The DM channel with a user.
+    pub async fn dm_channel(&self, user: u64) -> Result<u64, RestError> {
+        let v =
+            self.call(Method::POST, "/users/@me/channels", Some(&json!({"recipient_id": user.to_string()}))).await?;
+        id_of(&v).ok_or_else(|| RestError::Network("Discord's DM channel has no id".into()))
+    }
+
+    /// A channel (a thread's `parent_id`, its `type`).
+    pub async fn channel(&self, id: u64) -> Result<Value, RestError> {
+        self.call(Method::GET, &format!("/channels/{id}"), None).await
+    }
+
+    /// Messages after `after`, oldest first (at most 100).
+    pub async fn messages_after(&self, channel: u64, after: u64) -> Result<Vec<Value>, RestError> {
+        let v = self.call(Method::GET, &format!("/channels/{channel}/messages?after={after}&limit=100"), None).await?;
+        let mut list = v.as_array().cloned().unwrap_or_default();
+        list.sort_by_key(|m| id_of(m).unwrap_or(0));
+        Ok(list)
+    }
+}
+
+/// The `id` of a Discord object (a string snowflake).
+pub fn id_of(v: &Value) -> Option<u64> {
+    v["id"].as_str().and_then(|s| s.parse().ok())
+}
