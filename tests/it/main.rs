@@ -2,10 +2,12 @@
 
 mod app;
 mod cli;
+mod discord_e2e;
 mod email_corpus;
 mod email_e2e;
 mod email_imap;
 mod email_smtp;
+mod fake_discord;
 mod helpers;
 mod mail_servers;
 mod replay;

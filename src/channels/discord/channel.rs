@@ -213,6 +213,10 @@ impl DiscordChannel {
             match self.rest.me().await {
                 Ok(me) => {
                     self.bot_id.store(id_of(&me).unwrap_or(0), Ordering::Relaxed);
+                    match self.rest.roles(self.settings.guild_id).await {
+                        Ok(roles) => self.learn_roles(&roles),
+                        Err(e) => tracing::warn!("cannot read the server's roles: {e}; will use the gateway's"),
+                    }
                 }
                 Err(RestError::Status { status: 401, .. }) => {
                     tracing::error!(
@@ -290,9 +294,20 @@ impl DiscordChannel {
         if g.id.get() != self.settings.guild_id {
             return;
         }
+        let roles: Vec<(u64, String)> = g.roles.values().map(|r| (r.id.get(), r.name.clone())).collect();
+        self.learn_roles(&roles);
+        for t in &g.threads {
+            if let Some(p) = t.parent_id {
+                parents.insert(t.id.get(), p.get());
+            }
+        }
+    }
+
+    /// Who is staff, from the server's roles (id, name).
+    fn learn_roles(&self, roles: &[(u64, String)]) {
         let find = |r: &RoleRef| match r {
             RoleRef::Id(id) => Some(*id),
-            RoleRef::Name(name) => g.roles.values().find(|role| role.name == *name).map(|role| role.id.get()),
+            RoleRef::Name(name) => roles.iter().find(|(_, n)| n == name).map(|(id, _)| *id),
         };
         let staff =
             Staff { agent_role: find(&self.settings.agent_role), manager_role: find(&self.settings.manager_role) };
@@ -305,11 +320,6 @@ impl DiscordChannel {
             }
         }
         *self.staff.lock().expect("staff lock") = staff;
-        for t in &g.threads {
-            if let Some(p) = t.parent_id {
-                parents.insert(t.id.get(), p.get());
-            }
-        }
     }
 
     /// Reads what was written while concierge was away.
@@ -379,18 +389,7 @@ impl DiscordChannel {
             Decision::Continue { input, .. } => (input, m.channel_id),
             Decision::Open { ticket, kind, thread_name, input } => {
                 let home = match kind {
-                    Kind::Thread => match self.rest.start_thread(m.channel_id, m.id, &thread_name).await {
-                        Ok(t) => id_of(&t).unwrap_or(m.id),
-                        // 160004: a thread was already started on this message (a retry).
-                        Err(e) if e.code() == Some(160_004) => m.id,
-                        Err(e) => {
-                            let line = e.delivery(&format!("Create Public Threads in channel {}", m.channel_id));
-                            tracing::error!(
-                                "cannot start a thread for a customer's message: {line}; answering in the channel"
-                            );
-                            m.channel_id
-                        }
-                    },
+                    Kind::Thread => self.start_thread(m, &thread_name).await,
                     Kind::Forum | Kind::Dm => m.channel_id,
                 };
                 state::open(&self.store, &ticket, home, kind, m.author_id).await?;
@@ -413,6 +412,33 @@ impl DiscordChannel {
         }
         state::read_up_to(&self.store, read_in, m.id).await?;
         Ok(())
+    }
+
+    /// Starts the conversation's thread on the customer's message; its id is
+    /// the message's. Rate limits and server errors are waited out (a few
+    /// tries); if Discord refuses (a missing permission), the conversation
+    /// is answered in the channel itself, and the line says what to grant.
+    async fn start_thread(&self, m: &Seen, name: &str) -> u64 {
+        for attempt in 0..5u32 {
+            let wait = match self.rest.start_thread(m.channel_id, m.id, name).await {
+                Ok(t) => return id_of(&t).unwrap_or(m.id),
+                // 160004: a thread was already started on this message (a retry).
+                Err(e) if e.code() == Some(160_004) => return m.id,
+                Err(RestError::RateLimited { after }) => after,
+                Err(e @ (RestError::Network(_) | RestError::Status { status: 500.., .. })) => {
+                    tracing::warn!("starting a thread failed: {e}; trying again");
+                    Duration::from_secs(1 << attempt)
+                }
+                Err(e) => {
+                    let line = e.delivery(&format!("Create Public Threads in channel {}", m.channel_id));
+                    tracing::error!("cannot start a thread for a customer's message: {line}; answering in the channel");
+                    return m.channel_id;
+                }
+            };
+            tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
+        }
+        tracing::error!("cannot start a thread for message {}: Discord keeps failing; answering in the channel", m.id);
+        m.channel_id
     }
 
     async fn deliver_message(&self, item: &OutboxItem) -> Result<(), DeliveryError> {

@@ -123,6 +123,13 @@ impl Rest {
         self.call(Method::GET, "/users/@me", None).await
     }
 
+    /// The guild's roles: (id, name).
+    pub async fn roles(&self, guild: u64) -> Result<Vec<(u64, String)>, RestError> {
+        let v = self.call(Method::GET, &format!("/guilds/{guild}/roles"), None).await?;
+        let roles = v.as_array().cloned().unwrap_or_default();
+        Ok(roles.iter().filter_map(|r| Some((id_of(r)?, r["name"].as_str()?.to_string()))).collect())
+    }
+
     /// Posts a message; `nonce` makes a retry within minutes a no-op.
     pub async fn post(&self, channel: u64, mut message: Value, nonce: &str) -> Result<Value, RestError> {
         message["nonce"] = json!(nonce);

@@ -1,0 +1,316 @@
+//! End to end through `concierge run` against the fake Discord: threads,
+//! acknowledgements, nudges and escalations at their instants, checked
+//! replies (coach and enforce), forum posts and DMs, a dropped gateway, a
+//! restart while a customer writes, REST failures and bad credentials.
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::fake_discord::*;
+use crate::helpers::{concierge, sqlite};
+
+/// `concierge run` in the background, stopped (SIGTERM) on drop; its log is kept.
+struct Bot {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Bot {
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn wait_for_log(&self, what: &str) {
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        while !self.log().contains(what) {
+            assert!(std::time::Instant::now() < until, "no \"{what}\" in the log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Business hours around the clock; a 6 s target, warning at 50%, escalation 3 s after.
+fn config(fake: &FakeDiscord, db_url: &str, extra: &str) -> String {
+    format!(
+        r#"
+[database]
+url = "{db_url}"
+[business_hours]
+time_zone = "UTC"
+mon = ["00:00-24:00"]
+tue = ["00:00-24:00"]
+wed = ["00:00-24:00"]
+thu = ["00:00-24:00"]
+fri = ["00:00-24:00"]
+sat = ["00:00-24:00"]
+sun = ["00:00-24:00"]
+[sla]
+first_response = "6s"
+warn_at = "50%"
+escalate_after = "3s"
+{extra}
+[discord]
+token_env = "CONCIERGE_TEST_DISCORD_TOKEN"
+guild_id = "{GUILD}"
+support_channels = ["{SUPPORT}", "{FORUM}"]
+staff_channel = "{STAFF}"
+agent_role = "Agents"
+manager_role = "Managers"
+api_base = "{}"
+"#,
+        fake.api_base()
+    )
+}
+
+fn start_bot(config: &std::path::Path, token: &str) -> Bot {
+    let mut child = concierge()
+        .arg("--config")
+        .arg(config)
+        .arg("run")
+        .env("CONCIERGE_TEST_DISCORD_TOKEN", token)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (err, sink) = (std::io::BufReader::new(child.stderr.take().unwrap()), log.clone());
+    std::thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&format!("{line}\n"));
+        }
+    });
+    Bot { child, log }
+}
+
+/// A config file in a temp dir.
+fn setup(fake: &FakeDiscord, extra: &str) -> (tempfile::TempDir, std::path::PathBuf, crate::helpers::TestDb) {
+    let db = sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("concierge.toml");
+    std::fs::write(&path, config(fake, &db.url, extra)).unwrap();
+    (dir, path, db)
+}
+
+fn content(m: &Value) -> &str {
+    m["content"].as_str().unwrap_or("")
+}
+
+/// The bot's messages in `channel` whose text contains `needle`.
+fn posts_with(fake: &FakeDiscord, channel: u64, needle: &str) -> Vec<Value> {
+    fake.posted_in(channel).into_iter().filter(|m| content(m).contains(needle)).collect()
+}
+
+#[test]
+fn a_customer_message_opens_a_thread_with_the_acknowledgement_then_nudges_and_escalation_follow() {
+    let fake = FakeDiscord::start();
+    let (_dir, path, _db) = setup(&fake, "");
+    let bot = start_bot(&path, TOKEN);
+    fake.wait_for("the gateway session", |f| f.identifies() == 1);
+    bot.wait_for_log("discord channel: connected");
+    let asked = fake.customer_writes(SUPPORT, (ANA, "Ana Lima"), "My invoice is wrong, please help");
+    // A thread on the customer's message, named after the ticket and the first words.
+    fake.wait_for("the thread", |f| f.calls().iter().any(|c| c.path.ends_with(&format!("/messages/{asked}/threads"))));
+    let call = fake.calls().into_iter().find(|c| c.path.ends_with("/threads")).unwrap();
+    let name = call.body["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with('[') && name.ends_with("My invoice is wrong, please help"), "{name}");
+    let ticket = name[1..9].to_string();
+    // The acknowledgement in that thread (its id is the message's), naming the due time.
+    fake.wait_for("the acknowledgement", |f| !posts_with(f, asked, "Hi Ana").is_empty());
+    let ack = &posts_with(&fake, asked, "Hi Ana")[0];
+    assert!(content(ack).contains(&ticket) && content(ack).contains("will answer by"), "{ack}");
+    // No agent yet: warning and breach in the staff channel mentioning the agent role,
+    // then the escalation mentioning the manager role, each with a link to the thread.
+    fake.wait_for("the escalation", |f| !posts_with(f, STAFF, &format!("<@&{MANAGER_ROLE}>")).is_empty());
+    let staff = fake.posted_in(STAFF);
+    let texts: Vec<&str> = staff.iter().map(content).collect();
+    assert_eq!(texts.len(), 3, "{texts:#?}");
+    assert!(texts[..2].iter().all(|t| t.starts_with(&format!("<@&{AGENT_ROLE}>"))), "{texts:#?}");
+    assert!(texts[2].starts_with(&format!("<@&{MANAGER_ROLE}>")), "{texts:#?}");
+    let link = format!("https://discord.com/channels/{GUILD}/{asked}");
+    assert!(texts.iter().all(|t| t.contains(&link) && t.contains(&ticket)), "{texts:#?}");
+    // Every post carried an idempotent nonce.
+    let posts: Vec<_> =
+        fake.calls().into_iter().filter(|c| c.method == "POST" && c.path.ends_with("/messages")).collect();
+    assert!(
+        posts
+            .iter()
+            .all(|c| c.body["enforce_nonce"] == true && c.body["nonce"].as_str().is_some_and(|n| n.len() == 25))
+    );
+    drop(bot);
+}
+
+#[test]
+fn a_poor_reply_is_coached_privately_in_coach_mode_and_taken_back_in_enforce_mode() {
+    let poor = "Hi Ana, as I already said, restart it.";
+    for mode in ["coach", "enforce"] {
+        let fake = FakeDiscord::start();
+        let (_dir, path, _db) = setup(&fake, &format!("[standards]\nmode = \"{mode}\"\n"));
+        let bot = start_bot(&path, TOKEN);
+        bot.wait_for_log("discord channel: connected");
+        let thread = fake.customer_writes(SUPPORT, (ANA, "Ana Lima"), "The app crashes");
+        fake.wait_for("the acknowledgement", |f| !f.posted_in(thread).is_empty());
+        let reply = fake.member_writes(thread, (SAM, "Sam"), &[AGENT_ROLE], poor);
+        let dm = dm_channel_of(SAM);
+        fake.wait_for("the DM to the agent", |f| !f.posted_in(dm).is_empty());
+        let text = content(&fake.posted_in(dm)[0]).to_string();
+        assert!(text.contains("dismissive"), "{mode}: {text}");
+        // Nothing about the reply reaches the customer's thread.
+        assert!(fake.posted_in(thread).iter().all(|m| !content(m).contains("dismissive")), "{mode}");
+        let deleted =
+            fake.calls().iter().any(|c| c.method == "DELETE" && c.path.ends_with(&format!("/messages/{reply}")));
+        let dm_post = fake
+            .calls()
+            .into_iter()
+            .find(|c| c.method == "POST" && c.path.contains(&format!("/channels/{dm}/")))
+            .unwrap();
+        if mode == "coach" {
+            assert!(!deleted, "coach mode keeps the reply");
+            assert!(dm_post.body["components"].is_null(), "{dm_post:?}");
+        } else {
+            assert!(deleted, "enforce mode deletes the reply at once");
+            assert!(text.contains(poor), "the agent gets their text back: {text}");
+            let button = &dm_post.body["components"][0]["components"][0];
+            assert_eq!(button["label"], "Send anyway", "{dm_post:?}");
+        }
+        drop(bot);
+    }
+}
+
+#[test]
+fn a_forum_post_and_a_dm_each_open_a_conversation() {
+    let fake = FakeDiscord::start();
+    let (_dir, path, _db) = setup(&fake, "");
+    let bot = start_bot(&path, TOKEN);
+    bot.wait_for_log("discord channel: connected");
+    let post = fake.forum_post(FORUM, (ANA, "Ana Lima"), "How do I export my data?");
+    let dm = fake.dm_from((LEE, "Lee"), "Hello, my order never arrived");
+    fake.wait_for("both acknowledgements", |f| {
+        !posts_with(f, post, "Hi Ana").is_empty() && !posts_with(f, dm, "Hi Lee").is_empty()
+    });
+    // A forum post already is a thread: none is started.
+    assert!(!fake.calls().iter().any(|c| c.path.ends_with("/threads")), "{:#?}", fake.calls());
+    drop(bot);
+}
+
+#[test]
+fn after_a_gateway_drop_the_session_resumes_and_no_message_is_lost() {
+    let fake = FakeDiscord::start();
+    let (_dir, path, _db) = setup(&fake, "");
+    let bot = start_bot(&path, TOKEN);
+    bot.wait_for_log("discord channel: connected");
+    fake.drop_gateway();
+    // Written while the connection is down: replayed on RESUME.
+    let asked = fake.customer_writes(SUPPORT, (ANA, "Ana Lima"), "Are you there?");
+    fake.wait_for("the resume", |f| f.resumes() >= 1);
+    fake.wait_for("the acknowledgement", |f| !posts_with(f, asked, "Hi Ana").is_empty());
+    assert_eq!(fake.identifies(), 1, "resumed, not a new session");
+    drop(bot);
+}
+
+#[test]
+fn a_message_written_while_concierge_was_down_is_fetched_acknowledged_once_and_timed_from_when_it_was_written() {
+    let fake = FakeDiscord::start();
+    let (_dir, path, db) = setup(&fake, "");
+    let bot = start_bot(&path, TOKEN);
+    bot.wait_for_log("discord channel: connected");
+    let first = fake.customer_writes(SUPPORT, (ANA, "Ana Lima"), "First question");
+    fake.wait_for("the first acknowledgement", |f| !f.posted_in(first).is_empty());
+    drop(bot);
+    let written = jiff::Timestamp::now().as_second();
+    let missed = fake.customer_writes_unseen(SUPPORT, (LEE, "Lee"), "Written while you were away");
+    std::thread::sleep(Duration::from_secs(3));
+    let bot = start_bot(&path, TOKEN);
+    fake.wait_for("the missed message's acknowledgement", |f| !posts_with(f, missed, "Hi Lee").is_empty());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(posts_with(&fake, missed, "Hi Lee").len(), 1, "acknowledged once");
+    assert_eq!(posts_with(&fake, first, "Hi Ana").len(), 1, "the first is not acknowledged again");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let opened: Vec<i64> = rt.block_on(async {
+        let store = concierge::store::Store::open(&db.url).await.unwrap();
+        let rows = sqlx::query("SELECT opened_at FROM conversations ORDER BY opened_at")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        store.close().await;
+        rows.iter().map(|r| sqlx::Row::get(r, "opened_at")).collect()
+    });
+    assert!((written - 2..=written).contains(&opened[1]), "opened at {}, written at {written}", opened[1]);
+    drop(bot);
+}
+
+#[test]
+fn a_429_and_a_500_from_rest_are_retried_and_the_message_is_posted_once() {
+    let fake = FakeDiscord::start();
+    let (_dir, path, _db) = setup(&fake, "");
+    let bot = start_bot(&path, TOKEN);
+    bot.wait_for_log("discord channel: connected");
+    fake.fail("POST", "/threads", 429, Some(1.0), 1);
+    fake.fail("POST", "/messages", 429, Some(1.0), 1);
+    fake.fail("POST", "/messages", 500, None, 1);
+    let asked = fake.customer_writes(SUPPORT, (ANA, "Ana Lima"), "Hello?");
+    fake.wait_for("the acknowledgement", |f| !posts_with(f, asked, "Hi Ana").is_empty());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(posts_with(&fake, asked, "Hi Ana").len(), 1);
+    let attempts =
+        fake.calls().iter().filter(|c| c.method == "POST" && c.path.ends_with(&format!("/{asked}/messages"))).count();
+    assert!(attempts >= 3, "{attempts} attempts");
+    drop(bot);
+}
+
+#[test]
+fn a_bad_token_and_a_disallowed_intent_each_give_one_line_naming_the_fix() {
+    let fake = FakeDiscord::start();
+    let (_dir, path, _db) = setup(&fake, "");
+    let bot = start_bot(&path, "wrong-token");
+    bot.wait_for_log("check discord.token_env");
+    drop(bot);
+    fake.close_on_identify(4014);
+    let bot = start_bot(&path, TOKEN);
+    bot.wait_for_log("enable the Message Content intent");
+    drop(bot);
+}
+
+#[test]
+fn garbage_and_unknown_gateway_payloads_are_logged_never_a_panic() {
+    let fake = FakeDiscord::start();
+    let (_dir, path, _db) = setup(&fake, "");
+    let bot = start_bot(&path, TOKEN);
+    bot.wait_for_log("discord channel: connected");
+    fake.dispatch_raw("SOMETHING_NEW", serde_json::json!({"what": "ever"}));
+    fake.dispatch_raw("MESSAGE_CREATE", serde_json::json!({"id": "not a number"}));
+    fake.send_raw_frame("{not json");
+    // Still serving afterwards.
+    let asked = fake.customer_writes(SUPPORT, (ANA, "Ana Lima"), "Still there?");
+    fake.wait_for("the acknowledgement", |f| !posts_with(f, asked, "Hi Ana").is_empty());
+    assert!(!bot.log().contains("panicked"), "{}", bot.log());
+    drop(bot);
+}
+
+#[test]
+fn feedback_for_an_agent_whose_dms_are_closed_goes_to_the_staff_channel_mentioning_them() {
+    let fake = FakeDiscord::start();
+    let (_dir, path, _db) = setup(&fake, "");
+    fake.close_dms(SAM);
+    let bot = start_bot(&path, TOKEN);
+    bot.wait_for_log("discord channel: connected");
+    let thread = fake.customer_writes(SUPPORT, (ANA, "Ana Lima"), "The app crashes");
+    fake.wait_for("the acknowledgement", |f| !f.posted_in(thread).is_empty());
+    fake.member_writes(thread, (SAM, "Sam"), &[AGENT_ROLE], "Hi Ana, as I already said, restart it.");
+    fake.wait_for("the feedback in the staff channel", |f| !posts_with(f, STAFF, &format!("<@{SAM}>")).is_empty());
+    let text = content(&posts_with(&fake, STAFF, &format!("<@{SAM}>"))[0]).to_string();
+    assert!(text.contains("DMs are closed") && text.contains("dismissive"), "{text}");
+    assert!(fake.posted_in(dm_channel_of(SAM)).is_empty());
+    drop(bot);
+}
