@@ -328,11 +328,11 @@ async fn report_cmd(cli: &Cli, args: &ReportArgs) -> Result<ExitCode, Failure> {
         None => Timestamp::now(),
     };
     let store = Store::open(&config.database_url).await?;
-    let text = weekly(&store, &config, week, as_of, args.format).await?;
+    let text = weekly(&store, &config.policy.hours, week, as_of, args.format).await?;
     if args.send {
         let channel = summary_channel(&config)?;
-        let plain = weekly(&store, &config, week, as_of, Format::Text).await?;
-        let html = weekly(&store, &config, week, as_of, Format::Html).await?;
+        let plain = weekly(&store, &config.policy.hours, week, as_of, Format::Text).await?;
+        let html = weekly(&store, &config.policy.hours, week, as_of, Format::Html).await?;
         let summary = Action {
             key: format!("summary/{week}"),
             at: Timestamp::now(),
@@ -374,8 +374,13 @@ fn summary_channel(config: &Config) -> Result<Channel, Failure> {
 }
 
 /// The report for `week` with the previous week's for the trend.
-pub async fn weekly(store: &Store, config: &Config, week: Week, as_of: Timestamp, f: Format) -> anyhow::Result<String> {
-    let hours = &config.policy.hours;
+pub async fn weekly(
+    store: &Store,
+    hours: &crate::core::hours::BusinessHours,
+    week: Week,
+    as_of: Timestamp,
+    f: Format,
+) -> anyhow::Result<String> {
     let mut reports = Vec::new();
     for w in [week, week.previous()] {
         let (from, to) = w.bounds(hours.time_zone());
@@ -407,7 +412,7 @@ async fn demo_cmd(args: &DemoArgs) -> Result<ExitCode, Failure> {
         summary.actions,
         demo::WEEK
     );
-    let text = weekly(&engine.store, &report_config, week, as_of, args.format).await?;
+    let text = weekly(&engine.store, &report_config.policy.hours, week, as_of, args.format).await?;
     engine.store.close().await;
     print!("{text}");
     Ok(ExitCode::SUCCESS)

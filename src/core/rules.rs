@@ -164,6 +164,21 @@ impl RuleSet {
             .expect("the built-in rule set compiles (guarded by a test)")
     }
 
+    /// The active rules, one line each: `[severity] id (when): what it asks`.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for r in &self.rules {
+            let when = match r.applies {
+                Applies::Every => "every reply",
+                Applies::First => "first reply",
+                Applies::Late => "late first reply",
+            };
+            let _ = writeln!(out, "- [{}] {} ({when}): {}", r.severity.as_str(), r.id, r.message);
+        }
+        let _ = write!(out, "A reply passes with no error finding and a score of at least {}.", self.pass_score);
+        out
+    }
+
     /// Compiles a rules file. Reports every problem at once, each naming the
     /// file and the rule.
     pub fn parse(text: &str, file: &str, pass_score: u32) -> Result<RuleSet, Vec<RuleError>> {

@@ -62,6 +62,35 @@ impl Store {
         Ok(Some(id.split_once(':').map_or(id.clone(), |(_, own)| own.to_string())))
     }
 
+    /// One conversation as stored, by id (`channel:thread`).
+    pub async fn conversation(&self, id: &str) -> anyhow::Result<Option<Conversation>> {
+        let row = sqlx::query("SELECT * FROM conversations WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(conversation_from_row).transpose()
+    }
+
+    /// The newest survey of a conversation, if any.
+    pub async fn latest_survey(&self, conversation: &str) -> anyhow::Result<Option<Survey>> {
+        let rows = sqlx::query("SELECT * FROM surveys WHERE conversation = $1")
+            .bind(conversation)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut surveys = rows.iter().map(survey_from_row).collect::<anyhow::Result<Vec<_>>>()?;
+        surveys.sort_by_key(|s| s.id.rsplit_once('#').and_then(|(_, n)| n.parse::<u32>().ok()).unwrap_or(0));
+        Ok(surveys.pop())
+    }
+
+    /// A stored message's author id and text, by its channel and the channel's own id.
+    pub async fn message(&self, channel: Channel, id: &str) -> anyhow::Result<Option<(String, String)>> {
+        let row = sqlx::query("SELECT author_id, body FROM messages WHERE id = $1")
+            .bind(format!("{}:{id}", channel.as_str()))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get("author_id")?, r.try_get("body")?)),
+            None => None,
+        })
+    }
+
     /// The channels on which a conversation with this thread exists.
     pub async fn channels_of(&self, thread: &str) -> anyhow::Result<Vec<Channel>> {
         let rows = sqlx::query("SELECT channel FROM conversations WHERE thread = $1 ORDER BY channel")

@@ -23,6 +23,9 @@ impl Drop for Bot {
     fn drop(&mut self) {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- the bot's log ---\n{}", self.log());
+        }
     }
 }
 
@@ -79,6 +82,7 @@ fn start_bot(config: &std::path::Path, token: &str) -> Bot {
         .arg(config)
         .arg("run")
         .env("CONCIERGE_TEST_DISCORD_TOKEN", token)
+        .env("CONCIERGE_LOG", "info,serenity=warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -312,5 +316,179 @@ fn feedback_for_an_agent_whose_dms_are_closed_goes_to_the_staff_channel_mentioni
     let text = content(&posts_with(&fake, STAFF, &format!("<@{SAM}>"))[0]).to_string();
     assert!(text.contains("DMs are closed") && text.contains("dismissive"), "{text}");
     assert!(fake.posted_in(dm_channel_of(SAM)).is_empty());
+    drop(bot);
+}
+
+/// The ticket of the thread started on `message`.
+fn ticket_of_thread(fake: &FakeDiscord, message: u64) -> String {
+    let call = fake.calls().into_iter().find(|c| c.path.ends_with(&format!("/messages/{message}/threads"))).unwrap();
+    call.body["name"].as_str().unwrap()[1..9].to_string()
+}
+
+/// Waits for the bot's answer to an interaction.
+fn answer(fake: &FakeDiscord, interaction: u64) -> Value {
+    fake.wait_for("the interaction's answer", |f| f.answer_to(interaction).is_some());
+    fake.answer_to(interaction).unwrap()
+}
+
+fn say(a: &Value) -> String {
+    assert_eq!(a["type"], 4, "{a}");
+    assert_eq!(a["data"]["flags"], 64, "ephemeral: {a}");
+    a["data"]["content"].as_str().unwrap().to_string()
+}
+
+fn db_rows(db_url: &str, sql: &str) -> Vec<sqlx::any::AnyRow> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = concierge::store::Store::open(db_url).await.unwrap();
+        let rows = sqlx::query(sql).fetch_all(store.pool()).await.unwrap();
+        store.close().await;
+        rows
+    })
+}
+
+#[test]
+fn check_standards_and_summary_answer_whoever_may_ask_and_refuse_the_others() {
+    let fake = FakeDiscord::start();
+    let (_dir, path, _db) = setup(&fake, "");
+    let bot = start_bot(&path, TOKEN);
+    bot.wait_for_log("discord channel: connected");
+    let registered = fake.calls().into_iter().find(|c| c.method == "PUT" && c.path.ends_with("/commands")).unwrap();
+    let names: Vec<&str> = registered.body.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["resolve", "reopen", "assign", "check", "standards", "summary"]);
+    let draft = serde_json::json!([{"name": "text", "type": 3, "value": "as I already said, restart it"}]);
+    let check = fake.slash((SAM, "Sam"), &[AGENT_ROLE], STAFF, "check", draft);
+    assert!(say(&answer(&fake, check)).contains("dismissive"));
+    let standards = fake.slash((SAM, "Sam"), &[AGENT_ROLE], STAFF, "standards", serde_json::json!([]));
+    assert!(say(&answer(&fake, standards)).contains("no-dismissive"));
+    let customer_check = fake.slash(
+        (ANA, "Ana"),
+        &[],
+        SUPPORT,
+        "check",
+        serde_json::json!([{"name": "text", "type": 3, "value": "hi"}]),
+    );
+    assert!(say(&answer(&fake, customer_check)).contains("Only agents"));
+    let refused = fake.slash((SAM, "Sam"), &[AGENT_ROLE], STAFF, "summary", serde_json::json!([]));
+    assert!(say(&answer(&fake, refused)).contains("Only managers"));
+    let week = serde_json::json!([{"name": "week", "type": 3, "value": "2026-W47"}]);
+    let summary = fake.slash((LEE, "Lee"), &[MANAGER_ROLE], STAFF, "summary", week);
+    let deferred = answer(&fake, summary);
+    assert_eq!((deferred["type"].as_u64(), deferred["data"]["flags"].as_u64()), (Some(5), Some(64)), "{deferred}");
+    fake.wait_for("the summary", |f| !f.follow_ups(summary).is_empty());
+    let body = &fake.follow_ups(summary)[0];
+    assert!(body.contains("Support summary 2026-W47") && body.contains("summary-2026-W47.html"), "{body}");
+    assert!(body.contains("<svg") && body.contains("text/html"), "the HTML report is attached");
+    drop(bot);
+}
+
+#[test]
+fn resolve_sends_survey_buttons_a_customers_click_records_once_a_detractor_alerts_and_a_comment_follows() {
+    let fake = FakeDiscord::start();
+    let (_dir, path, db) = setup(&fake, "[surveys]\ndelay = \"2s\"\n");
+    let bot = start_bot(&path, TOKEN);
+    bot.wait_for_log("discord channel: connected");
+    let thread = fake.customer_writes(SUPPORT, (ANA, "Ana Lima"), "Where is my refund?");
+    fake.wait_for("the acknowledgement", |f| !f.posted_in(thread).is_empty());
+    let ticket = ticket_of_thread(&fake, thread);
+    fake.member_writes(
+        thread,
+        (SAM, "Sam"),
+        &[AGENT_ROLE],
+        "Hi Ana, thanks for asking. The refund is on its way. Let me know if anything else comes up. Best, Sam",
+    );
+    let by_customer = fake.slash((ANA, "Ana Lima"), &[], thread, "resolve", serde_json::json!([]));
+    assert!(say(&answer(&fake, by_customer)).contains("Only agents"));
+    let resolve = fake.slash((SAM, "Sam"), &[AGENT_ROLE], thread, "resolve", serde_json::json!([]));
+    assert!(say(&answer(&fake, resolve)).contains("resolved"));
+    fake.wait_for("the survey", |f| f.posted_in(thread).iter().any(|m| m["components"].is_array()));
+    let survey = fake.posted_in(thread).into_iter().find(|m| m["components"].is_array()).unwrap();
+    let buttons: Vec<&str> = survey["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row["components"].as_array().unwrap())
+        .map(|b| b["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(buttons, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]);
+    let survey_id: u64 = survey["id"].as_str().unwrap().parse().unwrap();
+    let someone_else = fake.click((LEE, "Lee"), &[], thread, survey_id, &format!("nps:{ticket}:10"));
+    assert!(say(&answer(&fake, someone_else)).contains("Only the customer"));
+    let click = fake.click((ANA, "Ana Lima"), &[], thread, survey_id, &format!("nps:{ticket}:3"));
+    let thanks = answer(&fake, click);
+    assert!(say(&thanks).contains("3/10"), "{thanks}");
+    assert_eq!(thanks["data"]["components"][0]["components"][0]["label"], "Add a comment");
+    let again = fake.click((ANA, "Ana Lima"), &[], thread, survey_id, &format!("nps:{ticket}:10"));
+    assert!(say(&answer(&fake, again)).contains("already recorded"));
+    fake.wait_for("the detractor alert", |f| !posts_with(f, STAFF, "Detractor alert").is_empty());
+    assert!(content(&posts_with(&fake, STAFF, "Detractor alert")[0]).starts_with(&format!("<@&{MANAGER_ROLE}>")));
+    let comment = fake.click((ANA, "Ana Lima"), &[], thread, survey_id, &format!("nps-comment:{ticket}"));
+    let form = answer(&fake, comment);
+    assert_eq!(form["type"], 9, "{form}");
+    let submitted = fake.submit_form(
+        (ANA, "Ana Lima"),
+        thread,
+        form["data"]["custom_id"].as_str().unwrap(),
+        "comment",
+        "Took too long",
+    );
+    assert!(say(&answer(&fake, submitted)).contains("Thank you for the comment"));
+    let rows = db_rows(&db.url, "SELECT score, comment FROM surveys WHERE status = 'answered'");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(sqlx::Row::get::<i64, _>(&rows[0], "score"), 3, "the second click changed nothing");
+    assert_eq!(sqlx::Row::get::<Option<String>, _>(&rows[0], "comment").as_deref(), Some("Took too long"));
+    drop(bot);
+}
+
+#[test]
+fn send_anyway_posts_the_reply_taken_back_and_records_the_override() {
+    let fake = FakeDiscord::start();
+    let (_dir, path, db) = setup(&fake, "[standards]\nmode = \"enforce\"\n");
+    let bot = start_bot(&path, TOKEN);
+    bot.wait_for_log("discord channel: connected");
+    let thread = fake.customer_writes(SUPPORT, (ANA, "Ana Lima"), "The app crashes");
+    fake.wait_for("the acknowledgement", |f| !f.posted_in(thread).is_empty());
+    let poor = "Hi Ana, as I already said, restart it.";
+    fake.member_writes(thread, (SAM, "Sam"), &[AGENT_ROLE], poor);
+    let dm = dm_channel_of(SAM);
+    fake.wait_for("the held reply", |f| !f.posted_in(dm).is_empty());
+    let held = &fake.posted_in(dm)[0];
+    let button = held["components"][0]["components"][0]["custom_id"].as_str().unwrap().to_string();
+    let held_id: u64 = held["id"].as_str().unwrap().parse().unwrap();
+    let not_author = fake.click((LEE, "Lee"), &[AGENT_ROLE], dm, held_id, &button);
+    assert!(say(&answer(&fake, not_author)).contains("Only the agent who wrote"));
+    let click = fake.click((SAM, "Sam"), &[AGENT_ROLE], dm, held_id, &button);
+    assert!(say(&answer(&fake, click)).contains("override is recorded"));
+    fake.wait_for("the reply in the thread", |f| !posts_with(f, thread, poor).is_empty());
+    let rows = db_rows(&db.url, "SELECT overridden FROM reply_checks");
+    assert_eq!(rows.iter().map(|r| sqlx::Row::get::<i64, _>(r, "overridden")).collect::<Vec<_>>(), [1]);
+    drop(bot);
+}
+
+#[test]
+fn concierge_resolve_with_channel_discord_resolves_a_discord_ticket() {
+    let fake = FakeDiscord::start();
+    let (_dir, path, db) = setup(&fake, "");
+    let bot = start_bot(&path, TOKEN);
+    bot.wait_for_log("discord channel: connected");
+    let thread = fake.customer_writes(SUPPORT, (ANA, "Ana Lima"), "Please close my account");
+    fake.wait_for("the acknowledgement", |f| !f.posted_in(thread).is_empty());
+    let ticket = ticket_of_thread(&fake, thread);
+    let out = concierge()
+        .arg("--config")
+        .arg(&path)
+        .args(["resolve", &ticket, "--channel", "discord", "--no-survey"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = db_rows(&db.url, "SELECT status FROM conversations");
+        if sqlx::Row::get::<String, _>(&rows[0], "status") == "resolved" {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "not resolved");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     drop(bot);
 }

@@ -39,6 +39,8 @@ pub struct Call {
     pub method: String,
     pub path: String,
     pub body: Value,
+    /// The body as text (a multipart upload is not JSON).
+    pub raw: String,
 }
 
 /// A failure to answer the next matching calls with.
@@ -195,6 +197,83 @@ impl FakeDiscord {
         thread
     }
 
+    /// A member runs a slash command in `channel`; returns the interaction id.
+    pub fn slash(&self, member: (u64, &str), roles: &[u64], channel: u64, name: &str, options: Value) -> u64 {
+        let data = json!({"id": "900000000000000001", "name": name, "type": 1, "options": options, "guild_id": GUILD.to_string()});
+        self.interact(2, member, roles, channel, data, None)
+    }
+
+    /// Someone clicks the button `custom_id` under the bot's message `message` in `channel`.
+    pub fn click(&self, user: (u64, &str), roles: &[u64], channel: u64, message: u64, custom_id: &str) -> u64 {
+        let m = self.with(|s| {
+            s.history.values().flatten().find(|m| m["id"].as_str() == Some(message.to_string().as_str())).cloned()
+        });
+        let m = m.unwrap_or_else(|| panic!("no message {message}"));
+        self.interact(3, user, roles, channel, json!({"custom_id": custom_id, "component_type": 2}), Some(m))
+    }
+
+    /// Someone submits the form `custom_id` with one text field.
+    pub fn submit_form(&self, user: (u64, &str), channel: u64, custom_id: &str, field: &str, value: &str) -> u64 {
+        let data = json!({"custom_id": custom_id, "components": [{"type": 1, "components": [
+            {"type": 4, "custom_id": field, "value": value}
+        ]}]});
+        self.interact(5, user, &[], channel, data, None)
+    }
+
+    fn interact(
+        &self,
+        kind: u8,
+        user: (u64, &str),
+        roles: &[u64],
+        channel: u64,
+        data: Value,
+        message: Option<Value>,
+    ) -> u64 {
+        self.with(|s| {
+            let id = s.snowflake();
+            let who = json!({"id": user.0.to_string(), "username": user.1, "discriminator": "0", "global_name": user.1, "avatar": null});
+            let dm = s.history.contains_key(&channel) && channel == dm_channel_of(user.0);
+            let mut i = json!({
+                "id": id.to_string(), "application_id": BOT.to_string(), "type": kind, "data": data,
+                "channel_id": channel.to_string(), "token": format!("token-{id}"), "version": 1,
+                "app_permissions": "0", "locale": "en-US", "entitlements": [], "attachment_size_limit": 8_388_608
+            });
+            if dm {
+                i["user"] = who;
+            } else {
+                i["guild_id"] = json!(GUILD.to_string());
+                i["guild_locale"] = json!("en-US");
+                i["member"] = json!({
+                    "user": who, "roles": roles.iter().map(|r| r.to_string()).collect::<Vec<_>>(), "nick": null,
+                    "avatar": null, "joined_at": "2024-01-01T00:00:00.000000+00:00", "premium_since": null,
+                    "deaf": false, "mute": false, "flags": 0, "pending": false, "permissions": "0",
+                    "communication_disabled_until": null
+                });
+            }
+            if let Some(m) = message {
+                i["message"] = m;
+            }
+            s.dispatch("INTERACTION_CREATE", i);
+            id
+        })
+    }
+
+    /// The bot's answer to an interaction (its callback body), if any yet.
+    pub fn answer_to(&self, interaction: u64) -> Option<Value> {
+        let suffix = format!("/interactions/{interaction}/token-{interaction}/callback");
+        self.calls().into_iter().find(|c| c.path.ends_with(&suffix)).map(|c| c.body)
+    }
+
+    /// The follow-ups sent for an interaction (the multipart bodies, as text).
+    pub fn follow_ups(&self, interaction: u64) -> Vec<String> {
+        let suffix = format!("/token-{interaction}");
+        self.calls()
+            .into_iter()
+            .filter(|c| c.path.contains("/webhooks/") && c.path.ends_with(&suffix))
+            .map(|c| c.raw)
+            .collect()
+    }
+
     /// A gateway event of any type (unknown ones included).
     pub fn dispatch_raw(&self, t: &str, d: Value) {
         self.with(|s| s.dispatch(t, d));
@@ -243,7 +322,9 @@ impl FakeDiscord {
         self.with(|s| {
             s.history
                 .get(&channel)
-                .map(|h| h.iter().filter(|m| m["author"]["id"].as_str() == Some(BOT.to_string().as_str())).cloned().collect())
+                .map(|h| {
+                    h.iter().filter(|m| m["author"]["id"].as_str() == Some(BOT.to_string().as_str())).cloned().collect()
+                })
                 .unwrap_or_default()
         })
     }
@@ -294,8 +375,9 @@ fn rest_call(
 ) -> (StatusCode, HeaderMap, axum::Json<Value>) {
     let mut s = state.lock().unwrap();
     let path = uri.path().to_string();
+    let raw = String::from_utf8_lossy(&body).to_string();
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    s.calls.push(Call { method: method.to_string(), path: uri.to_string(), body: body.clone() });
+    s.calls.push(Call { method: method.to_string(), path: uri.to_string(), body: body.clone(), raw });
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bot {TOKEN}")) {
         return error(401, 0, "401: Unauthorized");
     }
@@ -386,6 +468,14 @@ fn rest_call(
                 h.retain(|m| m["id"].as_str() != Some(message.to_string().as_str()));
             }
             (StatusCode::NO_CONTENT, HeaderMap::new(), axum::Json(Value::Null))
+        }
+        ("PUT", ["applications", _, "guilds", _, "commands"]) => ok(body),
+        ("POST", ["interactions", _, _, "callback"]) => {
+            (StatusCode::NO_CONTENT, HeaderMap::new(), axum::Json(Value::Null))
+        }
+        ("POST", ["webhooks", _, _]) => {
+            let id = s.snowflake();
+            ok(message_json(id, 0, json!({"id": BOT.to_string(), "username": "concierge", "bot": true}), ""))
         }
         ("POST", ["users", "@me", "channels"]) => {
             let user = num(body["recipient_id"].as_str().unwrap_or("0"));

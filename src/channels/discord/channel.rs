@@ -26,18 +26,23 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use serenity::all::{
-    ClientBuilder, Context, EventHandler, GatewayIntents, Guild, GuildChannel, HttpBuilder, Message as DMessage, Ready,
+    ActionRowComponent, ClientBuilder, CommandDataOptionValue, Context, EventHandler, GatewayIntents, Guild,
+    GuildChannel, HttpBuilder, Interaction, Message as DMessage, Ready,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use super::intake::{Decision, Kind, Place, Seen, Staff, decide};
+use super::interactions::{self, Answer, Asked, Known, Opt, What};
 use super::rest::{Rest, RestError, id_of};
 use super::settings::{DiscordSettings, RoleRef};
 use super::state;
 use crate::channels::{BoxFuture, ChannelAdapter, DeliveryError, Intake};
 use crate::config::{Config, Env, Problem};
-use crate::core::router::{ActionKind, Channel, Recipient};
+use crate::core::hours::BusinessHours;
+use crate::core::report::Week;
+use crate::core::router::{ActionKind, Channel, Conversation, Recipient};
+use crate::core::rules::RuleSet;
 use crate::driver::Inbound;
 use crate::store::{OutboxItem, Store};
 
@@ -57,6 +62,8 @@ pub struct DiscordChannel {
     rest: Rest,
     staff: Mutex<Staff>,
     bot_id: AtomicU64,
+    rules: RuleSet,
+    hours: BusinessHours,
 }
 
 impl DiscordChannel {
@@ -65,7 +72,7 @@ impl DiscordChannel {
         settings: &DiscordSettings,
         env: &dyn Env,
         store: Store,
-        _config: &Config,
+        config: &Config,
     ) -> Result<DiscordChannel, Vec<Problem>> {
         let settings = settings.clone().with_token(env).map_err(|p| vec![p])?;
         let rest = Rest::new(settings.base(), &settings.token.0)
@@ -80,7 +87,15 @@ impl DiscordChannel {
                 RoleRef::Name(_) => None,
             },
         };
-        Ok(DiscordChannel { settings, store, rest, staff: Mutex::new(staff), bot_id: AtomicU64::new(0) })
+        Ok(DiscordChannel {
+            settings,
+            store,
+            rest,
+            staff: Mutex::new(staff),
+            bot_id: AtomicU64::new(0),
+            rules: config.rules.clone(),
+            hours: config.policy.hours.clone(),
+        })
     }
 
     fn staff(&self) -> Staff {
@@ -99,7 +114,8 @@ impl DiscordChannel {
 
 /// What serenity's handler forwards.
 enum Event {
-    Ready,
+    Ready { application: u64 },
+    Interaction(Box<(Asked, Reply)>),
     Guild(Box<Guild>),
     Thread { id: u64, parent: Option<u64> },
     Message(Box<Seen>),
@@ -110,8 +126,14 @@ struct Handler(mpsc::UnboundedSender<Event>);
 
 #[serenity::async_trait]
 impl EventHandler for Handler {
-    async fn ready(&self, _ctx: Context, _ready: Ready) {
-        let _ = self.0.send(Event::Ready);
+    async fn ready(&self, _ctx: Context, ready: Ready) {
+        let _ = self.0.send(Event::Ready { application: ready.application.id.get() });
+    }
+
+    async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {
+        if let Some(asked) = asked_from(&interaction) {
+            let _ = self.0.send(Event::Interaction(Box::new(asked)));
+        }
     }
 
     async fn guild_create(&self, _ctx: Context, guild: Guild, _is_new: Option<bool>) {
@@ -125,6 +147,66 @@ impl EventHandler for Handler {
     async fn message(&self, _ctx: Context, m: DMessage) {
         let _ = self.0.send(Event::Message(Box::new(seen_from_gateway(&m))));
     }
+}
+
+/// Where to send the answer to an interaction.
+struct Reply {
+    id: u64,
+    token: String,
+    application: u64,
+}
+
+fn asked_from(interaction: &Interaction) -> Option<(Asked, Reply)> {
+    let roles =
+        |m: Option<&serenity::all::Member>| m.map(|m| m.roles.iter().map(|r| r.get()).collect()).unwrap_or_default();
+    let (asked, reply) = match interaction {
+        Interaction::Command(c) => {
+            let options = c
+                .data
+                .options
+                .iter()
+                .filter_map(|o| {
+                    let v = match &o.value {
+                        CommandDataOptionValue::String(s) => Opt::Text(s.clone()),
+                        CommandDataOptionValue::Boolean(b) => Opt::Bool(*b),
+                        CommandDataOptionValue::User(u) => Opt::User(u.get()),
+                        _ => return None,
+                    };
+                    Some((o.name.clone(), v))
+                })
+                .collect();
+            let what = What::Command { name: c.data.name.clone(), options };
+            let asked =
+                Asked { user: c.user.id.get(), roles: roles(c.member.as_deref()), channel: c.channel_id.get(), what };
+            (asked, Reply { id: c.id.get(), token: c.token.clone(), application: c.application_id.get() })
+        }
+        Interaction::Component(c) => {
+            let what = What::Button { custom_id: c.data.custom_id.clone() };
+            let asked =
+                Asked { user: c.user.id.get(), roles: roles(c.member.as_ref()), channel: c.channel_id.get(), what };
+            (asked, Reply { id: c.id.get(), token: c.token.clone(), application: c.application_id.get() })
+        }
+        Interaction::Modal(m) => {
+            let fields = m
+                .data
+                .components
+                .iter()
+                .flat_map(|row| &row.components)
+                .filter_map(|c| match c {
+                    ActionRowComponent::InputText(t) => {
+                        Some((t.custom_id.clone(), t.value.clone().unwrap_or_default()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let what = What::Form { custom_id: m.data.custom_id.clone(), fields };
+            let asked =
+                Asked { user: m.user.id.get(), roles: roles(m.member.as_ref()), channel: m.channel_id.get(), what };
+            (asked, Reply { id: m.id.get(), token: m.token.clone(), application: m.application_id.get() })
+        }
+        _ => return None,
+    };
+    Some((asked, reply))
 }
 
 fn seen_from_gateway(m: &DMessage) -> Seen {
@@ -267,9 +349,21 @@ impl DiscordChannel {
         let mut parents: HashMap<u64, u64> = HashMap::new();
         while let Some(event) = rx.recv().await {
             let outcome = match event {
-                Event::Ready => {
+                Event::Ready { application } => {
+                    let commands = interactions::definitions();
+                    if let Err(e) = self.rest.register_commands(application, self.settings.guild_id, &commands).await {
+                        tracing::error!(
+                            "cannot register the slash commands: {e}; invite the bot with the applications.commands scope"
+                        );
+                    }
                     tracing::info!("discord channel: connected; catching up on what was written meanwhile");
                     self.catch_up(&intake, &mut parents).await
+                }
+                Event::Interaction(boxed) => {
+                    let (asked, reply) = *boxed;
+                    // Answered apart, within Discord's 3 seconds.
+                    tokio::spawn(self.clone().interact(asked, reply, intake.clone()));
+                    Ok(())
                 }
                 Event::Guild(g) => {
                     self.learn_guild(&g, &mut parents);
@@ -439,6 +533,100 @@ impl DiscordChannel {
         }
         tracing::error!("cannot start a thread for message {}: Discord keeps failing; answering in the channel", m.id);
         m.channel_id
+    }
+
+    /// Answers one interaction: looks up what it needs, applies the input
+    /// through the driver, replies.
+    async fn interact(self: Arc<Self>, asked: Asked, reply: Reply, intake: Intake) {
+        if let Err(e) = self.try_interact(&asked, &reply, &intake).await {
+            tracing::warn!("discord interaction not answered: {e:#}");
+            let sorry =
+                json!({"type": 4, "data": {"content": "Sorry, that did not work; please try again.", "flags": 64}});
+            let _ = self.rest.respond(reply.id, &reply.token, &sorry).await;
+        }
+    }
+
+    async fn try_interact(&self, asked: &Asked, reply: &Reply, intake: &Intake) -> anyhow::Result<()> {
+        let ticket = match &asked.what {
+            What::Command { .. } => state::by_channel(&self.store, asked.channel).await?.map(|t| t.ticket),
+            What::Button { custom_id } | What::Form { custom_id, .. } => {
+                interactions::button_ticket(custom_id).map(str::to_string)
+            }
+        };
+        let id = ticket.as_deref().map(|t| Conversation::key(Channel::Discord, t));
+        let conversation = match &id {
+            Some(id) => self.store.conversation(id).await?,
+            None => None,
+        };
+        let survey = match &id {
+            Some(id) => self.store.latest_survey(id).await?,
+            None => None,
+        };
+        let held = match &asked.what {
+            What::Button { custom_id } if custom_id.starts_with("anyway:") => {
+                let original = custom_id.rsplit(':').next().unwrap_or("");
+                self.store
+                    .message(Channel::Discord, original)
+                    .await?
+                    .and_then(|(author, text)| Some((author.parse().ok()?, text)))
+            }
+            _ => None,
+        };
+        let known = Known { ticket, conversation: conversation.as_ref(), survey: survey.as_ref(), held };
+        let response = match interactions::answer(asked, &known, &self.staff(), &self.rules) {
+            Answer::Say { text, input, components } => {
+                if let Some(input) = input {
+                    let (done, committed) = oneshot::channel();
+                    let at = intake.clock.now();
+                    intake.inbox.send(Inbound { at, input, done: Some(done) }).await?;
+                    anyhow::ensure!(committed.await == Ok(true), "the input could not be stored");
+                }
+                let mut data = json!({"content": truncate(&text, 2000), "flags": 64});
+                if let Some(c) = components {
+                    data["components"] = c;
+                }
+                json!({"type": 4, "data": data})
+            }
+            Answer::Form { custom_id, title, label } => json!({"type": 9, "data": {
+                "custom_id": custom_id, "title": title,
+                "components": [{"type": 1, "components": [
+                    {"type": 4, "custom_id": "comment", "style": 2, "label": label, "required": true, "max_length": 1000}
+                ]}]
+            }}),
+            Answer::Summary { week } => {
+                // Slow work: defer within the 3 seconds, then follow up.
+                self.rest.respond(reply.id, &reply.token, &json!({"type": 5, "data": {"flags": 64}})).await?;
+                return self.summary(week, reply).await;
+            }
+        };
+        self.rest.respond(reply.id, &reply.token, &response).await?;
+        Ok(())
+    }
+
+    /// The weekly figures as an embed, with the HTML report attached.
+    async fn summary(&self, week: Option<Week>, reply: &Reply) -> anyhow::Result<()> {
+        let now = Timestamp::now();
+        let week = week.unwrap_or_else(|| Week::containing(now, self.hours.time_zone()));
+        let json_text = crate::cli::weekly(&self.store, &self.hours, week, now, crate::format::Format::Json).await?;
+        let html = crate::cli::weekly(&self.store, &self.hours, week, now, crate::format::Format::Html).await?;
+        let r: Value = serde_json::from_str(&json_text)?;
+        let show = |v: &Value| if v.is_null() { "n/a".to_string() } else { v.to_string() };
+        let secs = |v: &Value| v.as_i64().map_or("n/a".into(), |s| crate::core::duration::Human(s).to_string());
+        let fields = json!([
+            {"name": "Conversations", "value": format!("{} opened, {} resolved", r["conversations"]["opened"], r["conversations"]["resolved"]), "inline": true},
+            {"name": "First response", "value": format!("median {}, p90 {}", secs(&r["first_response"]["median_seconds"]), secs(&r["first_response"]["p90_seconds"])), "inline": true},
+            {"name": "SLA met", "value": format!("{}% ({} met, {} breached)", show(&r["sla"]["met_percent"]), r["sla"]["met"], r["sla"]["breached"]), "inline": true},
+            {"name": "Replies checked", "value": format!("{} ({} without findings)", r["standards"]["replies_checked"], r["standards"]["replies_passed_clean"]), "inline": true},
+            {"name": "NPS", "value": format!("{} from {} answers", show(&r["nps"]["score"]), r["nps"]["responses"]), "inline": true},
+            {"name": "Failed deliveries", "value": r["deliveries"]["failed"].to_string(), "inline": true}
+        ]);
+        let message = json!({
+            "flags": 64,
+            "embeds": [{"title": format!("Support summary {week}"), "description": format!("As of {now}; the charts are in the attached page."), "fields": fields}]
+        });
+        let name = format!("summary-{week}.html");
+        self.rest.follow_up_with_file(reply.application, &reply.token, &message, &name, html.into_bytes()).await?;
+        Ok(())
     }
 
     async fn deliver_message(&self, item: &OutboxItem) -> Result<(), DeliveryError> {

@@ -8,6 +8,7 @@
 
 pub mod channel;
 pub mod intake;
+pub mod interactions;
 pub mod rest;
 pub mod settings;
 pub mod state;

@@ -38,6 +38,8 @@ impl std::fmt::Display for RestError {
     }
 }
 
+impl std::error::Error for RestError {}
+
 impl RestError {
     /// The Discord JSON error code, when there is one.
     pub fn code(&self) -> Option<i64> {
@@ -170,6 +172,68 @@ impl Rest {
         let mut list = v.as_array().cloned().unwrap_or_default();
         list.sort_by_key(|m| id_of(m).unwrap_or(0));
         Ok(list)
+    }
+}
+
+impl Rest {
+    /// Replaces the guild's slash commands with `commands`.
+    pub async fn register_commands(&self, application: u64, guild: u64, commands: &Value) -> Result<(), RestError> {
+        let path = format!("/applications/{application}/guilds/{guild}/commands");
+        self.call(Method::PUT, &path, Some(commands)).await.map(|_| ())
+    }
+
+    /// Answers an interaction (within Discord's 3 seconds).
+    pub async fn respond(&self, interaction: u64, token: &str, response: &Value) -> Result<(), RestError> {
+        let path = format!("/interactions/{interaction}/{token}/callback");
+        self.call(Method::POST, &path, Some(response)).await.map(|_| ())
+    }
+
+    /// A follow-up message to a deferred interaction, with one file attached.
+    pub async fn follow_up_with_file(
+        &self,
+        application: u64,
+        token: &str,
+        message: &Value,
+        file_name: &str,
+        file: Vec<u8>,
+    ) -> Result<(), RestError> {
+        let mut payload = message.clone();
+        payload["attachments"] = json!([{"id": 0, "filename": file_name}]);
+        let part = reqwest::multipart::Part::bytes(file)
+            .file_name(file_name.to_string())
+            .mime_str("text/html")
+            .map_err(|e| RestError::Network(e.to_string()))?;
+        let form = reqwest::multipart::Form::new().text("payload_json", payload.to_string()).part("files[0]", part);
+        let resp = self
+            .client
+            .post(format!("{}/webhooks/{application}/{token}", self.base))
+            .header("Authorization", format!("Bot {}", self.token))
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| RestError::Network(e.to_string()))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let value: Value = resp.json_value().await;
+        Err(RestError::Status {
+            status: status.as_u16(),
+            code: value["code"].as_i64().unwrap_or(0),
+            message: value["message"].as_str().unwrap_or("").to_string(),
+        })
+    }
+}
+
+/// A response body as JSON (`Null` when it is not).
+trait JsonValue {
+    async fn json_value(self) -> Value;
+}
+
+impl JsonValue for reqwest::Response {
+    async fn json_value(self) -> Value {
+        let bytes = self.bytes().await.unwrap_or_default();
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
     }
 }
 
