@@ -499,7 +499,8 @@ async fn outbox_cmd(cli: &Cli, args: &OutboxArgs) -> Result<ExitCode, Failure> {
 }
 
 async fn run_cmd(cli: &Cli) -> Result<ExitCode, Failure> {
-    let config = load_config(cli)?;
+    let config =
+        Config::load_for_run(cli.config.as_deref(), &SystemEnv).map_err(|e| input(e.to_string().trim_end()))?;
     let shutdown = shutdown_signal()?;
     tracing::info!(config = %config.source, database = %crate::config::redact_url(&config.database_url), "starting");
     let app = App::build(config, &SystemEnv, driver::Clock::System).await.map_err(|e| match e {

@@ -110,14 +110,22 @@ impl ChannelSettings {
     pub const SECTIONS: &'static [&'static str] = &["email", "discord"];
 
     /// Validates every channel's section of `root`, problems by key.
-    pub fn parse(root: &toml::Table, problems: &mut Vec<Problem>, dir: Option<&std::path::Path>) -> ChannelSettings {
+    /// With `secrets`, each channel's secrets are read now too (for `run`).
+    pub fn parse(
+        root: &toml::Table,
+        problems: &mut Vec<Problem>,
+        dir: Option<&std::path::Path>,
+        secrets: Option<&dyn Env>,
+    ) -> ChannelSettings {
         let read = |name: &'static str, keys: &[&str], problems: &mut Vec<Problem>| {
             section::table(root, name, keys, problems).map(|t| (name, t))
         };
-        let email = read("email", email::settings::KEYS, problems)
-            .and_then(|(name, t)| email::settings::parse(&mut Section::new(name, t, problems, dir)));
-        let discord = read("discord", discord::settings::KEYS, problems)
-            .and_then(|(name, t)| discord::settings::parse(&mut Section::new(name, t, problems, dir)));
+        let email = read("email", email::settings::KEYS, problems).and_then(|(name, t)| {
+            email::settings::parse(&mut Section::new(name, t, problems, dir).checking_secrets(secrets))
+        });
+        let discord = read("discord", discord::settings::KEYS, problems).and_then(|(name, t)| {
+            discord::settings::parse(&mut Section::new(name, t, problems, dir).checking_secrets(secrets))
+        });
         ChannelSettings { email, discord }
     }
 

@@ -102,11 +102,21 @@ impl fmt::Display for ConfigError {
 impl Config {
     /// Loads `path`, or `concierge.toml` when present, or the built-in defaults.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_with(path, &SystemEnv, false)
+    }
+
+    /// [`Config::load`] for `concierge run`: the channels' secrets must be
+    /// readable too, and a missing one is reported with every other problem.
+    pub fn load_for_run(path: Option<&Path>, env: &dyn Env) -> Result<Config, ConfigError> {
+        Config::load_with(path, env, true)
+    }
+
+    fn load_with(path: Option<&Path>, env: &dyn Env, secrets: bool) -> Result<Config, ConfigError> {
         let default = Path::new("concierge.toml");
         let path = match path {
             Some(p) => p,
             None if default.exists() => default,
-            None => return Config::parse("", "built-in defaults", None),
+            None => return Config::parse_checked("", "built-in defaults", None, env, secrets),
         };
         let source = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -116,7 +126,7 @@ impl Config {
                 message: format!("cannot read the file: {e}; check --config"),
             }],
         })?;
-        Config::parse(&text, &source, path.parent())
+        Config::parse_checked(&text, &source, path.parent(), env, secrets)
     }
 
     /// Parses and validates config text. `dir` anchors relative paths.
@@ -126,13 +136,24 @@ impl Config {
 
     /// [`Config::parse`] reading environment variables from `env`.
     pub fn parse_with_env(text: &str, source: &str, dir: Option<&Path>, env: &dyn Env) -> Result<Config, ConfigError> {
+        Config::parse_checked(text, source, dir, env, false)
+    }
+
+    /// Parses and validates; with `secrets`, also that every channel secret can be read.
+    pub fn parse_checked(
+        text: &str,
+        source: &str,
+        dir: Option<&Path>,
+        env: &dyn Env,
+        secrets: bool,
+    ) -> Result<Config, ConfigError> {
         let fail = |problems| ConfigError { origin: source.to_string(), problems };
         let table: Table = text.parse().map_err(|e: toml::de::Error| {
             let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
             let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
             fail(vec![Problem { key: String::new(), message: format!("{at}{}", e.message().trim()) }])
         })?;
-        let mut v = Validator { problems: Vec::new(), dir: dir.map(Path::to_path_buf), env };
+        let mut v = Validator { problems: Vec::new(), dir: dir.map(Path::to_path_buf), env, secrets };
         let config = v.config(&table, source);
         match config {
             Some(c) if v.problems.is_empty() => Ok(c),
@@ -145,6 +166,8 @@ struct Validator<'e> {
     problems: Vec<Problem>,
     dir: Option<PathBuf>,
     env: &'e dyn Env,
+    /// Check that the channels' secrets can be read now.
+    secrets: bool,
 }
 
 impl Validator<'_> {
@@ -193,7 +216,9 @@ impl Validator<'_> {
         {
             self.problem("database.url", "must start with sqlite:// (e.g. \"sqlite://concierge.db\") or postgres://");
         }
-        let channels = ChannelSettings::parse(root, &mut self.problems, self.dir.as_deref());
+        let env = self.env;
+        let secrets = self.secrets.then_some(env);
+        let channels = ChannelSettings::parse(root, &mut self.problems, self.dir.as_deref(), secrets);
         let hours = self.business_hours(root);
         let mut policy = self.sla(root, channels.email.is_some());
         self.surveys(root, &mut policy);

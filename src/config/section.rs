@@ -108,11 +108,20 @@ pub struct Section<'a> {
     pub table: &'a Table,
     problems: &'a mut Vec<Problem>,
     dir: Option<&'a Path>,
+    /// When set, secrets are also read now (for `concierge run`), so a
+    /// missing one is reported with every other problem.
+    check_secrets: Option<&'a dyn Env>,
 }
 
 impl<'a> Section<'a> {
     pub fn new(name: &'a str, table: &'a Table, problems: &'a mut Vec<Problem>, dir: Option<&'a Path>) -> Self {
-        Section { name, table, problems, dir }
+        Section { name, table, problems, dir, check_secrets: None }
+    }
+
+    /// Also checks, through `env`, that every secret named here can be read.
+    pub fn checking_secrets(mut self, env: Option<&'a dyn Env>) -> Self {
+        self.check_secrets = env;
+        self
     }
 
     /// The dotted key, `name.key`.
@@ -210,6 +219,38 @@ impl<'a> Section<'a> {
     /// The secret named by `{prefix}_env` or `{prefix}_file` (exactly one);
     /// `example_var` shows how when both are missing.
     pub fn secret(&mut self, prefix: &str, what: &str, example_var: &str) -> Option<SecretSource> {
+        let source = self.secret_source(prefix, what, example_var)?;
+        if let Some(env) = self.check_secrets
+            && let Err(p) = source.read(env, what)
+        {
+            self.problems.push(p);
+        }
+        Some(source)
+    }
+
+    /// A secret's source given by `default` when the section names none,
+    /// checked like [`Section::secret`].
+    pub fn secret_or(
+        &mut self,
+        prefix: &str,
+        what: &str,
+        example_var: &str,
+        default: SecretSource,
+    ) -> Option<SecretSource> {
+        let named =
+            self.table.contains_key(&format!("{prefix}_env")) || self.table.contains_key(&format!("{prefix}_file"));
+        if named {
+            return self.secret(prefix, what, example_var);
+        }
+        if let Some(env) = self.check_secrets
+            && let Err(p) = default.read(env, what)
+        {
+            self.problems.push(p);
+        }
+        Some(default)
+    }
+
+    fn secret_source(&mut self, prefix: &str, what: &str, example_var: &str) -> Option<SecretSource> {
         let (env_key, file_key) = (format!("{prefix}_env"), format!("{prefix}_file"));
         match (self.string(&env_key), self.path(&file_key)) {
             (Some(_), Some(_)) => {

@@ -425,3 +425,18 @@ fn report_and_resolve_need_no_channel_secret_but_run_names_the_missing_one() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("email.password_env: $CONCIERGE_TEST_NEVER_SET is not set"), "{}", stderr(&o));
 }
+
+#[test]
+fn run_reports_a_missing_token_variable_with_every_other_problem_at_once() {
+    let (_dir, config) = temp_file(
+        "c.toml",
+        "[discord]\ntoken_env = \"CONCIERGE_TEST_NO_SUCH_TOKEN\"\nguild_id = \"my server\"\nsupport_channels = []\nstaff_channel = \"800000000000000202\"\nagent_role = \"Agents\"\nmanager_role = \"Managers\"\n",
+    );
+    let o = run(concierge().arg("--config").arg(&config).arg("run"), "");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    for key in ["discord.guild_id: \"my server\" is not a Discord id", "discord.support_channels: is empty"] {
+        assert!(err.contains(key), "{key}: {err}");
+    }
+    assert!(err.contains("discord.token_env: $CONCIERGE_TEST_NO_SUCH_TOKEN is not set"), "{err}");
+}

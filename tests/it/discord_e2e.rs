@@ -492,3 +492,55 @@ fn concierge_resolve_with_channel_discord_resolves_a_discord_ticket() {
     }
     drop(bot);
 }
+
+#[test]
+fn email_and_discord_run_side_by_side_in_one_process_and_one_report() {
+    let Some(servers) = crate::mail_servers::MailServers::start() else { return };
+    let fake = FakeDiscord::start();
+    let (dir, path, db) = setup(&fake, "");
+    let p = servers.ports;
+    let email = format!(
+        "\n[email]\nimap_host = \"127.0.0.1\"\nimap_port = {}\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\ntls = \"none\"\nusername = \"support\"\npassword_env = \"CONCIERGE_TEST_SUPPORT_PASSWORD\"\naddress = \"support@example.test\"\nagents = [\"sam@example.test\"]\nmanagers = [\"boss@example.test\"]\npoll_interval = \"1s\"\n",
+        p.imap, p.smtp_auth
+    );
+    std::fs::write(&path, config(&fake, &db.url, "") + &email).unwrap();
+    let mut child = concierge()
+        .arg("--config")
+        .arg(&path)
+        .arg("run")
+        .env("CONCIERGE_TEST_DISCORD_TOKEN", TOKEN)
+        .env("CONCIERGE_TEST_SUPPORT_PASSWORD", crate::mail_servers::PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    servers.send(
+        "ana@example.test",
+        "support@example.test",
+        "From: Ana <ana@example.test>\r\nTo: support@example.test\r\nSubject: By mail\r\nMessage-ID: <side1@example.test>\r\n\r\nHello by mail\r\n",
+    );
+    fake.wait_for("the gateway session", |f| f.identifies() == 1);
+    let thread = fake.customer_writes(SUPPORT, (LEE, "Lee"), "Hello on Discord");
+    servers.wait_for("ana", |m| m.contains("We have your request"));
+    fake.wait_for("the Discord acknowledgement", |f| !posts_with(f, thread, "Hi Lee").is_empty());
+    let week = concierge::core::report::Week::containing(jiff::Timestamp::now(), &jiff::tz::TimeZone::UTC).to_string();
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    let report = loop {
+        let out = concierge()
+            .arg("--config")
+            .arg(&path)
+            .args(["report", "--week", &week, "--format", "json"])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        if v["conversations"]["opened"] == 2 || std::time::Instant::now() > until {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    assert_eq!(report["conversations"]["opened"], 2, "both channels are counted: {report}");
+    drop(dir);
+}

@@ -94,11 +94,8 @@ pub fn parse(s: &mut Section) -> Option<DiscordSettings> {
         return None;
     }
     let before = s.problem_count();
-    let token_source = if s.table.contains_key("token_env") || s.table.contains_key("token_file") {
-        s.secret("token", "bot token from the Discord Developer Portal", "DISCORD_TOKEN")
-    } else {
-        Some(SecretSource::Env { key: s.key("token_env"), var: "DISCORD_TOKEN".into() })
-    };
+    let default = SecretSource::Env { key: s.key("token_env"), var: "DISCORD_TOKEN".into() };
+    let token_source = s.secret_or("token", "bot token from the Discord Developer Portal", "DISCORD_TOKEN", default);
     let id = |s: &mut Section, key: &str, example: &str| -> u64 {
         let text = s.required(key, example);
         match snowflake(&text) {
