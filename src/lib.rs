@@ -41,7 +41,9 @@
 //! - [`channels`]: the channel contract ([`ChannelAdapter`](channels::ChannelAdapter),
 //!   [`DeliveryError`](channels::DeliveryError)), the registry, the `log`
 //!   stand-in and one folder per channel: [`channels::email`] (MIME, IMAP,
-//!   SMTP; its `settings.rs` owns `[email]`).
+//!   SMTP; its `settings.rs` owns `[email]`) and [`channels::discord`]
+//!   (serenity's gateway, REST, threads, slash commands and buttons; owns
+//!   `[discord]`).
 //! - [`app`]: the composition root: `App::build` + `run_until_stopped`,
 //!   used by `concierge run` and by in-process tests.
 //! - [`driver`]: the loop that applies inputs, timers and queued commands,

@@ -234,9 +234,11 @@ fn a_message_written_while_concierge_was_down_is_fetched_acknowledged_once_and_t
     drop(bot);
     let written = jiff::Timestamp::now().as_second();
     let missed = fake.customer_writes_unseen(SUPPORT, (LEE, "Lee"), "Written while you were away");
+    let post = fake.forum_post_unseen(FORUM, (LEE, "Lee"), "A forum question meanwhile");
     std::thread::sleep(Duration::from_secs(3));
     let bot = start_bot(&path, TOKEN);
     fake.wait_for("the missed message's acknowledgement", |f| !posts_with(f, missed, "Hi Lee").is_empty());
+    fake.wait_for("the missed forum post's acknowledgement", |f| !posts_with(f, post, "Hi Lee").is_empty());
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(posts_with(&fake, missed, "Hi Lee").len(), 1, "acknowledged once");
     assert_eq!(posts_with(&fake, first, "Hi Ana").len(), 1, "the first is not acknowledged again");
@@ -250,6 +252,7 @@ fn a_message_written_while_concierge_was_down_is_fetched_acknowledged_once_and_t
         store.close().await;
         rows.iter().map(|r| sqlx::Row::get(r, "opened_at")).collect()
     });
+    assert_eq!(opened.len(), 3, "{opened:?}");
     assert!((written - 2..=written).contains(&opened[1]), "opened at {}, written at {written}", opened[1]);
     drop(bot);
 }

@@ -182,6 +182,14 @@ impl FakeDiscord {
         self.write(channel, Some(GUILD), customer, &[], text, false)
     }
 
+    /// A new forum post while concierge is not connected: history only.
+    pub fn forum_post_unseen(&self, forum: u64, customer: (u64, &str), text: &str) -> u64 {
+        let thread = self.with(|s| s.snowflake());
+        self.with(|s| s.parents.insert(thread, forum));
+        self.write(thread, Some(GUILD), customer, &[], text, false);
+        thread
+    }
+
     /// A direct message to the bot; returns the DM channel's id.
     pub fn dm_from(&self, user: (u64, &str), text: &str) -> u64 {
         let channel = dm_channel_of(user.0);
@@ -408,6 +416,14 @@ fn rest_call(
             {"id": AGENT_ROLE.to_string(), "name": "Agents"},
             {"id": MANAGER_ROLE.to_string(), "name": "Managers"}
         ])),
+        ("GET", ["guilds", _, "threads", "active"]) => {
+            let threads: Vec<Value> = s
+                .parents
+                .iter()
+                .map(|(t, p)| json!({"id": t.to_string(), "type": 11, "parent_id": p.to_string(), "guild_id": GUILD.to_string()}))
+                .collect();
+            ok(json!({"threads": threads, "members": []}))
+        }
         ("GET", ["channels", id]) => {
             let id = num(id);
             match s.parents.get(&id) {

@@ -10,7 +10,8 @@
 //! is handed to the driver stamped with the instant it was written, and the
 //! channel's read position advances only after the driver committed it. On
 //! READY (a start or a reconnect) it catches up: every support text channel
-//! after the newest message it had read, and every conversation's channel.
+//! after the newest message it had read, forum posts made meanwhile (active
+//! threads of a support channel), and every conversation's channel.
 //!
 //! Delivery: to a customer in the conversation's thread or DM; to an agent
 //! by DM (closed DMs: the staff channel, mentioning them); to the team or
@@ -424,7 +425,20 @@ impl DiscordChannel {
                 channels.push(*c);
             }
         }
-        channels.extend(state::all(&self.store).await?.into_iter().map(|t| t.channel_id));
+        let known: Vec<u64> = state::all(&self.store).await?.into_iter().map(|t| t.channel_id).collect();
+        // Forum posts made meanwhile are new threads of a support channel.
+        match self.rest.active_threads(self.settings.guild_id).await {
+            Ok(threads) => {
+                for (thread, parent) in threads {
+                    if self.settings.support_channels.contains(&parent) && !known.contains(&thread) {
+                        parents.insert(thread, parent);
+                        channels.push(thread);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("cannot list the server's active threads: {e}"),
+        }
+        channels.extend(known);
         for channel in channels {
             let after = state::last_read(&self.store, channel).await?.unwrap_or(0);
             let history = match self.rest.messages_after(channel, after).await {

@@ -166,6 +166,13 @@ impl Rest {
         self.call(Method::GET, &format!("/channels/{id}"), None).await
     }
 
+    /// The guild's active threads: (thread id, parent id).
+    pub async fn active_threads(&self, guild: u64) -> Result<Vec<(u64, u64)>, RestError> {
+        let v = self.call(Method::GET, &format!("/guilds/{guild}/threads/active"), None).await?;
+        let threads = v["threads"].as_array().cloned().unwrap_or_default();
+        Ok(threads.iter().filter_map(|t| Some((id_of(t)?, t["parent_id"].as_str()?.parse().ok()?))).collect())
+    }
+
     /// Messages after `after`, oldest first (at most 100).
     pub async fn messages_after(&self, channel: u64, after: u64) -> Result<Vec<Value>, RestError> {
         let v = self.call(Method::GET, &format!("/channels/{channel}/messages?after={after}&limit=100"), None).await?;
