@@ -423,6 +423,8 @@ fn resolve_sends_survey_buttons_a_customers_click_records_once_a_detractor_alert
     assert_eq!(thanks["data"]["components"][0]["components"][0]["label"], "Add a comment");
     let again = fake.click((ANA, "Ana Lima"), &[], thread, survey_id, &format!("nps:{ticket}:10"));
     assert!(say(&answer(&fake, again)).contains("already recorded"));
+    let by_another = fake.click((LEE, "Lee"), &[], thread, survey_id, &format!("nps:{ticket}:10"));
+    assert!(say(&answer(&fake, by_another)).contains("already recorded"));
     fake.wait_for("the detractor alert", |f| !posts_with(f, STAFF, "Detractor alert").is_empty());
     assert!(content(&posts_with(&fake, STAFF, "Detractor alert")[0]).starts_with(&format!("<@&{MANAGER_ROLE}>")));
     let comment = fake.click((ANA, "Ana Lima"), &[], thread, survey_id, &format!("nps-comment:{ticket}"));
@@ -546,4 +548,28 @@ fn email_and_discord_run_side_by_side_in_one_process_and_one_report() {
     let _ = child.wait();
     assert_eq!(report["conversations"]["opened"], 2, "both channels are counted: {report}");
     drop(dir);
+}
+
+#[test]
+fn with_survey_in_dm_the_survey_goes_to_the_customers_dms_and_is_answered_there() {
+    let fake = FakeDiscord::start();
+    let (_dir, path, db) = setup(&fake, "[surveys]\ndelay = \"1s\"\n");
+    let text = std::fs::read_to_string(&path).unwrap() + "survey_in = \"dm\"\n";
+    std::fs::write(&path, text).unwrap();
+    let bot = start_bot(&path, TOKEN);
+    bot.wait_for_log("discord channel: connected");
+    let thread = fake.customer_writes(SUPPORT, (ANA, "Ana Lima"), "Thanks for the help earlier");
+    fake.wait_for("the acknowledgement", |f| !f.posted_in(thread).is_empty());
+    let ticket = ticket_of_thread(&fake, thread);
+    let resolve = fake.slash((SAM, "Sam"), &[AGENT_ROLE], thread, "resolve", serde_json::json!([]));
+    answer(&fake, resolve);
+    let dm = dm_channel_of(ANA);
+    fake.wait_for("the survey by DM", |f| f.posted_in(dm).iter().any(|m| m["components"].is_array()));
+    assert!(fake.posted_in(thread).iter().all(|m| !m["components"].is_array()), "not in the thread");
+    let survey: u64 = fake.posted_in(dm)[0]["id"].as_str().unwrap().parse().unwrap();
+    let click = fake.click((ANA, "Ana Lima"), &[], dm, survey, &format!("nps:{ticket}:10"));
+    assert!(say(&answer(&fake, click)).contains("10/10"));
+    let rows = db_rows(&db.url, "SELECT score FROM surveys WHERE status = 'answered'");
+    assert_eq!(rows.len(), 1);
+    drop(bot);
 }

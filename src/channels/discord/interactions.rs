@@ -198,12 +198,15 @@ fn button(custom_id: &str, asked: &Asked, known: &Known) -> Answer {
             let Some(score) = rest.and_then(|s| s.parse::<u8>().ok()).filter(|s| *s <= 10) else {
                 return say("This button is not a survey answer.");
             };
+            // A second click, by anyone, changes nothing.
+            if known.survey.is_some_and(|s| s.status == SurveyStatus::Answered) {
+                return say("An answer was already recorded for this survey. Thank you!");
+            }
             let customer = known.conversation.and_then(|c| c.customer_id.as_deref());
             if customer != Some(asked.user.to_string().as_str()) {
                 return say("Only the customer who asked for help can answer this survey.");
             }
             match known.survey.map(|s| s.status) {
-                Some(SurveyStatus::Answered) => say("Your answer was already recorded. Thank you!"),
                 Some(SurveyStatus::Sent) => Answer::Say {
                     text: format!("Thank you! We recorded {score}/10."),
                     input: Some(Input::SurveyAnswer {
