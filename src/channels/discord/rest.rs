@@ -64,8 +64,9 @@ impl RestError {
             RestError::Status { status: 401, .. } => {
                 DeliveryError::Transient("Discord refused the bot token (401): check discord.token_env".into())
             }
-            RestError::Status { code: 50013, .. } => DeliveryError::Permanent(format!(
-                "the bot lacks a permission: grant it {doing} (Server Settings → Roles, or the channel's permissions)"
+            // Retried: the message goes out once the permission is granted.
+            RestError::Status { code: 50013, .. } => DeliveryError::Transient(format!(
+                "the bot lacks a permission (403, code 50013): grant it {doing} (Server Settings → Roles, or the channel's permissions)"
             )),
             RestError::Status { status, code, message } if (400..500).contains(&status) => {
                 DeliveryError::Permanent(format!("Discord refused it ({status}, code {code}): {message}"))
