@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::fake_discord::*;
-use crate::helpers::{concierge, sqlite};
+use crate::helpers::{FAST_SLA, concierge, sqlite};
 
 /// `concierge run` in the background, stopped (SIGTERM) on drop; its log is kept.
 struct Bot {
@@ -49,20 +49,7 @@ fn config(fake: &FakeDiscord, db_url: &str, extra: &str) -> String {
         r#"
 [database]
 url = "{db_url}"
-[business_hours]
-time_zone = "UTC"
-mon = ["00:00-24:00"]
-tue = ["00:00-24:00"]
-wed = ["00:00-24:00"]
-thu = ["00:00-24:00"]
-fri = ["00:00-24:00"]
-sat = ["00:00-24:00"]
-sun = ["00:00-24:00"]
-[sla]
-first_response = "6s"
-warn_at = "50%"
-escalate_after = "3s"
-{extra}
+{FAST_SLA}{extra}
 [discord]
 token_env = "CONCIERGE_TEST_DISCORD_TOKEN"
 guild_id = "{GUILD}"

@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-use crate::helpers::{concierge, sqlite};
+use crate::helpers::{FAST_SLA, concierge, sqlite};
 use crate::mail_servers::{MailServers, PASSWORD};
 
 /// `concierge run` in the background, stopped (SIGTERM) on drop.
@@ -24,20 +24,7 @@ fn config(servers: &MailServers, db_url: &str) -> String {
         r#"
 [database]
 url = "{db_url}"
-[business_hours]
-time_zone = "UTC"
-mon = ["00:00-24:00"]
-tue = ["00:00-24:00"]
-wed = ["00:00-24:00"]
-thu = ["00:00-24:00"]
-fri = ["00:00-24:00"]
-sat = ["00:00-24:00"]
-sun = ["00:00-24:00"]
-[sla]
-first_response = "6s"
-warn_at = "50%"
-escalate_after = "3s"
-[email]
+{FAST_SLA}[email]
 imap_host = "127.0.0.1"
 imap_port = {}
 smtp_host = "127.0.0.1"

@@ -74,3 +74,21 @@ pub fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, std::path::PathB
     std::fs::write(&path, text).expect("write temp file");
     (dir, path)
 }
+
+/// Open around the clock in UTC with a 6 s first-response target, the
+/// warning at 50% and one escalation 3 s after the breach: end-to-end tests
+/// see every nudge within seconds.
+pub const FAST_SLA: &str = r#"[business_hours]
+time_zone = "UTC"
+mon = ["00:00-24:00"]
+tue = ["00:00-24:00"]
+wed = ["00:00-24:00"]
+thu = ["00:00-24:00"]
+fri = ["00:00-24:00"]
+sat = ["00:00-24:00"]
+sun = ["00:00-24:00"]
+[sla]
+first_response = "6s"
+warn_at = "50%"
+escalate_after = "3s"
+"#;
