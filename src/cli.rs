@@ -66,7 +66,7 @@ pub struct CheckArgs {
     /// The reply is the first reply of its conversation.
     #[arg(long)]
     first: bool,
-    /// The reply is a first reply sent after the target.
+    /// The reply is a first reply sent after the target (implies --first).
     #[arg(long)]
     late: bool,
     #[arg(long, value_enum, default_value = "text")]
@@ -203,10 +203,12 @@ fn load_config(cli: &Cli) -> Result<Config, Failure> {
 /// Parses arguments, runs the command and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let level = if matches!(cli.command, Command::Run) { "info" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CONCIERGE_LOG").unwrap_or_else(|_| level.into());
-    // No colour codes in log files and pipes.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let base = if matches!(cli.command, Command::Run) { "info" } else { "warn" };
+    let filter = log_filter(std::env::var("CONCIERGE_LOG").ok().as_deref(), base);
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| base.into());
+    // No colour codes in log files and pipes, nor when NO_COLOR is set.
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !no_color;
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
     match run(cli) {
         Ok(code) => code,
@@ -218,6 +220,21 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The log filter for `CONCIERGE_LOG`: a bare level (`debug`) is
+/// concierge's own level over `base` for everything else, so the database
+/// driver's every query stays out; anything else (`sqlx=debug`,
+/// `info,concierge=trace`) is a full filter, used as given.
+pub fn log_filter(value: Option<&str>, base: &str) -> String {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    match value.map(str::trim) {
+        None | Some("") => base.to_string(),
+        Some(level) if LEVELS.contains(&level.to_ascii_lowercase().as_str()) => {
+            format!("{base},concierge={}", level.to_ascii_lowercase())
+        }
+        Some(filter) => filter.to_string(),
     }
 }
 
@@ -254,14 +271,18 @@ fn check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, Failure> {
     let config = load_config(cli)?;
     let mut text = String::new();
     std::io::stdin().read_to_string(&mut text).map_err(|e| input(format!("cannot read the reply from stdin: {e}")))?;
-    let result = config.rules.check(
-        &text,
-        CheckContext { customer_name: args.customer_name.as_deref(), first: args.first, late: args.late },
-    );
+    if text.trim().is_empty() {
+        return Err(input("the reply is empty: pipe the reply's text into concierge check"));
+    }
+    // A late reply is a first reply sent after the target.
+    let first = args.first || args.late;
+    let result = config
+        .rules
+        .check(&text, CheckContext { customer_name: args.customer_name.as_deref(), first, late: args.late });
     let mut out = std::io::stdout().lock();
     match args.format {
         CheckFormat::Json => writeln!(out, "{}", serde_json::to_string(&result).expect("json"))?,
-        CheckFormat::Text => write!(out, "{}", result.feedback())?,
+        CheckFormat::Text => write!(out, "{}", result.feedback(&text))?,
     }
     Ok(if result.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
@@ -532,5 +553,18 @@ pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>
         Ok(async {
             let _ = tokio::signal::ctrl_c().await;
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_log_level_is_concierges_own_and_a_filter_is_used_as_given() {
+        assert_eq!(log_filter(None, "info"), "info");
+        assert_eq!(log_filter(Some("debug"), "info"), "info,concierge=debug");
+        assert_eq!(log_filter(Some("DEBUG"), "warn"), "warn,concierge=debug");
+        assert_eq!(log_filter(Some("sqlx=debug"), "info"), "sqlx=debug");
     }
 }

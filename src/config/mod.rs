@@ -262,13 +262,8 @@ impl Validator<'_> {
             return BusinessHours::new(TimeZone::UTC, week, BTreeSet::new()).ok();
         };
         let tz = match self.string(section, "business_hours", "time_zone") {
-            None => {
-                self.problem(
-                    "business_hours.time_zone",
-                    "is missing; name an IANA time zone such as \"America/New_York\"",
-                );
-                None
-            }
+            // Like every key, optional: UTC unless said otherwise.
+            None => Some(TimeZone::UTC),
             Some(name) => {
                 match TimeZone::get(name) {
                     Ok(tz) => Some(tz),
@@ -750,6 +745,12 @@ mode = "strict"
         let found = problems("[business_hours]\ntime_zone = \"UTC\"\ntue = [\"09:00-12:00\", \"11:00-17:00\"]\n");
         assert_eq!(found.len(), 1);
         assert!(found[0].starts_with("business_hours.tue: ") && found[0].contains("overlap"), "{}", found[0]);
+    }
+
+    #[test]
+    fn business_hours_without_a_time_zone_are_in_utc() {
+        let c = Config::parse("[business_hours]\nmon = [\"09:00-17:00\"]\n", "x", None).unwrap();
+        assert_eq!(c.policy.hours.time_zone(), &TimeZone::UTC);
     }
 
     #[test]

@@ -732,7 +732,7 @@ impl Router {
             self.rules.check(&m.text, CheckContext { customer_name: conv.customer_name.as_deref(), first, late });
         let mut step = Step::default();
         if !result.findings.is_empty() {
-            let feedback = result.feedback();
+            let feedback = result.feedback(&m.text);
             let body = render(&self.templates.feedback, &[("ticket", &conv.thread), ("feedback", feedback.trim_end())]);
             let key = format!("feedback/{}:{}", m.channel.as_str(), m.id);
             step.actions.push(self.action(
@@ -782,7 +782,7 @@ impl Router {
         let breaks = verdict.findings.iter().any(|f| f.severity == super::rules::Severity::Error);
         if self.policy.enforce && breaks && !send_anyway {
             let conv = conv.clone();
-            let feedback = verdict.feedback();
+            let feedback = verdict.feedback(&m.text);
             let body = render(&self.templates.held, &[("ticket", &conv.thread), ("feedback", feedback.trim_end())]);
             let key = format!("held/{}:{}", m.channel.as_str(), m.id);
             return Step {
@@ -819,7 +819,7 @@ impl Router {
                 self.rules.check(&m.text, CheckContext { customer_name: conv.customer_name.as_deref(), first, late });
             if verdict.findings.iter().any(|f| f.severity == super::rules::Severity::Error) {
                 let conv = conv.clone();
-                let feedback = verdict.feedback();
+                let feedback = verdict.feedback(&m.text);
                 let body = render(
                     &self.templates.held_chat,
                     &[("ticket", &conv.thread), ("feedback", feedback.trim_end()), ("original", m.text.trim())],

@@ -75,13 +75,22 @@ pub struct CheckResult {
 }
 
 impl CheckResult {
-    /// Concrete feedback for the agent, one paragraph per finding.
-    pub fn feedback(&self) -> String {
+    /// Concrete feedback for the agent on `text` (the reply checked): one
+    /// line per finding with its severity, rule id, the phrase it concerns
+    /// (quoted) and what to do instead.
+    pub fn feedback(&self, text: &str) -> String {
         let mut out = String::new();
         let verdict = if self.passed { "passed" } else { "did not pass" };
         let _ = writeln!(out, "Reply score {}/100: {verdict}.", self.score);
         for f in &self.findings {
-            let _ = writeln!(out, "- [{}] {} {}", f.severity.as_str(), f.message, f.suggestion);
+            let phrase: String = text.chars().skip(f.start).take(f.end.saturating_sub(f.start)).collect();
+            let phrase = phrase.trim();
+            let quoted = match phrase.chars().count() {
+                0 => String::new(),
+                n if n > 60 => format!(" (\"{}…\")", phrase.chars().take(59).collect::<String>()),
+                _ => format!(" (\"{phrase}\")"),
+            };
+            let _ = writeln!(out, "- [{}] {}{quoted}: {} {}", f.severity.as_str(), f.rule, f.message, f.suggestion);
         }
         out
     }

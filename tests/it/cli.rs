@@ -57,6 +57,25 @@ fn check_applies_the_late_rule_only_when_asked_and_prints_text_feedback() {
 }
 
 #[test]
+fn check_refuses_an_empty_reply_late_implies_first_and_text_names_the_rule_and_phrase() {
+    for empty in ["", "  \n\t "] {
+        let o = run(concierge().arg("check"), empty);
+        assert_eq!(o.status.code(), Some(2), "{empty:?}");
+        assert!(stderr(&o).contains("the reply is empty"), "{}", stderr(&o));
+    }
+    // --late alone checks a late first reply: the apology rule applies.
+    let o = run(concierge().args(["check", "--customer-name", "Ana", "--late"]), GOOD);
+    assert!(stdout(&o).contains("apolog"), "{}", stdout(&o));
+    let o = run(concierge().args(["check", "--customer-name", "Ana"]), "Hi Ana, as I already said, restart it. Thanks");
+    assert!(stdout(&o).contains("[error] no-dismissive (\"as I already said\")"), "{}", stdout(&o));
+    // Mistyped commands and flags get a suggestion.
+    let o = run(concierge().arg("chekc"), "");
+    assert!(stderr(&o).contains("similar subcommand") && stderr(&o).contains("check"), "{}", stderr(&o));
+    let o = run(concierge().args(["check", "--frist"]), "x");
+    assert!(stderr(&o).contains("--first"), "{}", stderr(&o));
+}
+
+#[test]
 fn usage_and_config_errors_exit_2_and_name_every_problem() {
     let o = run(concierge().args(["check", "--no-such-flag"]), "");
     assert_eq!(o.status.code(), Some(2));

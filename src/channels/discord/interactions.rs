@@ -163,8 +163,11 @@ fn command(
             let first = conv.is_some_and(|c| c.first_reply_at.is_none() && c.customer_id.is_some());
             let ctx = CheckContext { customer_name: conv.and_then(|c| c.customer_name.as_deref()), first, late: false };
             let result = rules.check(text, ctx);
-            let verdict =
-                if result.findings.is_empty() { "No findings: good to post.".to_string() } else { result.feedback() };
+            let verdict = if result.findings.is_empty() {
+                "No findings: good to post.".to_string()
+            } else {
+                result.feedback(text)
+            };
             say(format!("Draft check (score {}/100):\n{verdict}", result.score))
         }
         "standards" => {
