@@ -100,7 +100,7 @@ pub enum SlaCommand {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// The events, one JSON object per line.
+    /// The events, one JSON object per line (`-` reads standard input).
     file: PathBuf,
     /// Run the clock on to this instant after the last event.
     #[arg(long, value_name = "RFC3339")]
@@ -191,9 +191,20 @@ fn input(msg: impl Into<String>) -> Failure {
 }
 
 fn instant(flag: &str, value: &str) -> Result<Timestamp, Failure> {
-    value.parse().map_err(|_| {
-        input(format!("{flag} \"{value}\" is not an RFC3339 instant; write it like 2026-11-23T09:00:00Z or 2026-11-23T09:00:00-05:00"))
-    })
+    let bad = || {
+        input(format!(
+            "{flag} \"{value}\" is not an RFC3339 instant; write it like 2026-11-23T09:00:00Z or 2026-11-23T09:00:00-05:00"
+        ))
+    };
+    // RFC 3339 offsets run to ±23:59 (jiff would take up to ±25:59).
+    let tail = value.trim().rsplit(['+', '-']).next().unwrap_or("");
+    let has_offset = value.trim().len() > 19 && value.trim()[19..].contains(['+', '-']);
+    if has_offset && tail.split(':').next().and_then(|h| h.parse::<u32>().ok()).is_some_and(|h| h > 23) {
+        return Err(input(format!(
+            "{flag} \"{value}\" has an offset beyond ±23:59; real offsets run from -12:00 to +14:00"
+        )));
+    }
+    value.parse().map_err(|_| bad())
 }
 
 fn load_config(cli: &Cli) -> Result<Config, Failure> {
@@ -320,8 +331,15 @@ fn sla(cli: &Cli, cmd: &SlaCommand) -> Result<ExitCode, Failure> {
 async fn replay_cmd(cli: &Cli, args: &ReplayArgs) -> Result<ExitCode, Failure> {
     let config = load_config(cli)?;
     let until = args.until.as_deref().map(|u| instant("--until", u)).transpose()?;
-    let name = args.file.display().to_string();
-    let text = std::fs::read_to_string(&args.file).map_err(|e| input(format!("{name}: cannot read: {e}")))?;
+    let (name, text) = if args.file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| input(format!("stdin: cannot read: {e}")))?;
+        ("stdin".to_string(), text)
+    } else {
+        let name = args.file.display().to_string();
+        let text = std::fs::read_to_string(&args.file).map_err(|e| input(format!("{name}: cannot read: {e}")))?;
+        (name, text)
+    };
     let events = replay::parse(&text, &name, &config.policy).map_err(|errors| {
         input(format!("{}\n{} bad line(s); nothing was imported", errors.join("\n"), errors.len()))
     })?;

@@ -85,7 +85,29 @@ pub fn parse(text: &str, file: &str, policy: &Policy) -> Result<Vec<Event>, Vec<
 
 /// Parses one event line (the replay format), e.g. a queued command.
 pub fn parse_line(line: &str) -> Result<(Timestamp, Input), String> {
-    let raw: RawEvent = serde_json::from_str(line).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+        let msg = e.to_string();
+        match msg.rsplit_once(" at line 1 column ") {
+            Some((_, col)) => format!("not a JSON object: the line does not parse as JSON (column {col})"),
+            None => format!("not a JSON object: {msg}"),
+        }
+    })?;
+    let Some(object) = value.as_object() else {
+        return Err("not a JSON object: each line is one event such as {\"at\": ..., \"kind\": ...}".into());
+    };
+    match object.get("at") {
+        None => return Err("`at` is missing; give the instant, e.g. \"at\": \"2026-11-23T14:00:00Z\"".into()),
+        Some(serde_json::Value::String(at)) if at.parse::<Timestamp>().is_err() => {
+            return Err(if at.parse::<jiff::civil::DateTime>().is_ok() {
+                format!("\"at\": \"{at}\" has no time zone; add Z or an offset, e.g. \"{at}Z\"")
+            } else {
+                format!("\"at\": \"{at}\" is not an RFC 3339 instant; write it like \"2026-11-23T14:00:00Z\"")
+            });
+        }
+        Some(serde_json::Value::String(_)) => {}
+        Some(_) => return Err("`at` must be a string such as \"2026-11-23T14:00:00Z\"".into()),
+    }
+    let raw: RawEvent = serde_json::from_value(value).map_err(|e| {
         let msg = e.to_string();
         // serde_json appends " at line 1 column N": keep the column only.
         match msg.rsplit_once(" at line 1 column ") {
@@ -254,6 +276,21 @@ mod tests {
         let errors = parse(&text, "late.jsonl", &Policy::default()).unwrap_err();
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].starts_with("late.jsonl:2: ") && errors[0].contains("9999"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn a_bad_instant_or_a_line_that_is_no_object_says_what_to_write() {
+        let policy = Policy::default();
+        let err = |line: &str| parse(line, "bad.jsonl", &policy).unwrap_err().remove(0);
+        let local = err(r#"{"at":"2026-11-23T14:00:00","kind":"resolve","thread":"t1","by":"sam"}"#);
+        assert_eq!(
+            local,
+            r#"bad.jsonl:1: "at": "2026-11-23T14:00:00" has no time zone; add Z or an offset, e.g. "2026-11-23T14:00:00Z""#
+        );
+        assert!(err(r#"{"at":"soon","kind":"resolve","thread":"t1","by":"sam"}"#).contains("not an RFC 3339 instant"));
+        assert!(err("[1, 2]").contains("not a JSON object"));
+        assert!(err("hello").contains("not a JSON object"));
+        assert!(err(r#"{"kind":"resolve","thread":"t1","by":"sam"}"#).contains("`at` is missing"));
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub fn parse_duration(text: &str) -> Result<i64, ParseError> {
         }
         let number: i64 = rest[..digits].parse().map_err(|_| ParseError(format!("\"{text}\" is too large")))?;
         rest = rest[digits..].trim_start();
+        if let Some(after) = rest.strip_prefix(['.', ',']) {
+            return Err(ParseError(decimal_hint(text, number, after)));
+        }
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
         let scale = match &rest[..unit_len] {
             "s" | "sec" | "secs" | "second" | "seconds" => 1,
@@ -53,6 +56,30 @@ pub fn parse_duration(text: &str) -> Result<i64, ParseError> {
         return Err(ParseError(format!("\"{text}\" is longer than the limit of 3650d")));
     }
     Ok(total)
+}
+
+/// "decimals are not supported" with the same duration in whole units when
+/// it has one (`1.5h` → `1h 30m`).
+fn decimal_hint(text: &str, whole: i64, after: &str) -> String {
+    let fraction_digits = after.bytes().take_while(u8::is_ascii_digit).count();
+    let unit = after[fraction_digits..].trim_start();
+    let scale = match unit {
+        "m" | "min" | "mins" | "minute" | "minutes" => Some(60),
+        "h" | "hr" | "hrs" | "hour" | "hours" => Some(3600),
+        "d" | "day" | "days" => Some(86_400),
+        _ => None,
+    };
+    let exact = scale.and_then(|scale: i64| {
+        let fraction = &after[..fraction_digits];
+        let denominator = 10_i64.checked_pow(u32::try_from(fraction.len()).ok()?)?;
+        let numerator: i64 = fraction.parse().ok()?;
+        let secs = whole.checked_mul(scale)?.checked_add(numerator.checked_mul(scale)? / denominator)?;
+        (numerator * scale % denominator == 0).then_some(secs)
+    });
+    match exact {
+        Some(secs) => format!("\"{text}\": decimals are not supported; write \"{}\"", Human(secs)),
+        None => format!("\"{text}\": decimals are not supported; combine whole units, e.g. \"1h 30m\""),
+    }
 }
 
 /// Parses `"75%"` into 75. Accepts 0 to 100.
@@ -100,6 +127,13 @@ impl fmt::Display for Human {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_are_refused_with_the_whole_units_to_write_instead() {
+        assert_eq!(parse_duration("1.5h").unwrap_err().0, "\"1.5h\": decimals are not supported; write \"1h 30m\"");
+        assert_eq!(parse_duration("0.25d").unwrap_err().0, "\"0.25d\": decimals are not supported; write \"6h\"");
+        assert!(parse_duration("1.3333h").unwrap_err().0.contains("combine whole units"));
+    }
 
     #[test]
     fn durations_parse_in_every_documented_form() {
