@@ -262,8 +262,19 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Outbox(args) => block_on(outbox_cmd(&cli, args)),
         Command::Migrate => block_on(async {
             let config = load_config(&cli)?;
-            Store::open(&config.database_url).await?;
-            println!("database {} is up to date", crate::config::redact_url(&config.database_url));
+            let store = Store::open(&config.database_url).await?;
+            let url = crate::config::redact_url(&config.database_url);
+            match store.newly_migrated() {
+                [] => println!("database {url} is up to date"),
+                applied => {
+                    println!("database {url}: applied {} migration(s):", applied.len());
+                    for m in applied {
+                        println!("  {m}");
+                    }
+                    println!("database {url} is up to date");
+                }
+            }
+            store.close().await;
             Ok(ExitCode::SUCCESS)
         }),
     }
@@ -483,6 +494,15 @@ async fn resolve_cmd(cli: &Cli, args: &ResolveArgs) -> Result<ExitCode, Failure>
             )));
         }
     };
+    let conversation = crate::core::router::Conversation::key(channel, &args.ticket);
+    if let Some(c) = store.conversation(&conversation).await?
+        && c.status == crate::core::router::Status::Resolved
+    {
+        let when = c.resolved_at.map(|t| format!(" since {t}")).unwrap_or_default();
+        println!("{} ticket {} is already resolved{when}; nothing to do", channel.as_str(), args.ticket);
+        store.close().await;
+        return Ok(ExitCode::SUCCESS);
+    }
     let at = Timestamp::now();
     let command =
         QueuedCommand::Resolve { channel, thread: args.ticket.clone(), by: args.by.clone(), survey: !args.no_survey };

@@ -46,6 +46,7 @@ pub struct Store {
     backend: Backend,
     /// As configured (for messages and the instance lock).
     url: String,
+    newly_migrated: Vec<String>,
 }
 
 impl Store {
@@ -60,6 +61,17 @@ impl Store {
             (Backend::Postgres, url.to_string())
         };
         let memory = url.contains(":memory:");
+        if backend == Backend::Postgres {
+            // One direct attempt first: its error says why (refused, unknown
+            // host, bad password), where the pool would only time out.
+            match tokio::time::timeout(CONNECT_TIMEOUT, sqlx::AnyConnection::connect(&url)).await {
+                Ok(Ok(conn)) => {
+                    let _ = conn.close().await;
+                }
+                Ok(Err(e)) => return Err(unreachable(&configured, e)),
+                Err(_) => return Err(unreachable(&configured, sqlx::Error::PoolTimedOut)),
+            }
+        }
         let pool = AnyPoolOptions::new()
             // An in-memory SQLite database lives and dies with its one connection.
             .max_connections(if memory { 1 } else { 4 })
@@ -78,19 +90,35 @@ impl Store {
             .connect(&url)
             .await
             .map_err(|e| unreachable(&configured, e))?;
-        let store = Store { pool, backend, url: configured };
-        store.migrate().await?;
+        let mut store = Store { pool, backend, url: configured, newly_migrated: Vec::new() };
+        store.newly_migrated = store.migrate().await?;
         Ok(store)
+    }
+
+    /// The migrations this process applied when it opened the store
+    /// (`VERSION description`), none when the schema was up to date.
+    pub fn newly_migrated(&self) -> &[String] {
+        &self.newly_migrated
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
-    /// Applies pending migrations (the files in `migrations/`, built in).
-    pub async fn migrate(&self) -> anyhow::Result<()> {
-        sqlx::migrate!("./migrations").run(&self.pool).await.context("applying database migrations")?;
-        Ok(())
+    /// Applies pending migrations (the files in `migrations/`, built in);
+    /// returns those it applied.
+    pub async fn migrate(&self) -> anyhow::Result<Vec<String>> {
+        let before: Vec<i64> = match sqlx::query("SELECT version FROM _sqlx_migrations").fetch_all(&self.pool).await {
+            Ok(rows) => rows.iter().filter_map(|r| r.try_get::<i64, _>("version").ok()).collect(),
+            Err(_) => Vec::new(), // a fresh database has no table yet
+        };
+        let migrator = sqlx::migrate!("./migrations");
+        migrator.run(&self.pool).await.context("applying database migrations")?;
+        Ok(migrator
+            .iter()
+            .filter(|m| !before.contains(&m.version))
+            .map(|m| format!("{:04} {}", m.version, m.description))
+            .collect())
     }
 
     pub async fn begin(&self) -> anyhow::Result<Tx> {
@@ -221,7 +249,13 @@ fn unreachable(url: &str, e: sqlx::Error) -> anyhow::Error {
              and reachable, and database.url",
             CONNECT_TIMEOUT.as_secs()
         ),
-        other => anyhow::anyhow!("cannot open the database {url}: {other}; check database.url"),
+        other => {
+            let cause = other.to_string();
+            let cause = cause.strip_prefix("error communicating with database: ").unwrap_or(&cause);
+            anyhow::anyhow!(
+                "cannot open the database {url}: {cause}; check database.url and that the server is running"
+            )
+        }
     }
 }
 

@@ -376,6 +376,9 @@ async fn migrate_prepares_the_database_one_run_at_a_time_which_stops_cleanly_on_
         let (_dir, config) = db_config(&db.url);
         let o = run(concierge().arg("--config").arg(&config).arg("migrate"), "");
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(stdout(&o).contains("applied") && stdout(&o).contains("0001 init"), "{}", stdout(&o));
+        let o = run(concierge().arg("--config").arg(&config).arg("migrate"), "");
+        assert_eq!(stdout(&o).lines().count(), 1, "nothing new the second time: {}", stdout(&o));
         assert!(stdout(&o).contains("is up to date"));
         let mut child = concierge()
             .arg("--config")
@@ -458,4 +461,14 @@ fn run_reports_a_missing_token_variable_with_every_other_problem_at_once() {
         assert!(err.contains(key), "{key}: {err}");
     }
     assert!(err.contains("discord.token_env: $CONCIERGE_TEST_NO_SUCH_TOKEN is not set"), "{err}");
+}
+
+#[test]
+fn an_unreachable_database_fails_at_once_with_the_cause() {
+    let (_dir, config) = temp_file("c.toml", "[database]\nurl = \"postgres://concierge:secret@127.0.0.1:1/nothing\"\n");
+    let o = run(concierge().arg("--config").arg(&config).arg("migrate"), "");
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("Connection refused") && err.contains("check database.url"), "{err}");
+    assert!(!err.contains("secret") && !err.contains("mode=rwc"), "{err}");
 }

@@ -482,6 +482,9 @@ fn concierge_resolve_with_channel_discord_resolves_a_discord_ticket() {
         assert!(std::time::Instant::now() < until, "not resolved");
         std::thread::sleep(Duration::from_millis(200));
     }
+    let again = concierge().arg("--config").arg(&path).args(["resolve", &ticket]).output().unwrap();
+    assert_eq!(again.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already resolved"), "{:?}", again);
     drop(bot);
 }
 
