@@ -46,7 +46,7 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Print the weekly summary for an ISO week.
     Report(ReportArgs),
-    /// Replay a built-in week of support traffic into a fresh database and print its report.
+    /// Replay two built-in weeks of support traffic into a fresh database and print the second week's report.
     Demo(DemoArgs),
     /// Resolve a conversation (the running bot applies it within seconds).
     Resolve(ResolveArgs),
@@ -163,6 +163,12 @@ pub struct DemoArgs {
     /// Print the demo's replay events (JSON lines) instead of the report.
     #[arg(long)]
     events: bool,
+    /// Print the demo's configuration (with `[database] url` for --database sqlite://demo.db).
+    #[arg(long)]
+    print_config: bool,
+    /// With --database: replay into a database that already holds data.
+    #[arg(long)]
+    force: bool,
 }
 
 /// A failure and its exit code.
@@ -256,7 +262,14 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Sla(cmd) => sla(&cli, cmd),
         Command::Replay(args) => block_on(replay_cmd(&cli, args)),
         Command::Report(args) => block_on(report_cmd(&cli, args)),
-        Command::Demo(args) => block_on(demo_cmd(args)),
+        Command::Demo(args) => {
+            if cli.config.is_some() {
+                return Err(input(
+                    "demo runs with its own configuration (see concierge demo --print-config); drop --config",
+                ));
+            }
+            block_on(demo_cmd(args))
+        }
         Command::Run => block_on(run_cmd(&cli)),
         Command::Resolve(args) => block_on(resolve_cmd(&cli, args)),
         Command::Outbox(args) => block_on(outbox_cmd(&cli, args)),
@@ -446,6 +459,30 @@ async fn demo_cmd(args: &DemoArgs) -> Result<ExitCode, Failure> {
     if args.events {
         print!("{events_text}");
         return Ok(ExitCode::SUCCESS);
+    }
+    if args.print_config {
+        print!(
+            "# The demo's configuration. With `concierge demo --database sqlite://demo.db`, run\n\
+             # `concierge --config demo.toml report --week {} --as-of {}` for the same figures.\n\
+             [database]\nurl = \"sqlite://demo.db\"\n{}",
+            demo::WEEK,
+            demo::AS_OF,
+            demo::CONFIG.trim_start()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(url) = &args.database
+        && !args.force
+    {
+        let store = Store::open(url).await?;
+        let held = store.count("conversations").await?;
+        store.close().await;
+        if held > 0 {
+            return Err(input(format!(
+                "{} already holds {held} conversation(s): give the demo a new database, or add --force to replay into it",
+                crate::config::redact_url(url)
+            )));
+        }
     }
     config.database_url = args.database.clone().unwrap_or_else(|| "sqlite::memory:".into());
     config.policy.announce.clear();

@@ -370,6 +370,39 @@ fn demo_replays_the_built_in_weeks_and_prints_the_report() {
     assert_eq!(v["previous"]["week"], "2026-W46");
 }
 
+#[test]
+fn the_demo_database_and_its_printed_config_give_the_same_report_and_the_demo_guards_other_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let o = run(concierge().args(["demo", "--database", &url]), "");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let demo_report = stdout(&o);
+    // A database that already holds data is refused, unless --force.
+    let o = run(concierge().args(["demo", "--database", &url]), "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("already holds") && stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert_eq!(run(concierge().args(["demo", "--database", &url, "--force"]), "").status.code(), Some(0));
+    // --print-config, pointed at that database, reproduces the report.
+    let config = stdout(&run(concierge().args(["demo", "--print-config"]), "")).replace("sqlite://demo.db", &url);
+    let path = dir.path().join("demo.toml");
+    std::fs::write(&path, config).unwrap();
+    let o = run(
+        concierge().arg("--config").arg(&path).args([
+            "report",
+            "--week",
+            "2026-W47",
+            "--as-of",
+            "2026-11-23T17:00:00Z",
+        ]),
+        "",
+    );
+    assert_eq!(stdout(&o), demo_report);
+    // The demo has its own configuration: --config is refused, not ignored.
+    let o = run(concierge().arg("--config").arg(&path).arg("demo"), "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--print-config"), "{}", stderr(&o));
+}
+
 #[tokio::test]
 async fn migrate_prepares_the_database_one_run_at_a_time_which_stops_cleanly_on_sigterm() {
     for db in databases().await {

@@ -33,8 +33,9 @@ pub async fn postgres() -> Option<TestDb> {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("CONCIERGE_TEST_POSTGRES is not set, but CI=true: PostgreSQL tests may not be skipped in CI");
         }
-        eprintln!(
-            "SKIPPED (PostgreSQL): set CONCIERGE_TEST_POSTGRES to an admin URL to run this test on PostgreSQL too"
+        skipped(
+            "PostgreSQL",
+            "set CONCIERGE_TEST_POSTGRES to an admin URL to run this test's PostgreSQL half (see the README)",
         );
         return None;
     };
@@ -92,3 +93,34 @@ first_response = "6s"
 warn_at = "50%"
 escalate_after = "3s"
 "#;
+
+/// Skips counted per kind, for the line printed when the test binary ends.
+static SKIPS: std::sync::Mutex<Vec<(&'static str, &'static str)>> = std::sync::Mutex::new(Vec::new());
+
+/// Says, past libtest's output capture (so it shows in a plain `cargo
+/// test`), that a test skipped its part needing `what`, and counts it.
+pub fn skipped(what: &'static str, how: &'static str) {
+    use std::io::Write as _;
+    let test = std::thread::current().name().unwrap_or("a test").to_string();
+    let _ = writeln!(std::io::stderr(), "SKIPPED ({what}) in {test}: {how}");
+    SKIPS.lock().unwrap_or_else(|e| e.into_inner()).push((what, how));
+}
+
+/// Runs when the test binary exits: one line per kind of skip.
+extern "C" fn skip_summary() {
+    use std::io::Write as _;
+    let skips = SKIPS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut kinds: Vec<(&str, &str)> = skips.clone();
+    kinds.sort();
+    kinds.dedup();
+    for (what, how) in kinds {
+        let n = skips.iter().filter(|(w, _)| *w == what).count();
+        let _ = writeln!(std::io::stderr(), "\n{n} test(s) SKIPPED their {what} part: {how}");
+    }
+}
+
+// libtest has no end-of-run hook: a function in `.fini_array` runs at exit.
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".fini_array")]
+static SKIP_SUMMARY: extern "C" fn() = skip_summary;

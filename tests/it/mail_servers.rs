@@ -66,7 +66,10 @@ impl MailServers {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("{missing:?} missing, but CI=true: install dovecot-imapd and postfix (.ci/run does)");
             }
-            eprintln!("SKIPPED (mail servers): {missing:?} not installed; apt-get install dovecot-imapd postfix");
+            crate::helpers::skipped(
+                "mail servers",
+                "dovecot and postfix are not installed; apt-get install dovecot-imapd postfix",
+            );
             return None;
         }
         let dir = tempfile::Builder::new().prefix("concierge-mail.").tempdir().unwrap();
