@@ -391,11 +391,11 @@ async fn report_cmd(cli: &Cli, args: &ReportArgs) -> Result<ExitCode, Failure> {
         None => Timestamp::now(),
     };
     let store = Store::open(&config.database_url).await?;
-    let text = weekly(&store, &config.policy.hours, week, as_of, args.format).await?;
+    let text = weekly(&store, &config.policy.hours, Some(&config.rules), week, as_of, args.format).await?;
     if args.send {
         let channel = summary_channel(&config)?;
-        let plain = weekly(&store, &config.policy.hours, week, as_of, Format::Text).await?;
-        let html = weekly(&store, &config.policy.hours, week, as_of, Format::Html).await?;
+        let plain = weekly(&store, &config.policy.hours, Some(&config.rules), week, as_of, Format::Text).await?;
+        let html = weekly(&store, &config.policy.hours, Some(&config.rules), week, as_of, Format::Html).await?;
         let summary = Action {
             key: format!("summary/{week}"),
             at: Timestamp::now(),
@@ -440,6 +440,7 @@ fn summary_channel(config: &Config) -> Result<Channel, Failure> {
 pub async fn weekly(
     store: &Store,
     hours: &crate::core::hours::BusinessHours,
+    rules: Option<&crate::core::rules::RuleSet>,
     week: Week,
     as_of: Timestamp,
     f: Format,
@@ -450,7 +451,7 @@ pub async fn weekly(
         let data = store.report_data(from, to, as_of).await?;
         reports.push(compute(w, hours, as_of, &data));
     }
-    Ok(format::render(f, &reports[0], &reports[1]))
+    Ok(format::render(f, &reports[0], &reports[1], rules))
 }
 
 async fn demo_cmd(args: &DemoArgs) -> Result<ExitCode, Failure> {
@@ -499,7 +500,8 @@ async fn demo_cmd(args: &DemoArgs) -> Result<ExitCode, Failure> {
         summary.actions,
         demo::WEEK
     );
-    let text = weekly(&engine.store, &report_config.policy.hours, week, as_of, args.format).await?;
+    let text = weekly(&engine.store, &report_config.policy.hours, Some(&report_config.rules), week, as_of, args.format)
+        .await?;
     engine.store.close().await;
     print!("{text}");
     Ok(ExitCode::SUCCESS)

@@ -92,11 +92,14 @@ const TOPICS: [(&str, &str); 6] = [
 ];
 
 /// Generates the demo's replay events as JSON lines.
+/// The generator's seed: the demo is the same on every machine.
+const SEED: u64 = 11;
+
 pub fn events(hours: &BusinessHours) -> String {
-    let mut rng = Rng(47);
+    let mut rng = Rng(SEED);
     let mut lines: Vec<(Timestamp, String)> = Vec::new();
     let mut customer = 0;
-    for (week_start, quality) in [("2026-11-09T00:00:00-05:00", 55), ("2026-11-16T00:00:00-05:00", 80)] {
+    for (week, week_start) in [(0, "2026-11-09T00:00:00-05:00"), (1, "2026-11-16T00:00:00-05:00")] {
         let start: Timestamp = week_start.parse().expect("valid demo date");
         for day in 0..7 {
             let weekend = day >= 5;
@@ -105,7 +108,7 @@ pub fn events(hours: &BusinessHours) -> String {
                 customer += 1;
                 let local_minute = 7 * 60 + rng.below(12 * 60) as i64;
                 let opened = plus(start, day * 86_400 + local_minute * 60);
-                conversation(&mut rng, hours, opened, customer, quality, &mut lines);
+                conversation(&mut rng, hours, opened, customer, week, &mut lines);
             }
         }
     }
@@ -118,7 +121,7 @@ fn conversation(
     hours: &BusinessHours,
     opened: Timestamp,
     n: usize,
-    quality: u64,
+    week: usize,
     out: &mut Vec<(Timestamp, String)>,
 ) {
     let name = CUSTOMERS[n % CUSTOMERS.len()];
@@ -142,6 +145,16 @@ fn conversation(
         return;
     }
     let (agent, agent_name) = *rng.pick(&AGENTS);
+    // How often each agent is on time and polite, by week: Lee improves a
+    // lot, Kim slips, Sam stays steady.
+    let quality = match (agent, week) {
+        ("lee", 0) => 35,
+        ("lee", _) => 90,
+        ("kim", 0) => 85,
+        ("kim", _) => 50,
+        (_, 0) => 55,
+        _ => 85,
+    };
     let late = !rng.chance(quality.min(90));
     let business_delay = if late { 3700 + rng.below(3 * 3600) as i64 } else { 300 + rng.below(2400) as i64 };
     let replied = plus(hours.add(opened, business_delay).expect("demo instants are in 2026"), rng.below(60) as i64);
@@ -152,10 +165,30 @@ fn conversation(
         json!({"at": replied, "kind": "message", "channel": channel, "thread": thread, "id": format!("{thread}-a1"),
         "author": {"role": "agent", "id": agent, "name": agent_name}, "text": text}),
     );
+    // A third of the customers ask a follow-up question, which gets a reply too.
+    let mut last = replied;
+    if rng.chance(35) {
+        let asked = plus(replied, 900 + rng.below(2 * 3600) as i64);
+        push(
+            asked,
+            json!({"at": asked, "kind": "message", "channel": channel, "thread": thread, "id": format!("{thread}-c1b"),
+            "author": {"role": "customer", "id": customer_id, "name": name}, "text": "Thanks! One more question: will this happen again?"}),
+        );
+        let answered = plus(asked, 600 + rng.below(3 * 3600) as i64);
+        let text = format!(
+            "Hi {first},\n\nGood question. It should not: we have made sure of it.\n\nLet me know if anything else comes up.\nBest,\n{agent_name}"
+        );
+        push(
+            answered,
+            json!({"at": answered, "kind": "message", "channel": channel, "thread": thread, "id": format!("{thread}-a2"),
+            "author": {"role": "agent", "id": agent, "name": agent_name}, "text": text}),
+        );
+        last = answered;
+    }
     if !rng.chance(85) {
         return;
     }
-    let resolved = plus(replied, 1800 + rng.below(3 * 3600) as i64);
+    let resolved = plus(last, 1800 + rng.below(3 * 3600) as i64);
     push(resolved, json!({"at": resolved, "kind": "resolve", "channel": channel, "thread": thread, "by": agent}));
     // Some customers write back a thank-you first, which cancels the survey.
     if rng.chance(10) {

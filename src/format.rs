@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::core::duration::Human;
 use crate::core::report::Report;
+use crate::core::rules::RuleSet;
 use crate::core::text::markdown_cell;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -19,47 +19,80 @@ pub enum Format {
     Html,
 }
 
-pub fn render(format: Format, now: &Report, prev: &Report) -> String {
+/// Renders `now` with the trend against `prev`; `rules` gives each finding's
+/// rule its description (the ids alone without it).
+pub fn render(format: Format, now: &Report, prev: &Report, rules: Option<&RuleSet>) -> String {
     match format {
-        Format::Text => text(now, prev),
-        Format::Markdown => markdown(now, prev),
+        Format::Text => text(now, prev, rules),
+        Format::Markdown => markdown(now, prev, rules),
         Format::Json => json(now, prev),
         Format::Csv => csv(now, prev),
         Format::Html => html(now, prev),
     }
 }
 
+/// A duration for people: the two largest units, rounded ("1h 14m", "35m",
+/// "4d 16h", "45s").
+pub fn short(secs: i64) -> String {
+    let s = secs.abs();
+    let sign = if secs < 0 { "-" } else { "" };
+    let minutes = (s + 30) / 60;
+    let text = if s < 60 {
+        format!("{s}s")
+    } else if minutes < 60 {
+        format!("{minutes}m")
+    } else if minutes < 24 * 60 {
+        match (minutes / 60, minutes % 60) {
+            (h, 0) => format!("{h}h"),
+            (h, m) => format!("{h}h {m}m"),
+        }
+    } else {
+        match ((s + 1800) / 3600 / 24, (s + 1800) / 3600 % 24) {
+            (d, 0) => format!("{d}d"),
+            (d, h) => format!("{d}d {h}h"),
+        }
+    };
+    format!("{sign}{text}")
+}
+
 fn secs(v: Option<i64>) -> String {
-    v.map_or_else(|| "–".into(), |s| Human(s).to_string())
+    v.map_or_else(|| "no answers yet".into(), short)
 }
 
 fn pct(v: Option<f64>) -> String {
-    v.map_or_else(|| "–".into(), |p| format!("{p:.1}%"))
+    v.map_or_else(|| "nothing due yet".into(), |p| format!("{p:.1}%"))
 }
 
 fn nps(v: Option<i32>) -> String {
-    v.map_or_else(|| "–".into(), |s| format!("{s:+}"))
+    v.map_or_else(|| "no answers yet".into(), |s| format!("{s:+}"))
 }
 
-/// "(+5 vs 2026-W47)" style deltas; empty when either side is missing.
+/// `1 answer`, `2 answers`.
+fn count(n: u32, one: &str, many: &str) -> String {
+    if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
+}
+
+/// "(+5)" or "(no change)" against last week.
 fn delta_int(now: i64, prev: i64) -> String {
     match now - prev {
-        0 => "(=)".into(),
+        0 => "(no change)".into(),
         d => format!("({d:+})"),
     }
 }
 
+/// "(22m faster)", "(2m slower)" or "(no change)"; empty when either side is missing.
 fn delta_secs(now: Option<i64>, prev: Option<i64>) -> String {
     match (now, prev) {
-        (Some(a), Some(b)) if a == b => "(=)".into(),
-        (Some(a), Some(b)) if a > b => format!("(+{})", Human(a - b)),
-        (Some(a), Some(b)) => format!("(-{})", Human(b - a)),
+        (Some(a), Some(b)) if short(a) == short(b) => "(no change)".into(),
+        (Some(a), Some(b)) if a > b => format!("({} slower)", short(a - b)),
+        (Some(a), Some(b)) => format!("({} faster)", short(b - a)),
         _ => String::new(),
     }
 }
 
 fn delta_pts(now: Option<f64>, prev: Option<f64>) -> String {
     match (now, prev) {
+        (Some(a), Some(b)) if (a - b).abs() < 0.05 => "(no change)".into(),
         (Some(a), Some(b)) => format!("({:+.1} pts)", a - b),
         _ => String::new(),
     }
@@ -67,94 +100,150 @@ fn delta_pts(now: Option<f64>, prev: Option<f64>) -> String {
 
 fn delta_nps(now: Option<i32>, prev: Option<i32>) -> String {
     match (now, prev) {
+        (Some(a), Some(b)) if a == b => "(no change)".into(),
         (Some(a), Some(b)) => format!("({:+})", a - b),
         _ => String::new(),
     }
 }
 
-fn text(r: &Report, p: &Report) -> String {
-    let mut o = String::new();
-    let _ = writeln!(o, "concierge weekly summary: {} ({} to {}), as of {}", r.week, r.from, r.to, r.as_of);
-    let _ = writeln!(o, "Trend in brackets is against {}.\n", p.week);
-    let _ = writeln!(
-        o,
-        "Conversations    opened {} {}, resolved {} {}",
+/// "Mon 16 Nov – Sun 22 Nov 2026 (America/New_York)".
+fn week_dates(r: &Report) -> String {
+    let tz = jiff::tz::TimeZone::get(&r.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let first = r.from.to_zoned(tz.clone()).date();
+    let last = r.to.to_zoned(tz).date().yesterday().unwrap_or(first);
+    let year = if first.year() == last.year() { String::new() } else { format!(" {}", first.year()) };
+    format!("{}{year} – {} {} ({})", first.strftime("%a %-d %b"), last.strftime("%a %-d %b"), last.year(), r.time_zone)
+}
+
+/// An instant on the business clock, to the second: "Mon 23 Nov 2026 12:00:00 EST".
+fn local(r: &Report, t: jiff::Timestamp) -> String {
+    let tz = jiff::tz::TimeZone::get(&r.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    t.to_zoned(tz).strftime("%a %-d %b %Y %H:%M:%S %Z").to_string()
+}
+
+/// Every rule with findings this week or last, with both counts.
+fn rule_rows(r: &Report, p: &Report) -> Vec<(String, u32, u32)> {
+    let mut ids: Vec<&String> =
+        r.standards.findings_by_rule.keys().chain(p.standards.findings_by_rule.keys()).collect();
+    ids.sort();
+    ids.dedup();
+    ids.into_iter()
+        .map(|id| {
+            let now = r.standards.findings_by_rule.get(id).copied().unwrap_or(0);
+            (id.clone(), now, p.standards.findings_by_rule.get(id).copied().unwrap_or(0))
+        })
+        .collect()
+}
+
+fn text(r: &Report, p: &Report, rules: Option<&RuleSet>) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    lines.push(format!("Weekly support summary {}", r.week));
+    lines.push(format!("{}, as of {}", week_dates(r), local(r, r.as_of)));
+    lines.push(format!("In brackets: the change since {}.", p.week));
+    lines.push(String::new());
+    lines.push(format!(
+        "Conversations    {} opened {}, {} resolved {}",
         r.conversations.opened,
         delta_int(r.conversations.opened.into(), p.conversations.opened.into()),
         r.conversations.resolved,
         delta_int(r.conversations.resolved.into(), p.conversations.resolved.into()),
-    );
+    ));
     let f = &r.first_response;
-    let _ = writeln!(
-        o,
-        "First response   answered {}, median {} {}, p90 {} {}, business-time median {}",
-        f.answered,
-        secs(f.median_seconds),
-        delta_secs(f.median_seconds, p.first_response.median_seconds),
-        secs(f.p90_seconds),
-        delta_secs(f.p90_seconds, p.first_response.p90_seconds),
-        secs(f.business_median_seconds),
-    );
-    let _ = writeln!(
-        o,
-        "SLA              met {}, breached {}, pending {}: {} met {}",
+    let pf = &p.first_response;
+    if f.answered == 0 {
+        lines.push("First response   no answers yet".into());
+    } else {
+        lines.push(format!(
+            "First response   {} answered; median {} {}, p90 {} {}",
+            f.answered,
+            secs(f.median_seconds),
+            delta_secs(f.median_seconds, pf.median_seconds),
+            secs(f.p90_seconds),
+            delta_secs(f.p90_seconds, pf.p90_seconds),
+        ));
+        lines.push(format!(
+            "                 in business hours: median {} {}",
+            secs(f.business_median_seconds),
+            delta_secs(f.business_median_seconds, pf.business_median_seconds),
+        ));
+    }
+    lines.push(format!(
+        "SLA              {} met {}: {} met, {} breached, {} pending",
+        pct(r.sla.met_percent),
+        delta_pts(r.sla.met_percent, p.sla.met_percent),
         r.sla.met,
         r.sla.breached,
-        r.sla.pending,
-        pct(r.sla.met_percent),
-        delta_pts(r.sla.met_percent, p.sla.met_percent)
-    );
-    let _ = writeln!(
-        o,
-        "Reply standards  {} replies checked, {} without findings",
-        r.standards.replies_checked, r.standards.replies_passed_clean
-    );
-    for (rule, n) in &r.standards.findings_by_rule {
-        let before = p.standards.findings_by_rule.get(rule).copied().unwrap_or(0);
-        let _ = writeln!(o, "                   {rule:<24} {n:>4} {}", delta_int((*n).into(), before.into()));
+        r.sla.pending
+    ));
+    lines.push(format!(
+        "Reply standards  {} checked, {} without findings",
+        count(r.standards.replies_checked, "reply", "replies"),
+        r.standards.replies_passed_clean
+    ));
+    let rows = rule_rows(r, p);
+    let width = rows.iter().map(|(id, _, _)| id.chars().count()).max().unwrap_or(0);
+    for (id, now, before) in rows {
+        let trend = delta_int(now.into(), before.into());
+        let what = rules.and_then(|rs| rs.message_of(&id)).map(|m| format!("  {m}")).unwrap_or_default();
+        lines.push(format!("  {id:<width$} {now:>4} {trend:<13}{what}"));
     }
-    let _ = writeln!(
-        o,
-        "NPS              {} {} from {} answers: {} promoters, {} passives, {} detractors",
-        nps(r.nps.score),
-        delta_nps(r.nps.score, p.nps.score),
-        r.nps.responses,
-        r.nps.promoters,
-        r.nps.passives,
-        r.nps.detractors
-    );
+    if r.nps.responses == 0 {
+        lines.push(format!("NPS              no answers yet (last week: {})", nps(p.nps.score)));
+    } else {
+        lines.push(format!(
+            "NPS              {} {} from {}: {}, {}, {}",
+            nps(r.nps.score),
+            delta_nps(r.nps.score, p.nps.score),
+            count(r.nps.responses, "answer", "answers"),
+            count(r.nps.promoters, "promoter", "promoters"),
+            count(r.nps.passives, "passive", "passives"),
+            count(r.nps.detractors, "detractor", "detractors"),
+        ));
+    }
     if r.deliveries.failed > 0 {
-        let _ = writeln!(
-            o,
-            "Deliveries       {} message(s) could not be delivered; see `concierge outbox --status failed`",
-            r.deliveries.failed
-        );
+        lines.push(format!(
+            "Deliveries       {} could not be delivered; see `concierge outbox --status failed`",
+            count(r.deliveries.failed, "message", "messages")
+        ));
     }
     if !r.agents.is_empty() {
-        let _ = writeln!(
-            o,
-            "\n{:<24} {:>8} {:>16} {:>22} {:>9}",
-            "Agent", "replies", "first responses", "median first response", "findings"
-        );
+        lines.push(String::new());
+        let width = r.agents.iter().map(|a| a.id.chars().count()).max().unwrap_or(5).max(5);
+        lines.push(format!(
+            "{:<width$}  {:>7}  {:>15}  {:>21}  {:>8}  {}",
+            "Agent", "replies", "first responses", "median first response", "findings", "median vs last week"
+        ));
         for a in &r.agents {
-            let _ = writeln!(
-                o,
-                "{:<24} {:>8} {:>16} {:>22} {:>9}",
+            let before = p.agents.iter().find(|b| b.id == a.id).and_then(|b| b.median_first_response_seconds);
+            let trend = match (a.median_first_response_seconds, before) {
+                (Some(_), Some(_)) => {
+                    delta_secs(a.median_first_response_seconds, before).trim_matches(['(', ')']).to_string()
+                }
+                (Some(_), None) => "new this week".into(),
+                (None, _) => String::new(),
+            };
+            lines.push(format!(
+                "{:<width$}  {:>7}  {:>15}  {:>21}  {:>8}  {}",
                 a.id,
                 a.replies,
                 a.first_responses,
-                secs(a.median_first_response_seconds),
-                a.findings
-            );
+                a.median_first_response_seconds.map_or_else(|| "none".into(), short),
+                a.findings,
+                trend
+            ));
         }
+    }
+    let mut o = String::new();
+    for line in lines {
+        let _ = writeln!(o, "{}", line.trim_end());
     }
     o
 }
 
-fn markdown(r: &Report, p: &Report) -> String {
+fn markdown(r: &Report, p: &Report, rules: Option<&RuleSet>) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "# Weekly support summary: {}\n", r.week);
-    let _ = writeln!(o, "{} to {}, as of {}. Trend against {}.\n", r.from, r.to, r.as_of, p.week);
+    let _ = writeln!(o, "# Weekly support summary {}\n", r.week);
+    let _ = writeln!(o, "{}, as of {}. Trend against {}.\n", week_dates(r), local(r, r.as_of), p.week);
     let _ = writeln!(o, "| Measure | This week | {} |\n|---|---:|---:|", p.week);
     let rows: Vec<(&str, String, String)> = vec![
         ("Conversations opened", r.conversations.opened.to_string(), p.conversations.opened.to_string()),
@@ -177,11 +266,16 @@ fn markdown(r: &Report, p: &Report) -> String {
     for (name, a, b) in rows {
         let _ = writeln!(o, "| {name} | {a} | {b} |");
     }
-    if !r.standards.findings_by_rule.is_empty() {
-        let _ = writeln!(o, "\n## Reply standards findings\n\n| Rule | Findings | {} |\n|---|---:|---:|", p.week);
-        for (rule, n) in &r.standards.findings_by_rule {
-            let before = p.standards.findings_by_rule.get(rule).copied().unwrap_or(0);
-            let _ = writeln!(o, "| {} | {n} | {before} |", markdown_cell(rule));
+    let rule_rows = rule_rows(r, p);
+    if !rule_rows.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Reply standards findings\n\n| Rule | What it asks | Findings | {} |\n|---|---|---:|---:|",
+            p.week
+        );
+        for (rule, n, before) in rule_rows {
+            let what = rules.and_then(|rs| rs.message_of(&rule)).unwrap_or("");
+            let _ = writeln!(o, "| {} | {} | {n} | {before} |", markdown_cell(&rule), markdown_cell(what));
         }
     }
     if !r.agents.is_empty() {
@@ -196,7 +290,7 @@ fn markdown(r: &Report, p: &Report) -> String {
                 markdown_cell(&a.id),
                 a.replies,
                 a.first_responses,
-                secs(a.median_first_response_seconds),
+                a.median_first_response_seconds.map_or_else(|| "none".into(), short),
                 a.findings
             );
         }
@@ -311,11 +405,10 @@ fn html(r: &Report, p: &Report) -> String {
          .big{{font-size:1.6em;font-weight:600}}.trend{{color:#666;font-size:.9em}}figure{{margin:1.5em 0}}\
          figcaption{{font-weight:600;margin-bottom:6px}}table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid #eee;text-align:right}}\
          td:first-child,th:first-child{{text-align:left}}</style></head><body>\
-         <h1>Support summary {week}</h1><p>{from} to {to}, as of {as_of}. Trend against {prev}.</p><div class=\"cards\">",
+         <h1>Support summary {week}</h1><p>{dates}, as of {as_of}. Trend against {prev}.</p><div class=\"cards\">",
         week = esc(&r.week),
-        from = r.from,
-        to = r.to,
-        as_of = r.as_of,
+        dates = esc(&week_dates(r)),
+        as_of = esc(&local(r, r.as_of)),
         prev = esc(&p.week),
     );
     let cards = [
@@ -423,7 +516,7 @@ mod tests {
     #[test]
     fn json_carries_the_contract_fields_and_the_previous_week() {
         let (r, p) = sample();
-        let v: Value = serde_json::from_str(&render(Format::Json, &r, &p)).unwrap();
+        let v: Value = serde_json::from_str(&render(Format::Json, &r, &p, None)).unwrap();
         assert_eq!(v["week"], "2026-W48");
         assert_eq!(v["first_response"]["median_seconds"], 1800);
         assert_eq!(v["sla"]["met_percent"], 100.0);
@@ -436,11 +529,11 @@ mod tests {
     #[test]
     fn csv_quotes_fields_and_html_escapes_names() {
         let (r, p) = sample();
-        let csv = render(Format::Csv, &r, &p);
+        let csv = render(Format::Csv, &r, &p, None);
         assert!(csv.starts_with("metric,value,previous\n"));
         assert!(csv.contains("conversations.opened,1,0\n"), "{csv}");
         assert!(csv.contains("\"agents.sam, \"\"the fixer\"\".replies\",0,"), "{csv}");
-        let html = render(Format::Html, &r, &p);
+        let html = render(Format::Html, &r, &p, None);
         assert!(html.contains("<svg") && html.contains("sam, &quot;the fixer&quot;"));
         assert!(!html.contains("\"the fixer\""));
     }
@@ -448,18 +541,47 @@ mod tests {
     #[test]
     fn text_and_markdown_show_the_trend() {
         let (r, p) = sample();
-        let text = render(Format::Text, &r, &p);
-        assert!(text.contains("opened 1 (+1)"), "{text}");
-        assert!(text.contains("1 message(s) could not be delivered"), "{text}");
-        let md = render(Format::Markdown, &r, &p);
+        let text = render(Format::Text, &r, &p, None);
+        assert!(text.contains("1 opened (+1)"), "{text}");
+        assert!(text.contains("1 message could not be delivered"), "{text}");
+        assert!(text.contains("Mon 23 Nov – Sun 29 Nov 2026 (UTC), as of Tue 1 Dec 2026 00:00:00 UTC"), "{text}");
+        assert!(text.contains("from 2 answers: 1 promoter, 0 passives, 1 detractor"), "{text}");
+        assert!(text.lines().all(|l| l == l.trim_end()), "no trailing spaces: {text:?}");
+        let md = render(Format::Markdown, &r, &p, None);
         assert!(md.contains("| Conversations opened | 1 | 0 |"), "{md}");
+    }
+
+    #[test]
+    fn durations_are_rounded_for_people() {
+        let cases = [(45, "45s"), (59, "59s"), (89, "1m"), (2130, "36m"), (3599, "1h"), (4457, "1h 14m"), (7200, "2h")];
+        for (secs, text) in cases {
+            assert_eq!(short(secs), text, "{secs}");
+        }
+        assert_eq!(short(4 * 86_400 + 16 * 3600 + 20 * 60), "4d 16h");
+        assert_eq!(short(86_400), "1d");
+        assert_eq!(delta_secs(Some(3600), Some(3610)), "(no change)");
+        assert_eq!(delta_secs(Some(3000), Some(4320)), "(22m faster)");
+        assert_eq!(secs(None), "no answers yet");
+    }
+
+    #[test]
+    fn a_rule_that_dropped_to_zero_still_shows_with_its_trend_and_description() {
+        let (mut r, mut p) = sample();
+        r.standards.findings_by_rule.clear();
+        p.standards.findings_by_rule.insert("no-shouting".into(), 3);
+        let rules = RuleSet::default_rules();
+        let text = render(Format::Text, &r, &p, Some(&rules));
+        let line = text.lines().find(|l| l.trim_start().starts_with("no-shouting")).expect("the rule's line");
+        assert!(line.contains(" 0 (-3)") && line.contains("capital letters"), "{line}");
+        let md = render(Format::Markdown, &r, &p, Some(&rules));
+        assert!(md.contains("| no-shouting | The reply is mostly in capital letters"), "{md}");
     }
 
     #[test]
     fn markdown_escapes_agent_ids_so_the_table_holds_and_no_markup_passes() {
         let (mut r, p) = sample();
         r.agents[0].id = "kim|<img src=x onerror=alert(1)>\nsam".into();
-        let md = render(Format::Markdown, &r, &p);
+        let md = render(Format::Markdown, &r, &p, None);
         let row = md.lines().find(|l| l.starts_with("| kim")).expect("the agent's row");
         assert_eq!(row.matches(" | ").count(), 4, "{row}");
         assert!(row.contains("kim\\|&lt;img") && !md.contains("<img"), "{md}");

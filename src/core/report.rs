@@ -159,6 +159,8 @@ pub struct Agent {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub week: String,
+    /// The business time zone the week is counted in (IANA name).
+    pub time_zone: String,
     pub from: Timestamp,
     pub to: Timestamp,
     pub as_of: Timestamp,
@@ -236,6 +238,7 @@ pub fn compute(week: Week, hours: &BusinessHours, as_of: Timestamp, data: &Repor
     let nps = Nps::from_scores(data.scores.iter().copied());
     Report {
         week: week.to_string(),
+        time_zone: hours.time_zone().iana_name().unwrap_or("UTC").to_string(),
         from,
         to,
         as_of,

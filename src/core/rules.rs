@@ -173,6 +173,11 @@ impl RuleSet {
             .expect("the built-in rule set compiles (guarded by a test)")
     }
 
+    /// What rule `id` asks for (its message), if the set has it.
+    pub fn message_of(&self, id: &str) -> Option<&str> {
+        self.rules.iter().find(|r| r.id == id).map(|r| r.message.as_str())
+    }
+
     /// The active rules, one line each: `[severity] id (when): what it asks`.
     pub fn describe(&self) -> String {
         let mut out = String::new();

@@ -121,8 +121,15 @@ impl Store {
             .collect())
     }
 
+    /// A write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a deferred one that read first could not write
+    /// after another connection (the dispatch worker) committed, and would
+    /// fail with SQLITE_BUSY_SNAPSHOT instead of waiting its turn.
     pub async fn begin(&self) -> anyhow::Result<Tx> {
-        Ok(self.pool.begin().await?)
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     pub async fn close(&self) {

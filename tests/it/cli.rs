@@ -332,7 +332,7 @@ async fn report_gives_the_json_contract_and_every_format_on_every_backend() {
         assert_eq!((early["sla"]["met"].as_u64(), early["sla"]["pending"].as_u64()), (Some(0), Some(2)));
         assert_eq!(early["sla"]["met_percent"], Value::Null);
         for (format, needle) in [
-            ("text", "concierge weekly summary: 2026-W48"),
+            ("text", "Weekly support summary 2026-W48"),
             ("markdown", "| Conversations opened | 2 | 0 |"),
             ("csv", "sla.met_percent,50.0,"),
             ("html", "<svg"),
@@ -358,7 +358,7 @@ fn demo_replays_the_built_in_weeks_and_prints_the_report() {
     let o = run(concierge().arg("demo"), "");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = stdout(&o);
-    for needle in ["concierge weekly summary: 2026-W47", "First response", "SLA", "NPS", "sam", "kim", "lee"] {
+    for needle in ["Weekly support summary 2026-W47", "First response", "SLA", "NPS", "sam", "kim", "lee"] {
         assert!(text.contains(needle), "missing {needle:?} in {text}");
     }
     let o = run(concierge().args(["demo", "--format", "json"]), "");

@@ -475,7 +475,7 @@ fn report_send_mails_the_weekly_summary_with_its_charts_to_the_managers() {
     // No mail password needed: the summary is queued in the outbox, once a week.
     let out = report(&["--send"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("concierge weekly summary: 2026-W48"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Weekly support summary 2026-W48"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is queued"), "{}", String::from_utf8_lossy(&out.stderr));
     let again = report(&["--send"]);
     assert!(String::from_utf8_lossy(&again.stderr).contains("nothing new queued"));

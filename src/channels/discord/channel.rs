@@ -509,13 +509,19 @@ impl DiscordChannel {
             .ok()
             .filter(|t| *t <= intake.clock.now())
             .unwrap_or_else(|| intake.clock.now());
-        let (done, committed) = oneshot::channel();
-        intake
-            .inbox
-            .send(Inbound { at, input, done: Some(done) })
-            .await
-            .map_err(|_| anyhow::anyhow!("the bot is stopping"))?;
-        if committed.await != Ok(true) {
+        // A failed commit (the database busy) is tried again a few times.
+        let mut stored = false;
+        for attempt in 0..3u64 {
+            let (done, committed) = oneshot::channel();
+            let inbound = Inbound { at, input: input.clone(), done: Some(done) };
+            intake.inbox.send(inbound).await.map_err(|_| anyhow::anyhow!("the bot is stopping"))?;
+            if committed.await == Ok(true) {
+                stored = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
+        }
+        if !stored {
             anyhow::bail!("message {} could not be stored", m.id);
         }
         state::read_up_to(&self.store, read_in, m.id).await?;
@@ -621,8 +627,12 @@ impl DiscordChannel {
     async fn summary(&self, week: Option<Week>, reply: &Reply) -> anyhow::Result<()> {
         let now = Timestamp::now();
         let week = week.unwrap_or_else(|| Week::containing(now, self.hours.time_zone()));
-        let json_text = crate::cli::weekly(&self.store, &self.hours, week, now, crate::format::Format::Json).await?;
-        let html = crate::cli::weekly(&self.store, &self.hours, week, now, crate::format::Format::Html).await?;
+        let json_text =
+            crate::cli::weekly(&self.store, &self.hours, Some(&self.rules), week, now, crate::format::Format::Json)
+                .await?;
+        let html =
+            crate::cli::weekly(&self.store, &self.hours, Some(&self.rules), week, now, crate::format::Format::Html)
+                .await?;
         let r: Value = serde_json::from_str(&json_text)?;
         let show = |v: &Value| if v.is_null() { "n/a".to_string() } else { v.to_string() };
         let secs = |v: &Value| v.as_i64().map_or("n/a".into(), |s| crate::core::duration::Human(s).to_string());
