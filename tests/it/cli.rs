@@ -156,6 +156,12 @@ fn sla_rejects_bad_instants_durations_and_reversed_ranges_with_exit_2() {
     }
     let o = run(concierge().args(["sla", "due", "--from", "tomorrow"]), "");
     assert!(stderr(&o).contains("--from \"tomorrow\" is not an RFC3339 instant"), "{}", stderr(&o));
+    let o = run(concierge().args(["sla", "due", "--from", "2026-11-23T10:00:00Z", "--within", "1.5h"]), "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("decimals are not supported; write \"1h 30m\""), "{}", stderr(&o));
+    let o = run(concierge().args(["sla", "due", "--from", "2026-11-23T10:00:00+25:00"]), "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("offset"), "{}", stderr(&o));
 }
 
 #[test]
@@ -237,6 +243,19 @@ async fn replay_prints_actions_as_json_lines_and_a_second_replay_adds_nothing_on
         assert_eq!((again.status.code(), stdout(&again).as_str()), (Some(0), ""), "{}", db.backend);
         assert!(stderr(&again).contains("5 already stored"), "{}", stderr(&again));
     }
+}
+
+#[test]
+fn replay_reads_standard_input_for_a_dash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cdir, config) = db_config(&format!("sqlite://{}", dir.path().join("c.db").display()));
+    let events = stdout(&run(concierge().args(["demo", "--events"]), ""));
+    let o = run(concierge().arg("--config").arg(&config).args(["replay", "-"]), &events);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("replayed") && stderr(&o).contains("applied"), "{}", stderr(&o));
+    let o = run(concierge().arg("--config").arg(&config).args(["replay", "-"]), "{\"at\": \"2026-11-23T14:00:00\"}\n");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("stdin:1: \"at\": \"2026-11-23T14:00:00\" has no time zone"), "{}", stderr(&o));
 }
 
 #[tokio::test]
@@ -504,4 +523,12 @@ fn an_unreachable_database_fails_at_once_with_the_cause() {
     let err = stderr(&o);
     assert!(err.contains("Connection refused") && err.contains("check database.url"), "{err}");
     assert!(!err.contains("secret") && !err.contains("mode=rwc"), "{err}");
+}
+
+#[test]
+fn the_readme_shows_the_demo_report_exactly_as_concierge_demo_prints_it() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let shown = readme.split("```text\n").nth(1).and_then(|rest| rest.split("```").next()).expect("a text block");
+    let o = run(concierge().arg("demo"), "");
+    assert_eq!(stdout(&o), shown, "update the README's demo report");
 }
