@@ -71,6 +71,10 @@ pub struct CheckArgs {
     late: bool,
     #[arg(long, value_enum, default_value = "text")]
     format: CheckFormat,
+    /// Check many replies: one JSON object per line (`text`, `customer_name`,
+    /// `first`, `late`) from FILE (`-`: standard input); one result per line.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["customer_name", "first", "late"])]
+    batch: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -304,6 +308,9 @@ fn block_on<F: std::future::Future<Output = Result<ExitCode, Failure>>>(f: F) ->
 
 fn check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, Failure> {
     let config = load_config(cli)?;
+    if let Some(file) = &args.batch {
+        return check_batch(&config, file);
+    }
     let mut text = String::new();
     std::io::stdin().read_to_string(&mut text).map_err(|e| input(format!("cannot read the reply from stdin: {e}")))?;
     if text.trim().is_empty() {
@@ -320,6 +327,83 @@ fn check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, Failure> {
         CheckFormat::Text => write!(out, "{}", result.feedback(&text))?,
     }
     Ok(if result.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// One line of `check --batch`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchReply {
+    text: String,
+    #[serde(default)]
+    customer_name: Option<String>,
+    #[serde(default)]
+    first: bool,
+    #[serde(default)]
+    late: bool,
+    /// Free for the team's own use (a ticket, an agent); echoed back.
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+}
+
+/// `check --batch FILE`: every reply checked; a bad line is reported as
+/// `FILE:LINE: reason` (stderr) and the rest still checked. Exit 0 when every
+/// reply passed, 1 when one did not, 2 when a line could not be read.
+fn check_batch(config: &Config, file: &std::path::Path) -> Result<ExitCode, Failure> {
+    let (name, text) = if file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| input(format!("stdin: cannot read: {e}")))?;
+        ("stdin".to_string(), text)
+    } else {
+        let name = file.display().to_string();
+        (name.clone(), std::fs::read_to_string(file).map_err(|e| input(format!("{name}: cannot read: {e}")))?)
+    };
+    let (mut bad, mut failed) = (0, 0);
+    let mut out = std::io::stdout().lock();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed = match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(v) if v.is_object() => serde_json::from_value::<BatchReply>(v).map_err(|e| e.to_string()),
+            _ => Err("not a JSON object".to_string()),
+        };
+        let reply = match parsed {
+            Ok(r) => r,
+            Err(reason) => {
+                eprintln!(
+                    "{name}:{n}: {reason}; each line is an object such as {{\"text\": \"Hi Ana, ...\", \"customer_name\": \"Ana\", \"first\": true}}"
+                );
+                bad += 1;
+                continue;
+            }
+        };
+        if reply.text.trim().is_empty() {
+            eprintln!("{name}:{n}: `text` is empty");
+            bad += 1;
+            continue;
+        }
+        let ctx = CheckContext {
+            customer_name: reply.customer_name.as_deref(),
+            first: reply.first || reply.late,
+            late: reply.late,
+        };
+        let result = config.rules.check(&reply.text, ctx);
+        failed += usize::from(!result.passed);
+        let mut v = serde_json::to_value(&result).expect("json");
+        v["line"] = serde_json::json!(n);
+        if let Some(id) = reply.id {
+            v["id"] = id;
+        }
+        writeln!(out, "{v}")?;
+    }
+    Ok(if bad > 0 {
+        ExitCode::from(2)
+    } else if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn sla(cli: &Cli, cmd: &SlaCommand) -> Result<ExitCode, Failure> {

@@ -532,3 +532,33 @@ fn the_readme_shows_the_demo_report_exactly_as_concierge_demo_prints_it() {
     let o = run(concierge().arg("demo"), "");
     assert_eq!(stdout(&o), shown, "update the README's demo report");
 }
+
+#[test]
+fn check_batch_writes_one_result_per_line_reports_bad_lines_and_keeps_going() {
+    let lines = [
+        r#"{"text": "Hi Ana,\n\nThanks for writing. The invoice is fixed.\n\nLet me know if anything else comes up.\nBest, Sam", "customer_name": "Ana Lima", "first": true}"#,
+        "not json",
+        r#"{"text": "Hi Ana, as I already said, restart it. Thanks", "customer_name": "Ana", "id": "T-9"}"#,
+        r#"{"txt": "typo"}"#,
+    ]
+    .join("\n");
+    let (_dir, file) = temp_file("replies.jsonl", &lines);
+    let o = run(concierge().arg("check").arg("--batch").arg(&file), "");
+    assert_eq!(o.status.code(), Some(2), "bad lines make it an input error: {}", stderr(&o));
+    let results: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(results.len(), 2);
+    assert_eq!((results[0]["line"].as_u64(), results[0]["passed"].as_bool()), (Some(1), Some(true)));
+    assert_eq!((results[1]["line"].as_u64(), results[1]["passed"].as_bool()), (Some(3), Some(false)));
+    assert_eq!(results[1]["id"], "T-9");
+    assert_eq!(results[1]["findings"][0]["rule"], "no-dismissive");
+    let err = stderr(&o);
+    assert!(
+        err.contains("replies.jsonl:2: not a JSON object") && err.contains("replies.jsonl:4: unknown field `txt`"),
+        "{err}"
+    );
+    // Only good lines: exit 1 when one reply did not pass, 0 when all did.
+    let o = run(concierge().args(["check", "--batch", "-"]), &lines.lines().nth(2).unwrap().to_string());
+    assert_eq!(o.status.code(), Some(1));
+    let o = run(concierge().args(["check", "--batch", "-"]), lines.lines().next().unwrap());
+    assert_eq!(o.status.code(), Some(0));
+}
