@@ -557,7 +557,7 @@ fn check_batch_writes_one_result_per_line_reports_bad_lines_and_keeps_going() {
         "{err}"
     );
     // Only good lines: exit 1 when one reply did not pass, 0 when all did.
-    let o = run(concierge().args(["check", "--batch", "-"]), &lines.lines().nth(2).unwrap().to_string());
+    let o = run(concierge().args(["check", "--batch", "-"]), lines.lines().nth(2).unwrap());
     assert_eq!(o.status.code(), Some(1));
     let o = run(concierge().args(["check", "--batch", "-"]), lines.lines().next().unwrap());
     assert_eq!(o.status.code(), Some(0));
