@@ -42,6 +42,9 @@ pub enum Command {
     /// Business-hours SLA arithmetic.
     #[command(subcommand)]
     Sla(SlaCommand),
+    /// The reply standards: measure the rules against a labelled corpus.
+    #[command(subcommand)]
+    Standards(StandardsCommand),
     /// Feed a JSON-lines history through the router and store on a simulated clock.
     Replay(ReplayArgs),
     /// Print the weekly summary for an ISO week.
@@ -99,6 +102,19 @@ pub enum SlaCommand {
         from: String,
         #[arg(long, value_name = "RFC3339")]
         to: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StandardsCommand {
+    /// Agreement of the active rules with labelled replies (JSON lines:
+    /// text, customer_name, first, late, expect pass|fail, rules).
+    Eval {
+        /// A corpus file, or a directory of `.jsonl` files [default: the built-in corpus]
+        corpus: Option<PathBuf>,
+        /// Exit 1 when agreement on the good or on the poor replies is below this percentage.
+        #[arg(long, value_name = "PERCENT")]
+        min: Option<f64>,
     },
 }
 
@@ -264,6 +280,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match &cli.command {
         Command::Check(args) => check(&cli, args),
         Command::Sla(cmd) => sla(&cli, cmd),
+        Command::Standards(StandardsCommand::Eval { corpus, min }) => standards_eval(&cli, corpus.as_deref(), *min),
         Command::Replay(args) => block_on(replay_cmd(&cli, args)),
         Command::Report(args) => block_on(report_cmd(&cli, args)),
         Command::Demo(args) => {
@@ -327,6 +344,53 @@ fn check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, Failure> {
         CheckFormat::Text => write!(out, "{}", result.feedback(&text))?,
     }
     Ok(if result.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The corpus built into the binary (`tests/corpus/replies/`).
+const BUILT_IN_CORPUS: &[(&str, &str)] = &[("replies.jsonl", include_str!("../tests/corpus/replies/replies.jsonl"))];
+
+fn standards_eval(cli: &Cli, corpus: Option<&std::path::Path>, min: Option<f64>) -> Result<ExitCode, Failure> {
+    let config = load_config(cli)?;
+    let mut files: Vec<(String, String)> = Vec::new();
+    match corpus {
+        None => files.extend(BUILT_IN_CORPUS.iter().map(|(n, t)| (format!("built-in {n}"), t.to_string()))),
+        Some(path) if path.is_dir() => {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| input(format!("{}: cannot read: {e}", path.display())))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+                .collect();
+            entries.sort();
+            if entries.is_empty() {
+                return Err(input(format!("{} has no .jsonl files", path.display())));
+            }
+            for p in entries {
+                let text =
+                    std::fs::read_to_string(&p).map_err(|e| input(format!("{}: cannot read: {e}", p.display())))?;
+                files.push((p.display().to_string(), text));
+            }
+        }
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| input(format!("{}: cannot read: {e}", path.display())))?;
+            files.push((path.display().to_string(), text));
+        }
+    }
+    let mut items = Vec::new();
+    let mut errors = Vec::new();
+    for (name, text) in &files {
+        match crate::standards::parse(text, name) {
+            Ok(mut found) => items.append(&mut found),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(input(format!("{}\n{} bad line(s)", errors.join("\n"), errors.len())));
+    }
+    let evaluation = crate::standards::evaluate(&config.rules, &items);
+    print!("{evaluation}");
+    let below = |t: crate::standards::Tally| min.is_some_and(|m| t.percent().is_some_and(|p| p < m));
+    Ok(if below(evaluation.good) || below(evaluation.poor) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// One line of `check --batch`.

@@ -53,6 +53,7 @@
 //!   conversations; the instance lock.
 //! - [`engine`]: router + store, so each input or timer is applied as one unit.
 //! - [`replay`]: JSON-lines histories on a simulated clock.
+//! - [`standards`]: the rules measured against a labelled corpus (pure).
 //! - [`format`](mod@format): report rendering (text, markdown, json, csv, html).
 //! - [`demo`]: the built-in weeks behind `concierge demo`.
 //! - [`cli`]: the command-line contract; `main.rs` only calls [`cli::main`].
@@ -83,4 +84,5 @@ pub mod driver;
 pub mod engine;
 pub mod format;
 pub mod replay;
+pub mod standards;
 pub mod store;

@@ -562,3 +562,24 @@ fn check_batch_writes_one_result_per_line_reports_bad_lines_and_keeps_going() {
     let o = run(concierge().args(["check", "--batch", "-"]), lines.lines().next().unwrap());
     assert_eq!(o.status.code(), Some(0));
 }
+
+#[test]
+fn standards_eval_measures_agreement_on_a_team_corpus_and_fails_below_min() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = r#"{"text": "Hi Ana, it's fixed. Let me know if anything else comes up. Best, Sam", "customer_name": "Ana", "expect": "pass", "rules": []}"#;
+    let poor = r#"{"text": "Hi Ana, as I already said, restart it. Best, Sam", "customer_name": "Ana", "expect": "fail", "rules": ["no-dismissive"]}"#;
+    let missed = r#"{"text": "Hi Ana, go and ask elsewhere. Best, Sam", "customer_name": "Ana", "expect": "fail", "rules": ["deflection"]}"#;
+    std::fs::write(dir.path().join("a.jsonl"), format!("{good}\n{poor}\n")).unwrap();
+    let o = run(concierge().args(["standards", "eval"]).arg(dir.path()).args(["--min", "95"]), "");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Agreement with the labels: 100.0% (2/2)"), "{}", stdout(&o));
+    std::fs::write(dir.path().join("b.jsonl"), format!("{missed}\n")).unwrap();
+    let o = run(concierge().args(["standards", "eval"]).arg(dir.path()).args(["--min", "95"]), "");
+    assert_eq!(o.status.code(), Some(1), "the poor half is at 50%");
+    assert!(stdout(&o).contains("poor replies (expected to fail): 50.0% (1/2)"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("b.jsonl:1: expected fail"), "{}", stdout(&o));
+    std::fs::write(dir.path().join("c.jsonl"), "{\"text\": \"x\"}\n").unwrap();
+    let o = run(concierge().args(["standards", "eval"]).arg(dir.path()), "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("c.jsonl:1: missing field `expect`"), "{}", stderr(&o));
+}
