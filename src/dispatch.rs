@@ -3,7 +3,7 @@
 //! A worker takes the rows due for its channel, delivers up to the channel's
 //! [`concurrency`](crate::channels::ChannelAdapter::concurrency) at once, and
 //! marks each: delivered; a transient failure rescheduled with the shared
-//! [`backoff`] (exponential with jitter); a permanent one `failed` with its
+//! [`crate::backoff::delivery`] (exponential with jitter); a permanent one `failed` with its
 //! reason, never retried. It wakes when the driver commits, when a retry
 //! falls due, and every few seconds. A slow or down channel only slows its
 //! own worker: timers, intake and the other channels go on.
@@ -28,16 +28,6 @@ use crate::store::{OutboxItem, Store};
 
 /// How often a worker looks at its rows even without being woken.
 const LOOK_EVERY: Duration = Duration::from_secs(5);
-
-/// Seconds to wait after `attempts` failures: 5 s doubling up to one hour,
-/// then spread by ±20% so retries of many rows do not arrive together.
-pub fn backoff(attempts: i64) -> i64 {
-    let base = (5_i64 << attempts.clamp(0, 10)).min(3600);
-    let mut r = [0u8; 2];
-    let _ = getrandom::fill(&mut r);
-    let spread = i64::from(u16::from_le_bytes(r) % 401) - 200; // ±20%, in thousandths
-    (base * (1000 + spread) / 1000).max(1)
-}
 
 /// Runs the worker of `adapter` until `stop` turns true.
 pub async fn run_worker(
@@ -78,13 +68,9 @@ pub async fn run_worker(
             }
         }
         let next_retry = store.next_outbox_attempt(channel, clock.now()).await.ok().flatten();
-        let look = next_retry.map_or(LOOK_EVERY, |t| {
-            Duration::try_from(t.duration_since(clock.now())).unwrap_or(Duration::ZERO).min(LOOK_EVERY)
-        });
-        let look = match clock {
-            Clock::Virtual { speed, .. } => look / speed,
-            Clock::System => look,
-        };
+        // The next retry on this clock (virtual in tests), and a look every few seconds anyway.
+        let every = tokio::time::Instant::now() + LOOK_EVERY;
+        let look = next_retry.map_or(every, |t| clock.instant_of(t).min(every));
         tokio::select! {
             Some(done) = running.join_next(), if !running.is_empty() => {
                 match done {
@@ -101,7 +87,7 @@ pub async fn run_worker(
                 }
             }
             () = wake.notified() => {}
-            () = tokio::time::sleep(look.max(Duration::from_millis(20))), if busy.len() < max => {}
+            () = tokio::time::sleep_until(look.max(tokio::time::Instant::now() + Duration::from_millis(20))), if busy.len() < max => {}
             _ = stop.changed() => {}
         }
     }
@@ -118,7 +104,7 @@ async fn record(store: &Store, item: &OutboxItem, result: Result<(), DeliveryErr
             store.mark_delivered(&item.key, now).await
         }
         Err(DeliveryError::Transient(error)) => {
-            let wait = backoff(item.attempts);
+            let wait = crate::backoff::delivery(item.attempts).as_secs().max(1) as i64;
             tracing::warn!(key = %item.key, channel = item.channel.as_str(), %error, retry_in = wait, "delivery failed; will retry");
             let retry = now.checked_add(jiff::SignedDuration::from_secs(wait)).unwrap_or(now);
             store.mark_retry(&item.key, &error, retry).await
@@ -136,20 +122,5 @@ async fn record(store: &Store, item: &OutboxItem, result: Result<(), DeliveryErr
     };
     if let Err(e) = marked {
         tracing::error!(error = %format!("{e:#}"), key = %item.key, "cannot update the outbox");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_to_an_hour_with_a_spread_of_a_fifth() {
-        for (attempts, base) in [(0, 5), (1, 10), (2, 20), (9, 2560), (50, 3600)] {
-            for _ in 0..20 {
-                let wait = backoff(attempts);
-                assert!(wait >= base * 8 / 10 && wait <= base * 12 / 10, "{attempts}: {wait}");
-            }
-        }
     }
 }

@@ -47,7 +47,8 @@
 //! - [`app`]: the composition root: `App::build` + `run_until_stopped`,
 //!   used by `concierge run` and by in-process tests.
 //! - [`driver`]: the loop that applies inputs, timers and queued commands,
-//!   one transaction each. [`dispatch`]: the outbox workers.
+//!   one transaction each. [`dispatch`]: the outbox workers. [`backoff`]:
+//!   the retry policies (deliveries and reconnects).
 //! - [`store`]: sqlx over SQLite or PostgreSQL, one portable schema
 //!   (`migrations/`), split by concern: batch, outbox, report, commands,
 //!   conversations; the instance lock.
@@ -74,6 +75,7 @@
 //! - The library never calls `std::process::exit`.
 
 pub mod app;
+pub mod backoff;
 pub mod channels;
 pub mod cli;
 pub mod config;

@@ -563,3 +563,16 @@ fn with_survey_in_dm_the_survey_goes_to_the_customers_dms_and_is_answered_there(
     assert_eq!(rows.len(), 1);
     drop(bot);
 }
+
+#[test]
+fn without_permission_to_start_threads_the_conversation_is_answered_in_the_channel_and_the_log_says_why() {
+    let fake = FakeDiscord::start();
+    let (_dir, path, _db) = setup(&fake, "");
+    let bot = start_bot(&path, TOKEN);
+    bot.wait_for_log("discord channel: connected");
+    fake.fail("POST", "/threads", 403, None, 1);
+    fake.customer_writes(SUPPORT, (ANA, "Ana Lima"), "Can you help?");
+    fake.wait_for("the acknowledgement in the channel", |f| !posts_with(f, SUPPORT, "Hi Ana").is_empty());
+    bot.wait_for_log("cannot start a thread for a customer's message");
+    drop(bot);
+}

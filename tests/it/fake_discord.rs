@@ -240,7 +240,7 @@ impl FakeDiscord {
         self.with(|s| {
             let id = s.snowflake();
             let who = json!({"id": user.0.to_string(), "username": user.1, "discriminator": "0", "global_name": user.1, "avatar": null});
-            let dm = s.history.contains_key(&channel) && channel == dm_channel_of(user.0);
+            let dm = channel == dm_channel_of(user.0);
             let mut i = json!({
                 "id": id.to_string(), "application_id": BOT.to_string(), "type": kind, "data": data,
                 "channel_id": channel.to_string(), "token": format!("token-{id}"), "version": 1,

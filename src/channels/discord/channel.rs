@@ -252,11 +252,6 @@ pub fn seen_from_json(v: &Value, guild_id: Option<u64>) -> Option<Seen> {
     })
 }
 
-/// Exponential backoff from 2 s to 5 minutes.
-fn retry_delay(failures: u32) -> Duration {
-    Duration::from_secs((2u64 << failures.min(8)).min(300))
-}
-
 impl ChannelAdapter for DiscordChannel {
     fn channel(&self) -> Channel {
         Channel::Discord
@@ -290,7 +285,7 @@ impl DiscordChannel {
         let mut failures = 0u32;
         loop {
             if failures > 0 {
-                tokio::time::sleep(retry_delay(failures)).await;
+                tokio::time::sleep(crate::backoff::reconnect(failures, Duration::ZERO)).await;
             }
             failures += 1;
             match self.rest.me().await {
@@ -693,18 +688,19 @@ impl DiscordChannel {
                 let Ok(user) = id.parse::<u64>() else {
                     return Err(DeliveryError::Permanent(format!("\"{id}\" is not a Discord user id")));
                 };
-                let dm = self.rest.dm_channel(user).await.map_err(|e| e.delivery("a DM to the agent"));
-                let sent = match dm {
-                    Ok(channel) => self.post(channel, &text, components.clone(), &nonce, "Send Messages").await,
+                let message = message_json(&text, components.clone());
+                let by_dm = match self.rest.dm_channel(user).await {
+                    Ok(channel) => self.rest.post(channel, message, &nonce).await.map(|_| ()),
                     Err(e) => Err(e),
                 };
-                match sent {
+                match by_dm {
+                    Ok(()) => Ok(()),
                     // 50007: their DMs are closed; tell them in the staff channel.
-                    Err(DeliveryError::Permanent(reason)) if reason.contains("50007") || reason.contains("DM") => {
+                    Err(e) if e.code() == Some(50_007) => {
                         let text = format!("<@{user}> (your DMs are closed) {text}");
                         self.post(self.settings.staff_channel, &text, components, &nonce, "Send Messages").await
                     }
-                    other => other,
+                    Err(e) => Err(e.delivery("Send Messages (a DM to the agent)")),
                 }
             }
             Recipient::Agents | Recipient::Managers => {
@@ -727,16 +723,21 @@ impl DiscordChannel {
         nonce: &str,
         permission: &str,
     ) -> Result<(), DeliveryError> {
-        let mut message = json!({"content": truncate(text, 2000)});
-        if let Some(c) = components {
-            message["components"] = c;
-        }
         self.rest
-            .post(channel, message, nonce)
+            .post(channel, message_json(text, components), nonce)
             .await
             .map(|_| ())
             .map_err(|e| e.delivery(&format!("{permission} in channel {channel}")))
     }
+}
+
+/// A message's JSON: the text (within Discord's 2000 characters) and any buttons.
+fn message_json(text: &str, components: Option<Value>) -> Value {
+    let mut message = json!({"content": truncate(text, 2000)});
+    if let Some(c) = components {
+        message["components"] = c;
+    }
+    message
 }
 
 /// Buttons: 0-10 under a survey; "Send anyway" under a reply taken back.

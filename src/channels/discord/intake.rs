@@ -78,10 +78,6 @@ impl Staff {
         roles.iter().any(|r| Some(*r) == self.agent_role || Some(*r) == self.manager_role)
     }
 
-    pub fn is_agent(&self, roles: &[u64]) -> bool {
-        roles.iter().any(|r| Some(*r) == self.agent_role)
-    }
-
     pub fn is_manager(&self, roles: &[u64]) -> bool {
         roles.iter().any(|r| Some(*r) == self.manager_role)
     }

@@ -249,3 +249,29 @@ impl JsonValue for reqwest::Response {
 pub fn id_of(v: &Value) -> Option<u64> {
     v["id"].as_str().and_then(|s| s.parse().ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(status: u16, code: i64) -> RestError {
+        RestError::Status { status, code, message: "nope".into() }
+    }
+
+    #[test]
+    fn each_rest_error_is_typed_for_the_dispatcher_and_names_the_fix() {
+        let later = RestError::RateLimited { after: Duration::from_millis(1500) }.delivery("x");
+        assert!(matches!(later, DeliveryError::Later { after, .. } if after == Duration::from_millis(1500)));
+        // A missing permission waits for it to be granted, and names it.
+        let DeliveryError::Transient(line) = status(403, 50_013).delivery("Manage Messages in channel 42") else {
+            panic!()
+        };
+        assert!(line.contains("Manage Messages in channel 42"), "{line}");
+        let DeliveryError::Transient(line) = status(401, 0).delivery("x") else { panic!() };
+        assert!(line.contains("discord.token_env"), "{line}");
+        assert!(matches!(status(404, 10_003).delivery("x"), DeliveryError::Permanent(_)));
+        assert!(matches!(status(502, 0).delivery("x"), DeliveryError::Transient(_)));
+        assert!(matches!(RestError::Network("refused".into()).delivery("x"), DeliveryError::Transient(_)));
+        assert!(status(404, 0).not_found() && status(403, 50_007).code() == Some(50_007));
+    }
+}

@@ -52,10 +52,6 @@ impl EmailChannel {
             .map_err(|e| vec![Problem { key: "email.tls_ca_file".into(), message: format!("{e:#}") }])?;
         Ok(EmailChannel { settings, store, smtp, templates })
     }
-
-    pub fn settings(&self) -> &EmailSettings {
-        &self.settings
-    }
 }
 
 impl ChannelAdapter for EmailChannel {
@@ -152,7 +148,7 @@ pub async fn run_intake(intake: Intake, settings: EmailSettings) {
         }
         if failures > 0 {
             tokio::select! {
-                () = tokio::time::sleep(retry_delay(failures, settings.poll_interval)) => {}
+                () = tokio::time::sleep(crate::backoff::reconnect(failures, Duration::from_secs(settings.poll_interval as u64 / 4))) => {}
                 () = intake.stopped() => return,
             }
         }
@@ -168,15 +164,6 @@ struct Polled {
 
 /// The inbox closed: the bot is stopping.
 struct Stop;
-
-/// Exponential backoff from 2 s to 5 minutes with ±25% jitter.
-fn retry_delay(failures: u32, poll: i64) -> Duration {
-    let base = (2u64 << failures.min(8)).min(300).max(poll.clamp(1, 300) as u64 / 4);
-    let mut jitter = [0u8; 2];
-    let _ = getrandom::fill(&mut jitter);
-    let spread = (u64::from(u16::from_le_bytes(jitter)) % 500) as i64 - 250; // ±25%, in thousandths
-    Duration::from_millis((base as i64 * (1000 + spread)).max(500) as u64)
-}
 
 /// Reads one mailbox past its stored position, a bounded batch at a time.
 /// Errors are logged (one line) and leave the position where the last stored
