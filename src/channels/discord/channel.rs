@@ -611,7 +611,7 @@ impl DiscordChannel {
             Answer::Summary { week } => {
                 // Slow work: defer within the 3 seconds, then follow up.
                 self.rest.respond(reply.id, &reply.token, &json!({"type": 5, "data": {"flags": 64}})).await?;
-                return self.summary(week, reply).await;
+                return self.summary(week, reply, intake.clock.now()).await;
             }
         };
         self.rest.respond(reply.id, &reply.token, &response).await?;
@@ -619,8 +619,7 @@ impl DiscordChannel {
     }
 
     /// The weekly figures as an embed, with the HTML report attached.
-    async fn summary(&self, week: Option<Week>, reply: &Reply) -> anyhow::Result<()> {
-        let now = Timestamp::now();
+    async fn summary(&self, week: Option<Week>, reply: &Reply, now: Timestamp) -> anyhow::Result<()> {
         let week = week.unwrap_or_else(|| Week::containing(now, self.hours.time_zone()));
         let json_text =
             crate::cli::weekly(&self.store, &self.hours, Some(&self.rules), week, now, crate::format::Format::Json)
