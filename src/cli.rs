@@ -18,7 +18,6 @@ use crate::config::SystemEnv;
 use crate::core::duration::parse_duration;
 use crate::core::report::{Week, compute};
 use crate::core::router::{Action, ActionKind, Channel, Recipient};
-use crate::core::rules::CheckContext;
 use crate::engine::Engine;
 use crate::format::{self, Format};
 use crate::store::commands::QueuedCommand;
@@ -72,11 +71,18 @@ pub struct CheckArgs {
     /// The reply is a first reply sent after the target (implies --first).
     #[arg(long)]
     late: bool,
+    /// Where the reply is posted: `email`, or `discord` (chat: greeting,
+    /// name and sign-off are expected on the first message only).
+    #[arg(long, value_name = "CHANNEL", default_value = "email", value_parser = ["email", "discord", "chat"])]
+    channel: String,
+    /// What the customer wrote (length rules compare the reply with it).
+    #[arg(long, value_name = "TEXT")]
+    customer_text: Option<String>,
     #[arg(long, value_enum, default_value = "text")]
     format: CheckFormat,
     /// Check many replies: one JSON object per line (`text`, `customer_name`,
     /// `first`, `late`) from FILE (`-`: standard input); one result per line.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["customer_name", "first", "late"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["customer_name", "first", "late", "customer_text"])]
     batch: Option<PathBuf>,
 }
 
@@ -333,11 +339,15 @@ fn check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, Failure> {
     if text.trim().is_empty() {
         return Err(input("the reply is empty: pipe the reply's text into concierge check"));
     }
-    // A late reply is a first reply sent after the target.
-    let first = args.first || args.late;
-    let result = config
-        .rules
-        .check(&text, CheckContext { customer_name: args.customer_name.as_deref(), first, late: args.late });
+    let ctx = crate::standards::reply_context(
+        args.customer_name.as_deref(),
+        args.first,
+        args.late,
+        Some(&args.channel),
+        args.customer_text.as_deref(),
+        false,
+    );
+    let result = config.rules.check(&text, ctx);
     let mut out = std::io::stdout().lock();
     match args.format {
         CheckFormat::Json => writeln!(out, "{}", serde_json::to_string(&result).expect("json"))?,
@@ -347,7 +357,12 @@ fn check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, Failure> {
 }
 
 /// The corpus built into the binary (`tests/corpus/replies/`).
-const BUILT_IN_CORPUS: &[(&str, &str)] = &[("replies.jsonl", include_str!("../tests/corpus/replies/replies.jsonl"))];
+const BUILT_IN_CORPUS: &[(&str, &str)] = &[
+    ("replies.jsonl", include_str!("../tests/corpus/replies/replies.jsonl")),
+    ("fresh-1.jsonl", include_str!("../tests/corpus/replies/fresh-1.jsonl")),
+    ("fresh-2.jsonl", include_str!("../tests/corpus/replies/fresh-2.jsonl")),
+    ("fresh-3.jsonl", include_str!("../tests/corpus/replies/fresh-3.jsonl")),
+];
 
 fn standards_eval(cli: &Cli, corpus: Option<&std::path::Path>, min: Option<f64>) -> Result<ExitCode, Failure> {
     let config = load_config(cli)?;
@@ -393,9 +408,10 @@ fn standards_eval(cli: &Cli, corpus: Option<&std::path::Path>, min: Option<f64>)
     Ok(if below(evaluation.good) || below(evaluation.poor) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-/// One line of `check --batch`.
+/// One line of `check --batch`. Fields it does not know (a corpus line's
+/// `expect`, a team's own `agent`) are ignored, so exports and corpora can be
+/// checked as they are.
 #[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 struct BatchReply {
     text: String,
     #[serde(default)]
@@ -404,14 +420,21 @@ struct BatchReply {
     first: bool,
     #[serde(default)]
     late: bool,
+    /// `email` (default) or `discord`.
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    customer_text: Option<String>,
+    #[serde(default)]
+    name_used_earlier: bool,
     /// Free for the team's own use (a ticket, an agent); echoed back.
     #[serde(default)]
     id: Option<serde_json::Value>,
 }
 
 /// `check --batch FILE`: every reply checked; a bad line is reported as
-/// `FILE:LINE: reason` (stderr) and the rest still checked. Exit 0 when every
-/// reply passed, 1 when one did not, 2 when a line could not be read.
+/// `FILE:LINE: reason` (stderr) and the rest still checked. Exit 1 when any
+/// reply failed; otherwise 2 when a line could not be read, else 0.
 fn check_batch(config: &Config, file: &std::path::Path) -> Result<ExitCode, Failure> {
     let (name, text) = if file.as_os_str() == "-" {
         let mut text = String::new();
@@ -447,11 +470,14 @@ fn check_batch(config: &Config, file: &std::path::Path) -> Result<ExitCode, Fail
             bad += 1;
             continue;
         }
-        let ctx = CheckContext {
-            customer_name: reply.customer_name.as_deref(),
-            first: reply.first || reply.late,
-            late: reply.late,
-        };
+        let ctx = crate::standards::reply_context(
+            reply.customer_name.as_deref(),
+            reply.first,
+            reply.late,
+            reply.channel.as_deref(),
+            reply.customer_text.as_deref(),
+            reply.name_used_earlier,
+        );
         let result = config.rules.check(&reply.text, ctx);
         failed += usize::from(!result.passed);
         let mut v = serde_json::to_value(&result).expect("json");
@@ -461,10 +487,10 @@ fn check_batch(config: &Config, file: &std::path::Path) -> Result<ExitCode, Fail
         }
         writeln!(out, "{v}")?;
     }
-    Ok(if bad > 0 {
-        ExitCode::from(2)
-    } else if failed > 0 {
+    Ok(if failed > 0 {
         ExitCode::from(1)
+    } else if bad > 0 {
+        ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
     })

@@ -24,11 +24,53 @@ pub struct Labelled {
     /// `email` or `discord`: what kind of reply it is (lengths differ).
     #[serde(default)]
     pub channel: Option<String>,
+    /// What the customer wrote (the message this reply answers), if given;
+    /// length rules compare against it.
+    #[serde(default)]
+    pub customer_text: Option<String>,
+    /// An earlier agent reply in the conversation already used the name.
+    #[serde(default)]
+    pub name_used_earlier: bool,
     /// `pass` or `fail`: the reviewer's verdict.
     pub expect: Verdict,
     /// The rule ids a reviewer would cite.
     #[serde(default)]
     pub rules: Vec<String>,
+}
+
+impl Labelled {
+    /// The context the reply is checked in.
+    pub fn context(&self) -> CheckContext<'_> {
+        reply_context(
+            self.customer_name.as_deref(),
+            self.first,
+            self.late,
+            self.channel.as_deref(),
+            self.customer_text.as_deref(),
+            self.name_used_earlier,
+        )
+    }
+}
+
+/// A check context from the fields a reply line has (corpus or
+/// `check --batch`): a late reply is a first reply; `discord` (or `chat`) is a
+/// chat channel; the customer's text gives its word count.
+pub fn reply_context<'a>(
+    customer_name: Option<&'a str>,
+    first: bool,
+    late: bool,
+    channel: Option<&str>,
+    customer_text: Option<&str>,
+    name_used_earlier: bool,
+) -> CheckContext<'a> {
+    CheckContext {
+        customer_name,
+        first: first || late,
+        late,
+        chat: channel.is_some_and(|c| c.eq_ignore_ascii_case("discord") || c.eq_ignore_ascii_case("chat")),
+        customer_words: customer_text.map_or(0, |t| crate::core::rules::words(t) as usize),
+        name_used_earlier,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -103,7 +145,7 @@ impl Evaluation {
 pub fn evaluate(rules: &RuleSet, corpus: &[(String, Labelled)]) -> Evaluation {
     let mut e = Evaluation::default();
     for (place, l) in corpus {
-        let ctx = CheckContext { customer_name: l.customer_name.as_deref(), first: l.first || l.late, late: l.late };
+        let ctx = l.context();
         let result = rules.check(&l.text, ctx);
         let got = if result.passed { Verdict::Pass } else { Verdict::Fail };
         let tally = if l.expect == Verdict::Pass { &mut e.good } else { &mut e.poor };
@@ -198,7 +240,14 @@ mod tests {
         ]
         .join("\n");
         let items = parse(&corpus, "c").unwrap();
-        let e = evaluate(&RuleSet::default_rules(), &items);
+        // A small rule set of its own, so the test does not follow the shipped rules.
+        let rules = RuleSet::parse(
+            "[[rule]]\nid = \"no-dismissive\"\nseverity = \"error\"\nforbid = '(?i)as i already said'\n",
+            "test.toml",
+            70,
+        )
+        .unwrap();
+        let e = evaluate(&rules, &items);
         assert_eq!((e.good, e.poor), (Tally { agreed: 1, total: 1 }, Tally { agreed: 1, total: 2 }));
         assert_eq!(e.rules["no-dismissive"], RuleScore { both: 1, checker: 1, reviewer: 1 });
         assert_eq!(e.rules["no-blame"], RuleScore { both: 0, checker: 0, reviewer: 1 });

@@ -543,9 +543,9 @@ impl Validator<'_> {
                 Mode::Coach
             }
         };
-        let rules = match self.string(t, "standards", "rules") {
+        let (text, file) = match self.string(t, "standards", "rules") {
             None => {
-                RuleSet::parse(crate::core::rules::DEFAULT_RULES, "responses/rules.toml (built in)", pass_score).ok()
+                (Some(crate::core::rules::DEFAULT_RULES.to_string()), "responses/rules.toml (built in)".to_string())
             }
             Some(file) => {
                 let path = self.resolve(file);
@@ -558,20 +558,21 @@ impl Validator<'_> {
                                 path.display()
                             ),
                         );
-                        None
+                        (None, String::new())
                     }
-                    Ok(text) => match RuleSet::parse(&text, &path.display().to_string(), pass_score) {
-                        Ok(r) => Some(r),
-                        Err(errors) => {
-                            for e in errors {
-                                self.problem("standards.rules", e.to_string());
-                            }
-                            None
-                        }
-                    },
+                    Ok(text) => (Some(text), path.display().to_string()),
                 }
             }
         };
+        let rules = text.and_then(|text| match RuleSet::parse(&text, &file, pass_score) {
+            Ok(r) => Some(r),
+            Err(errors) => {
+                for e in errors {
+                    self.problem("standards.rules", e.to_string());
+                }
+                None
+            }
+        });
         (rules, mode)
     }
 

@@ -36,7 +36,7 @@ use sha2::Sha256;
 
 use super::duration::Human;
 use super::hours::BusinessHours;
-use super::rules::{CheckContext, CheckResult, RuleSet, first_name};
+use super::rules::{CheckContext, CheckResult, RuleSet, contains_word, first_name, words};
 use super::stats::{NpsClass, classify};
 use super::template::{Templates, render};
 
@@ -322,9 +322,26 @@ pub struct Conversation {
     /// Since when an agent's reply has gone unanswered by the customer (for
     /// resolving after silence); cleared by a customer message or a resolve.
     pub silent_since: Option<Timestamp>,
+    /// Words the customer has written since the last agent reply (the reply
+    /// check judges curt answers to long messages by it).
+    pub asked_words: u32,
+    /// An agent reply has already used the customer's name.
+    pub name_used: bool,
 }
 
 impl Conversation {
+    /// What the reply check needs to know about a reply in this conversation.
+    pub fn check_context(&self, first: bool, late: bool) -> CheckContext<'_> {
+        CheckContext {
+            customer_name: self.customer_name.as_deref(),
+            first,
+            late,
+            chat: self.channel == Channel::Discord,
+            customer_words: self.asked_words as usize,
+            name_used_earlier: self.name_used,
+        }
+    }
+
     pub fn key(channel: Channel, thread: &str) -> String {
         format!("{}:{thread}", channel.as_str())
     }
@@ -619,6 +636,7 @@ impl Router {
                 self.timers.retain(|(_, t, k)| !(t == &id && *k == TimerKind::Silence));
             }
             let conv = self.conversations.get_mut(&id).expect("present above");
+            conv.asked_words = conv.asked_words.saturating_add(words(&m.text));
             let start_wait = conv.first_reply_at.is_some() && conv.reply_due.is_none();
             if let (true, Some(target)) = (start_wait, self.policy.next_response) {
                 conv.waits += 1;
@@ -651,6 +669,8 @@ impl Router {
             sla_stage: 0,
             surveys: 0,
             silent_since: None,
+            asked_words: words(&m.text),
+            name_used: false,
         };
         let name = m.author.name.as_deref().and_then(first_name).unwrap_or("there");
         let due_text = self.customer_time(due);
@@ -705,6 +725,8 @@ impl Router {
             sla_stage: 0,
             surveys: 0,
             silent_since: None,
+            asked_words: 0,
+            name_used: false,
         });
         self.by_thread.entry(m.thread.clone()).or_insert_with(|| id.clone());
         let first = conv.customer_id.is_some() && conv.first_reply_at.is_none();
@@ -728,8 +750,12 @@ impl Router {
             self.timers.retain(|(_, t, k)| !(t == &id && *k == TimerKind::Sla));
         }
         self.arm_silence(&id);
-        let result =
-            self.rules.check(&m.text, CheckContext { customer_name: conv.customer_name.as_deref(), first, late });
+        let result = self.rules.check(&m.text, conv.check_context(first, late));
+        if let Some(c) = self.conversations.get_mut(&id) {
+            c.asked_words = 0;
+            c.name_used |= c.customer_name.as_deref().and_then(first_name).is_some_and(|n| contains_word(&m.text, n));
+        }
+        let conv = self.conversations.get(&id).expect("inserted above").clone();
         let mut step = Step::default();
         if !result.findings.is_empty() {
             let feedback = result.feedback(&m.text);
@@ -777,8 +803,7 @@ impl Router {
         };
         let first = conv.first_reply_at.is_none();
         let late = first && conv.due_at.is_some_and(|due| now > due);
-        let verdict =
-            self.rules.check(&m.text, CheckContext { customer_name: conv.customer_name.as_deref(), first, late });
+        let verdict = self.rules.check(&m.text, conv.check_context(first, late));
         let breaks = verdict.findings.iter().any(|f| f.severity == super::rules::Severity::Error);
         if self.policy.enforce && breaks && !send_anyway {
             let conv = conv.clone();
@@ -815,8 +840,7 @@ impl Router {
         {
             let first = conv.first_reply_at.is_none();
             let late = first && conv.due_at.is_some_and(|due| now > due);
-            let verdict =
-                self.rules.check(&m.text, CheckContext { customer_name: conv.customer_name.as_deref(), first, late });
+            let verdict = self.rules.check(&m.text, conv.check_context(first, late));
             if verdict.findings.iter().any(|f| f.severity == super::rules::Severity::Error) {
                 let conv = conv.clone();
                 let feedback = verdict.feedback(&m.text);

@@ -72,13 +72,14 @@ impl Store {
             tx,
             "INSERT INTO conversations (id, channel, thread, customer_id, customer_name, opened_at, due_at, \
              first_reply_at, first_reply_by, status, resolved_at, assigned, waiting_since, reply_due, waits, sla_stage, \
-             surveys, silent_since)",
-            18,
+             surveys, silent_since, asked_words, name_used)",
+            20,
             "ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id, customer_name = excluded.customer_name, \
              due_at = excluded.due_at, first_reply_at = excluded.first_reply_at, first_reply_by = excluded.first_reply_by, \
              status = excluded.status, resolved_at = excluded.resolved_at, assigned = excluded.assigned, \
              waiting_since = excluded.waiting_since, reply_due = excluded.reply_due, waits = excluded.waits, \
-             sla_stage = excluded.sla_stage, surveys = excluded.surveys, silent_since = excluded.silent_since",
+             sla_stage = excluded.sla_stage, surveys = excluded.surveys, silent_since = excluded.silent_since, \
+             asked_words = excluded.asked_words, name_used = excluded.name_used",
             &conversations,
             |q, c| {
                 q.bind(c.id.as_str())
@@ -102,6 +103,8 @@ impl Store {
                     .bind(i64::from(c.sla_stage))
                     .bind(i64::from(c.surveys))
                     .bind(c.silent_since.map(|t| t.as_second()))
+                    .bind(i64::from(c.asked_words))
+                    .bind(i64::from(c.name_used))
             },
         )
         .await?;

@@ -129,6 +129,8 @@ fn conversation_from_row(r: &AnyRow) -> anyhow::Result<Conversation> {
         reply_due: opt_ts(r, "reply_due")?,
         waits: r.try_get::<i64, _>("waits")?.try_into()?,
         silent_since: opt_ts(r, "silent_since")?,
+        asked_words: r.try_get::<i64, _>("asked_words")?.try_into().unwrap_or(u32::MAX),
+        name_used: r.try_get::<i64, _>("name_used")? != 0,
     })
 }
 

@@ -43,9 +43,11 @@ fn check_exits_1_with_findings_and_spans_for_a_poor_reply() {
     let f = &v["findings"][0];
     assert_eq!((f["rule"].as_str(), f["severity"].as_str()), (Some("no-dismissive"), Some("error")));
     let keys: Vec<&str> = f.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["end", "message", "rule", "severity", "start", "suggestion"]);
+    assert_eq!(keys, ["end", "message", "rewrite", "rule", "sentence", "severity", "start", "suggestion"]);
     let (start, end) = (f["start"].as_u64().unwrap() as usize, f["end"].as_u64().unwrap() as usize);
     assert_eq!(&reply[start..end], "as I already said");
+    assert_eq!(f["sentence"], "Hi Ana, as I already said, restart it.");
+    assert_eq!(f["rewrite"], "Hi Ana, to recap, restart it.");
 }
 
 #[test]
@@ -544,7 +546,7 @@ fn check_batch_writes_one_result_per_line_reports_bad_lines_and_keeps_going() {
     .join("\n");
     let (_dir, file) = temp_file("replies.jsonl", &lines);
     let o = run(concierge().arg("check").arg("--batch").arg(&file), "");
-    assert_eq!(o.status.code(), Some(2), "bad lines make it an input error: {}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "a reply failed: {}", stderr(&o));
     let results: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(results.len(), 2);
     assert_eq!((results[0]["line"].as_u64(), results[0]["passed"].as_bool()), (Some(1), Some(true)));
@@ -553,14 +555,53 @@ fn check_batch_writes_one_result_per_line_reports_bad_lines_and_keeps_going() {
     assert_eq!(results[1]["findings"][0]["rule"], "no-dismissive");
     let err = stderr(&o);
     assert!(
-        err.contains("replies.jsonl:2: not a JSON object") && err.contains("replies.jsonl:4: unknown field `txt`"),
+        err.contains("replies.jsonl:2: not a JSON object") && err.contains("replies.jsonl:4: missing field `text`"),
         "{err}"
     );
-    // Only good lines: exit 1 when one reply did not pass, 0 when all did.
-    let o = run(concierge().args(["check", "--batch", "-"]), lines.lines().nth(2).unwrap());
-    assert_eq!(o.status.code(), Some(1));
+    // Bad lines but every reply passed: 2; all good: 0.
+    let good_and_bad = [lines.lines().next().unwrap(), "not json"].join("\n");
+    let o = run(concierge().args(["check", "--batch", "-"]), &good_and_bad);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("stdin:2: not a JSON object"), "{}", stderr(&o));
     let o = run(concierge().args(["check", "--batch", "-"]), lines.lines().next().unwrap());
     assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn check_batch_reads_corpus_lines_with_their_channel_and_the_customers_words() {
+    // A corpus line as it is (its `expect` and `rules` are ignored): a chat
+    // follow-up needs no greeting; a curt answer to a long message is noted.
+    let long = "word ".repeat(80);
+    let lines = [
+        r#"{"text": "On it, checking the logs now.", "customer_name": "Ana", "channel": "discord", "expect": "pass", "rules": []}"#.to_string(),
+        format!(r#"{{"text": "Hi Ana, refunded. Best, Sam", "customer_name": "Ana", "customer_text": "{long}"}}"#),
+    ]
+    .join("\n");
+    let o = run(concierge().args(["check", "--batch", "-"]), &lines);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let results: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(results[0]["findings"], serde_json::json!([]));
+    assert_eq!(results[1]["findings"][0]["rule"], "curt");
+}
+
+/// The acceptance bar of the shipped rules: at least 95% agreement on each
+/// half of the built-in corpus (tests/corpus/replies/).
+#[test]
+fn the_shipped_rules_agree_with_the_built_in_corpus() {
+    let o = run(concierge().args(["standards", "eval", "--min", "95"]), "");
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    let replies: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Agreement with the labels: "))
+        .and_then(|l| l.split('/').nth(1))
+        .and_then(|n| n.trim_end_matches(')').parse().ok())
+        .expect("a total");
+    assert!(replies >= 300, "{out}");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/replies");
+    let o = run(concierge().args(["standards", "eval", "--min", "95"]).arg(dir), "");
+    assert_eq!(o.status.code(), Some(0), "the files on disk agree too: {}", stdout(&o));
+    assert_eq!(stdout(&o).lines().next(), out.lines().next());
 }
 
 #[test]
@@ -568,7 +609,7 @@ fn standards_eval_measures_agreement_on_a_team_corpus_and_fails_below_min() {
     let dir = tempfile::tempdir().unwrap();
     let good = r#"{"text": "Hi Ana, it's fixed. Let me know if anything else comes up. Best, Sam", "customer_name": "Ana", "expect": "pass", "rules": []}"#;
     let poor = r#"{"text": "Hi Ana, as I already said, restart it. Best, Sam", "customer_name": "Ana", "expect": "fail", "rules": ["no-dismissive"]}"#;
-    let missed = r#"{"text": "Hi Ana, go and ask elsewhere. Best, Sam", "customer_name": "Ana", "expect": "fail", "rules": ["deflection"]}"#;
+    let missed = r#"{"text": "Hi Ana, I've reset it, but honestly your questions bore me. Best, Sam", "customer_name": "Ana", "expect": "fail", "rules": ["condescension"]}"#;
     std::fs::write(dir.path().join("a.jsonl"), format!("{good}\n{poor}\n")).unwrap();
     let o = run(concierge().args(["standards", "eval"]).arg(dir.path()).args(["--min", "95"]), "");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

@@ -157,6 +157,11 @@ fn a_poor_reply_is_coached_privately_in_coach_mode_and_taken_back_in_enforce_mod
         fake.wait_for("the DM to the agent", |f| !f.posted_in(dm).is_empty());
         let text = content(&fake.posted_in(dm)[0]).to_string();
         assert!(text.contains("dismissive"), "{mode}: {text}");
+        // The sentence, the rule and a rewrite the agent can use.
+        assert!(
+            text.contains("no-dismissive") && text.contains("Rewrite: \"Hi Ana, to recap, restart it.\""),
+            "{text}"
+        );
         // Nothing about the reply reaches the customer's thread.
         assert!(fake.posted_in(thread).iter().all(|m| !content(m).contains("dismissive")), "{mode}");
         let deleted =

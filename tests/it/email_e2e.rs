@@ -300,6 +300,7 @@ fn the_issue_flow_ack_nudges_poor_reply_held_corrected_reply_relayed_survey_answ
     );
     let held = servers.wait_for("sam", |m| m.contains(&format!("[#{ticket}] Your reply was held")));
     assert!(held.contains("dismissive"), "{held}");
+    assert!(held.contains("Rewrite: \"Hi Ana, to recap, the plan is fixed.\""), "the rewrite is shown: {held}");
     let held_id = header(&held, "Message-ID").unwrap().to_string();
     assert_eq!(servers.delivered("ana").len(), 1, "nothing but the acknowledgement reached the customer");
 

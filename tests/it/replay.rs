@@ -4,7 +4,7 @@ use jiff::Timestamp;
 
 use concierge::config::Config;
 use concierge::core::report::{CheckRow, ConversationRow, ReportData, Week, compute};
-use concierge::core::router::{Action, Router, SurveyStatus};
+use concierge::core::router::{Action, Conversation, Router, SurveyStatus};
 use concierge::engine::Engine;
 use concierge::replay::{self, Event};
 use concierge::store::{OutboxStatus, Store};
@@ -46,7 +46,12 @@ async fn replay_into(db: &TestDb, events: Vec<Event>, until: Option<Timestamp>) 
 
 /// The same history through a bare router, with no store: the oracle. Its
 /// `scores` are every answer, with when it came.
-fn pure_replay(events: Vec<Event>, until: Timestamp) -> (Vec<Action>, ReportData, Vec<(Timestamp, u8)>) {
+/// Actions, report data, survey answers (instant, score) and conversations.
+type PureReplay = (Vec<Action>, ReportData, Vec<(Timestamp, u8)>, Vec<Conversation>);
+
+/// Replays `events` through the pure router alone: its actions, the report
+/// data it implies, the survey answers, and the conversations as it holds them.
+fn pure_replay(events: Vec<Event>, until: Timestamp) -> PureReplay {
     let config = demo_config("unused");
     let mut router = Router::new(config.policy, config.rules, config.templates, b"oracle".to_vec());
     let mut actions = Vec::new();
@@ -99,7 +104,9 @@ fn pure_replay(events: Vec<Event>, until: Timestamp) -> (Vec<Action>, ReportData
             resolved_at: c.resolved_at,
         })
         .collect();
-    (actions, data, answers)
+    let mut conversations: Vec<Conversation> = router.conversations().cloned().collect();
+    conversations.sort_by(|a, b| a.id.cmp(&b.id));
+    (actions, data, answers, conversations)
 }
 
 async fn report_json(store: &Store, week: Week) -> serde_json::Value {
@@ -111,7 +118,7 @@ async fn report_json(store: &Store, week: Week) -> serde_json::Value {
 
 #[tokio::test]
 async fn a_replayed_history_is_stored_exactly_as_the_pure_router_decides_on_every_backend() {
-    let (expected_actions, _, _) = pure_replay(demo_events(), as_of());
+    let (expected_actions, _, _, _) = pure_replay(demo_events(), as_of());
     assert!(expected_actions.len() > 100, "the demo history produces plenty of actions");
     for db in databases().await {
         let (engine, summary) = replay_into(&db, demo_events(), Some(as_of())).await;
@@ -139,9 +146,24 @@ async fn a_replayed_history_is_stored_exactly_as_the_pure_router_decides_on_ever
     }
 }
 
+/// Every field of every conversation (the reply check's context included:
+/// the words the customer is owed an answer to, whether the name was used)
+/// survives the database on both backends exactly as the router holds it.
+#[tokio::test]
+async fn conversations_reload_from_the_database_exactly_as_the_pure_router_holds_them_on_every_backend() {
+    let (_, _, _, expected) = pure_replay(demo_events(), as_of());
+    assert!(expected.iter().any(|c| c.name_used) && expected.iter().any(|c| c.asked_words > 0));
+    for db in databases().await {
+        let (engine, _) = replay_into(&db, demo_events(), Some(as_of())).await;
+        let (mut stored, _) = engine.store.load_state().await.unwrap();
+        stored.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(stored, expected, "{}", db.backend);
+    }
+}
+
 #[tokio::test]
 async fn the_report_from_the_database_equals_the_report_from_the_pure_router_on_every_backend() {
-    let (_, oracle, answers) = pure_replay(demo_events(), as_of());
+    let (_, oracle, answers, _) = pure_replay(demo_events(), as_of());
     let config = demo_config("unused");
     for db in databases().await {
         let (engine, _) = replay_into(&db, demo_events(), Some(as_of())).await;

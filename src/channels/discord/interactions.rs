@@ -161,7 +161,11 @@ fn command(
             };
             let conv = known.conversation;
             let first = conv.is_some_and(|c| c.first_reply_at.is_none() && c.customer_id.is_some());
-            let ctx = CheckContext { customer_name: conv.and_then(|c| c.customer_name.as_deref()), first, late: false };
+            // Judged as it would be if posted now (lateness is not known here).
+            let ctx = match conv {
+                Some(c) => c.check_context(first, false),
+                None => CheckContext { chat: true, ..CheckContext::default() },
+            };
             let result = rules.check(text, ctx);
             let verdict = if result.findings.is_empty() {
                 "No findings: good to post.".to_string()
@@ -308,6 +312,8 @@ mod tests {
             sla_stage: 0,
             surveys: 0,
             silent_since: None,
+            asked_words: 0,
+            name_used: false,
         }
     }
 
