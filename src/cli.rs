@@ -362,6 +362,7 @@ const BUILT_IN_CORPUS: &[(&str, &str)] = &[
     ("fresh-1.jsonl", include_str!("../tests/corpus/replies/fresh-1.jsonl")),
     ("fresh-2.jsonl", include_str!("../tests/corpus/replies/fresh-2.jsonl")),
     ("fresh-3.jsonl", include_str!("../tests/corpus/replies/fresh-3.jsonl")),
+    ("fresh-4.jsonl", include_str!("../tests/corpus/replies/fresh-4.jsonl")),
 ];
 
 fn standards_eval(cli: &Cli, corpus: Option<&std::path::Path>, min: Option<f64>) -> Result<ExitCode, Failure> {

@@ -584,6 +584,18 @@ fn check_batch_reads_corpus_lines_with_their_channel_and_the_customers_words() {
     assert_eq!(results[1]["findings"][0]["rule"], "curt");
 }
 
+#[test]
+fn the_readme_shows_the_standards_eval_exactly_as_it_prints() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let shown = readme
+        .split("$ concierge standards eval\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the eval block");
+    let o = run(concierge().args(["standards", "eval"]), "");
+    assert_eq!(stdout(&o), shown, "update the README's standards eval output");
+}
+
 /// The acceptance bar of the shipped rules: at least 95% agreement on each
 /// half of the built-in corpus (tests/corpus/replies/).
 #[test]
