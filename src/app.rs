@@ -18,7 +18,27 @@ use crate::channels::{ChannelAdapter, Intake, Registry};
 use crate::config::{Config, ConfigError, Env};
 use crate::driver::{self, Clock, Wakers};
 use crate::engine::Engine;
+use crate::status::StatusBoard;
 use crate::store::{InstanceLock, Store};
+use crate::web::{Web, WebState};
+
+/// Binds the web surface when `[http]` enables it.
+async fn web(config: &mut Config, store: &Store) -> anyhow::Result<Option<(Web, WebSettings)>> {
+    if !config.http.enabled {
+        return Ok(None);
+    }
+    let web = Web::bind(&config.http).await?;
+    if !config.http.public_url_set {
+        // Port 0 picks a port only now: links follow the address bound.
+        config.http.public_url = format!("http://{}", web.local_addr());
+        config.policy.survey_url = Some(format!("{}/survey/", config.http.public_url));
+    }
+    let secret = match &config.secret {
+        Some(s) => s.clone(),
+        None => store.secret().await?,
+    };
+    Ok(Some((web, WebSettings { secret: Arc::new(secret), survey_expire: config.policy.survey_expire })))
+}
 
 /// Why the app could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -35,42 +55,57 @@ pub struct App {
     engine: Engine,
     registry: Registry,
     clock: Clock,
+    /// The web surface, bound at build time (a taken port fails the start).
+    web: Option<(Web, WebSettings)>,
     _lock: InstanceLock,
+}
+
+/// What the web surface needs besides the store and the inbox.
+struct WebSettings {
+    secret: Arc<Vec<u8>>,
+    survey_expire: i64,
 }
 
 impl App {
     /// Everything `concierge run` needs, from the configuration.
-    pub async fn build(config: Config, env: &dyn Env, clock: Clock) -> Result<App, BuildError> {
+    pub async fn build(mut config: Config, env: &dyn Env, clock: Clock) -> Result<App, BuildError> {
         let store = Store::open(&config.database_url).await?;
         let lock = store.lock_instance().await?;
         let registry = Registry::build(&config, &store, env)?;
         for warning in registry.unroutable(&config.policy) {
             tracing::warn!("{warning}");
         }
+        let web = web(&mut config, &store).await?;
         let engine = Engine::with_store(config, store, true).await?;
-        Ok(App { engine, registry, clock, _lock: lock })
+        Ok(App { engine, registry, clock, web, _lock: lock })
     }
 
     /// The app with these channels instead of the configured ones (tests).
     pub async fn with_channels(
-        config: Config,
+        mut config: Config,
         channels: Vec<Arc<dyn ChannelAdapter>>,
         clock: Clock,
     ) -> Result<App, BuildError> {
         let store = Store::open(&config.database_url).await?;
         let lock = store.lock_instance().await?;
+        let web = web(&mut config, &store).await?;
         let engine = Engine::with_store(config, store, true).await?;
-        Ok(App { engine, registry: Registry::with(channels), clock, _lock: lock })
+        Ok(App { engine, registry: Registry::with(channels), clock, web, _lock: lock })
     }
 
     pub fn store(&self) -> &Store {
         &self.engine.store
     }
 
+    /// Where the web surface listens, when it is enabled.
+    pub fn web_addr(&self) -> Option<std::net::SocketAddr> {
+        self.web.as_ref().map(|(w, _)| w.local_addr())
+    }
+
     /// Runs the channels, their dispatch workers and the driver until
     /// `shutdown` completes; then stops everything within a second.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let App { engine, registry, clock, _lock } = self;
+        let App { engine, registry, clock, web, _lock } = self;
         let store = engine.store.clone();
         let (sender, inbox) = mpsc::channel(1024);
         let (stop, stopped) = watch::channel(false);
@@ -78,10 +113,33 @@ impl App {
         if connected.is_empty() {
             tracing::info!("no channels are configured: serving timers and the outbox (actions are logged)");
         }
+        let real = registry.adapters().iter().filter(|a| !a.is_stand_in()).map(|a| a.channel());
+        let status = StatusBoard::new(real, clock.now());
         let mut tasks = tokio::task::JoinSet::new();
+        if let Some((web, settings)) = web {
+            let state = WebState {
+                store: store.clone(),
+                inbox: sender.clone(),
+                clock,
+                status: status.clone(),
+                secret: settings.secret,
+                survey_expire: settings.survey_expire,
+                started: clock.now(),
+            };
+            let mut s = stopped.clone();
+            tasks.spawn(web.serve(state, async move {
+                let _ = s.wait_for(|stop| *stop).await;
+            }));
+        }
         let mut wakers = Wakers::default();
         for adapter in registry.adapters() {
-            let intake = Intake { store: store.clone(), inbox: sender.clone(), clock, shutdown: stopped.clone() };
+            let intake = Intake {
+                store: store.clone(),
+                inbox: sender.clone(),
+                clock,
+                shutdown: stopped.clone(),
+                status: status.clone(),
+            };
             tasks.spawn(adapter.clone().intake(intake));
             let wake = Arc::new(Notify::new());
             wakers.0.push(wake.clone());

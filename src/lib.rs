@@ -87,4 +87,6 @@ pub mod engine;
 pub mod format;
 pub mod replay;
 pub mod standards;
+pub mod status;
 pub mod store;
+pub mod web;

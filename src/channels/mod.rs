@@ -22,6 +22,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::status::{Link, StatusBoard};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::section::{self, Section};
@@ -57,9 +58,16 @@ pub struct Intake {
     pub clock: Clock,
     /// Turns `true` when the bot stops.
     pub shutdown: watch::Receiver<bool>,
+    /// Where the channel reports its connection state (`/healthz`).
+    pub status: StatusBoard,
 }
 
 impl Intake {
+    /// Reports `channel`'s connection state.
+    pub fn link(&self, channel: Channel, link: Link) {
+        self.status.set(channel, link, self.clock.now());
+    }
+
     /// Completes when the bot stops (or the driver is gone).
     pub async fn stopped(&self) {
         let mut s = self.shutdown.clone();

@@ -55,6 +55,29 @@ pub struct Config {
     pub secret: Option<Vec<u8>>,
     /// The channels' sections, as configured.
     pub channels: ChannelSettings,
+    /// `[http]`: the web surface (survey pages, report pages, API, health).
+    pub http: HttpSettings,
+}
+
+/// `[http]` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Serve at all (default true).
+    pub enabled: bool,
+    /// Where to listen; port 0 picks a free port (logged at start).
+    pub listen: std::net::SocketAddr,
+    /// The address people open (links in mail), without a trailing slash;
+    /// default `http://` + the address bound.
+    pub public_url: String,
+    /// `public_url` was configured (else it follows the bound address).
+    pub public_url_set: bool,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 8080));
+        HttpSettings { enabled: true, listen, public_url: format!("http://{listen}"), public_url_set: false }
+    }
 }
 
 impl fmt::Debug for Config {
@@ -203,7 +226,7 @@ impl Validator<'_> {
     }
 
     fn config(&mut self, root: &Table, source: &str) -> Option<Config> {
-        const CORE: [&str; 6] = ["database", "business_hours", "sla", "standards", "surveys", "responses"];
+        const CORE: [&str; 7] = ["database", "business_hours", "sla", "standards", "surveys", "responses", "http"];
         let sections: Vec<&str> = CORE.iter().chain(ChannelSettings::SECTIONS).copied().collect();
         for key in root.keys().filter(|k| !sections.contains(&k.as_str())) {
             self.problem(key.as_str(), format!("unknown section or key; the sections are: {}", sections.join(", ")));
@@ -222,6 +245,10 @@ impl Validator<'_> {
         let hours = self.business_hours(root);
         let mut policy = self.sla(root, channels.email.is_some());
         self.surveys(root, &mut policy);
+        let http = self.http(root);
+        if http.enabled {
+            policy.survey_url = Some(format!("{}/survey/", http.public_url));
+        }
         let secret = self.secret(root);
         let (rules, mode) = self.standards(root);
         let templates = self.templates(root);
@@ -248,7 +275,43 @@ impl Validator<'_> {
             mode,
             secret,
             channels,
+            http,
         })
+    }
+
+    /// `[http]`: where the web surface listens and the address people reach it at.
+    fn http(&mut self, root: &Table) -> HttpSettings {
+        let t = self.section(root, "http", &["enabled", "listen", "public_url"]);
+        let mut http = HttpSettings::default();
+        match t.and_then(|t| t.get("enabled")) {
+            None => {}
+            Some(Value::Boolean(b)) => http.enabled = *b,
+            Some(_) => self.problem("http.enabled", "must be true or false"),
+        }
+        if let Some(listen) = self.string(t, "http", "listen") {
+            match listen.parse::<std::net::SocketAddr>() {
+                Ok(addr) => http.listen = addr,
+                Err(_) => self.problem(
+                    "http.listen",
+                    format!("\"{listen}\" is not an address and port; write e.g. \"127.0.0.1:8080\" or \"0.0.0.0:80\""),
+                ),
+            }
+        }
+        http.public_url_set = t.is_some_and(|t| t.contains_key("public_url"));
+        http.public_url = match self.string(t, "http", "public_url") {
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                url.trim_end_matches('/').to_string()
+            }
+            Some(url) => {
+                self.problem(
+                    "http.public_url",
+                    format!("\"{url}\" must start with https:// or http:// (the address customers and managers open)"),
+                );
+                String::new()
+            }
+            None => format!("http://{}", http.listen),
+        };
+        http
     }
 
     fn business_hours(&mut self, root: &Table) -> Option<BusinessHours> {
@@ -480,8 +543,9 @@ impl Validator<'_> {
     }
 
     fn surveys(&mut self, root: &Table, policy: &mut Policy) {
-        let t = self.section(root, "surveys", &["delay", "throttle", "enabled", "secret_env", "secret_file"]);
+        let t = self.section(root, "surveys", &["delay", "throttle", "enabled", "expire", "secret_env", "secret_file"]);
         policy.survey_delay = self.duration(t, "surveys", "delay", policy.survey_delay);
+        policy.survey_expire = self.duration(t, "surveys", "expire", policy.survey_expire);
         policy.survey_throttle = self.duration(t, "surveys", "throttle", policy.survey_throttle);
         match t.and_then(|t| t.get("enabled")) {
             None => {}

@@ -12,5 +12,6 @@ pub mod report;
 pub mod router;
 pub mod rules;
 pub mod stats;
+pub mod survey_link;
 pub mod template;
 pub mod text;

@@ -41,7 +41,7 @@ use super::stats::{NpsClass, classify};
 use super::template::{Templates, render};
 
 /// Where a conversation happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Email,
@@ -153,7 +153,17 @@ pub enum Input {
         score: u8,
         comment: Option<String>,
     },
+    /// A changed score for a survey answered moments ago (a misclick on the
+    /// web page): applied within [`SURVEY_CORRECTION_SECS`] of the answer.
+    SurveyCorrection {
+        channel: Option<Channel>,
+        thread: String,
+        score: u8,
+    },
 }
+
+/// How long after answering a survey a customer may change the score.
+pub const SURVEY_CORRECTION_SECS: i64 = 600;
 
 /// What the shell is asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -329,6 +339,19 @@ pub struct Conversation {
     pub name_used: bool,
 }
 
+impl Survey {
+    /// Whether a sent survey no longer takes answers, `expire` seconds after sending.
+    pub fn expired(&self, now: Timestamp, expire: i64) -> bool {
+        self.sent_at.is_some_and(|sent| now.as_second() - sent.as_second() > expire)
+    }
+
+    /// Whether an answered survey's score may still be changed.
+    pub fn correctable(&self, now: Timestamp) -> bool {
+        self.status == SurveyStatus::Answered
+            && self.answered_at.is_some_and(|at| now.as_second() - at.as_second() <= SURVEY_CORRECTION_SECS)
+    }
+}
+
 impl Conversation {
     /// What the reply check needs to know about a reply in this conversation.
     pub fn check_context(&self, first: bool, late: bool) -> CheckContext<'_> {
@@ -447,6 +470,11 @@ pub struct Policy {
     /// No survey to a customer sent one within this many seconds.
     pub survey_throttle: i64,
     pub surveys_enabled: bool,
+    /// Seconds after sending that a survey stops taking answers.
+    pub survey_expire: i64,
+    /// The survey web page's base (`{public_url}/survey/`), when concierge
+    /// serves one: email surveys then carry a link per score.
+    pub survey_url: Option<String>,
     /// Hold relayed replies that break an error-severity rule.
     pub enforce: bool,
     /// Resolve a conversation of this channel when the customer has not
@@ -478,6 +506,8 @@ impl Default for Policy {
             survey_delay: 3600,
             survey_throttle: 30 * 86_400,
             surveys_enabled: true,
+            survey_expire: 30 * 86_400,
+            survey_url: None,
             enforce: false,
             resolve_after_silence: HashMap::new(),
             staff_route: HashMap::new(),
@@ -591,6 +621,7 @@ impl Router {
             Input::SurveyComment { channel, thread, comment } => self.survey_comment(channel, &thread, comment),
             Input::Assign { channel, thread, agent } => self.assign(channel, &thread, agent),
             Input::Resolve { channel, thread, by, survey } => self.resolve(now, channel, &thread, &by, survey),
+            Input::SurveyCorrection { channel, thread, score } => self.survey_correction(now, channel, &thread, score),
             Input::SurveyAnswer { channel, thread, score, comment } => {
                 self.survey_answer(now, channel, &thread, score, comment)
             }
@@ -945,17 +976,42 @@ impl Router {
         let Some(id) = self.find(channel, thread) else {
             return notice(format!("survey answer for unknown thread \"{thread}\" ignored"));
         };
+        let expire = self.policy.survey_expire;
         let Some(survey) = self.surveys.get_mut(&id).filter(|s| s.status == SurveyStatus::Sent) else {
             return notice(format!("thread \"{thread}\" has no survey awaiting an answer; answer ignored"));
         };
+        if survey.expired(now, expire) {
+            return notice(format!("the survey of thread \"{thread}\" has expired; answer ignored"));
+        }
         survey.status = SurveyStatus::Answered;
         survey.score = Some(score.min(10));
         survey.comment = comment;
         survey.answered_at = Some(now);
         let survey = survey.clone();
-        let conv = self.conversations[&id].clone();
+        self.after_answer(now, &id, survey, None)
+    }
+
+    fn survey_correction(&mut self, now: Timestamp, channel: Option<Channel>, thread: &str, score: u8) -> Step {
+        let Some(id) = self.find(channel, thread) else {
+            return notice(format!("survey correction for unknown thread \"{thread}\" ignored"));
+        };
+        let Some(survey) = self.surveys.get_mut(&id).filter(|s| s.correctable(now)) else {
+            return notice(format!("the survey of thread \"{thread}\" can no longer be changed"));
+        };
+        let before = survey.score;
+        survey.score = Some(score.min(10));
+        let survey = survey.clone();
+        self.after_answer(now, &id, survey, before)
+    }
+
+    /// The step for a survey just answered (or re-scored from `before`): the
+    /// survey, and an alert to the managers when it newly is a detractor's.
+    fn after_answer(&mut self, now: Timestamp, id: &str, survey: Survey, before: Option<u8>) -> Step {
+        let score = survey.score.unwrap_or(0);
+        let conv = self.conversations[id].clone();
         let mut step = Step::default();
-        if classify(score) == NpsClass::Detractor {
+        let was_detractor = before.is_some_and(|b| classify(b) == NpsClass::Detractor);
+        if classify(score) == NpsClass::Detractor && !was_detractor {
             let customer = display_customer(&conv);
             let score_text = score.to_string();
             let body = render(
@@ -1056,8 +1112,15 @@ impl Router {
             updated.sent_at = Some(at);
             updated.token = Some(token.clone());
             let name = conv.customer_name.as_deref().and_then(first_name).unwrap_or("there");
-            let body =
-                render(&self.templates.survey, &[("customer_name", name), ("ticket", &conv.thread), ("token", &token)]);
+            // Chat surveys carry buttons of their own; mail carries a link per score.
+            let links = match (&self.policy.survey_url, conv.channel) {
+                (Some(base), Channel::Email) => score_links(base, &token),
+                _ => String::new(),
+            };
+            let body = render(
+                &self.templates.survey,
+                &[("customer_name", name), ("ticket", &conv.thread), ("token", &token), ("score_links", &links)],
+            );
             step.actions.push(self.action(
                 &conv,
                 at,
@@ -1191,6 +1254,16 @@ impl Router {
     fn agent_time(&self, at: Timestamp) -> String {
         at.to_zoned(self.policy.hours.time_zone().clone()).strftime("%a %Y-%m-%d %H:%M %Z").to_string()
     }
+}
+
+/// The lines of one-click answers: "Or click your score:" then `N  URL` for
+/// 0 to 10 (the email channel shows them as a row of buttons).
+pub fn score_links(base: &str, token: &str) -> String {
+    let mut out = String::from("\n\nOr click your score:\n");
+    for n in 0..=10 {
+        out.push_str(&format!("{n:>2}  {base}{token}?score={n}\n"));
+    }
+    out.trim_end().to_string()
 }
 
 /// HMAC-SHA256 of `message` under `secret`, as 48 hex digits.

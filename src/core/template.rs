@@ -36,7 +36,7 @@ const TEXT_FILES: [(&str, &[&str]); 11] = [
     ("nudge_warning.txt", &["ticket", "customer", "due", "remaining", "waiting_for", "target_name"]),
     ("nudge_breach.txt", &["ticket", "customer", "due", "waiting_for", "target_name"]),
     ("escalation.txt", &["ticket", "customer", "due", "overdue", "level", "waiting_for", "target_name"]),
-    ("survey.txt", &["customer_name", "ticket", "token"]),
+    ("survey.txt", &["customer_name", "ticket", "token", "score_links"]),
     ("detractor_alert.txt", &["customer", "ticket", "score", "comment"]),
     ("feedback.txt", &["ticket", "feedback"]),
     ("held.txt", &["ticket", "feedback"]),

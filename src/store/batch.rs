@@ -216,6 +216,7 @@ pub fn input_key(at: Timestamp, input: &Input) -> String {
         Input::SurveyComment { channel, thread, .. } => ("comment", *channel, thread),
         Input::Assign { channel, thread, .. } => ("assign", *channel, thread),
         Input::SurveyAnswer { channel, thread, .. } => ("answer", *channel, thread),
+        Input::SurveyCorrection { channel, thread, .. } => ("correction", *channel, thread),
     };
     let channel = channel.map_or("*", |c| c.as_str());
     format!("{kind}:{channel}:{thread}@{}", at.as_second())
@@ -232,7 +233,10 @@ pub fn input_conversation(input: &Input) -> String {
         | Input::Assign { channel, thread, .. }
         | Input::Reopen { channel, thread, .. }
         | Input::SurveyComment { channel, thread, .. }
-        | Input::SurveyAnswer { channel, thread, .. } => format!("{}:{thread}", channel.map_or("*", |c| c.as_str())),
+        | Input::SurveyAnswer { channel, thread, .. }
+        | Input::SurveyCorrection { channel, thread, .. } => {
+            format!("{}:{thread}", channel.map_or("*", |c| c.as_str()))
+        }
     }
 }
 

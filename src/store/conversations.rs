@@ -79,6 +79,12 @@ impl Store {
         Ok(surveys.pop())
     }
 
+    /// The survey whose link carries `token`, if any.
+    pub async fn survey_by_token(&self, token: &str) -> anyhow::Result<Option<Survey>> {
+        let row = sqlx::query("SELECT * FROM surveys WHERE token = $1").bind(token).fetch_optional(&self.pool).await?;
+        row.as_ref().map(survey_from_row).transpose()
+    }
+
     /// A stored message's author id and text, by its channel and the channel's own id.
     pub async fn message(&self, channel: Channel, id: &str) -> anyhow::Result<Option<(String, String)>> {
         let row = sqlx::query("SELECT author_id, body FROM messages WHERE id = $1")

@@ -14,6 +14,7 @@
 pub mod batch;
 pub mod commands;
 pub mod conversations;
+pub mod metrics;
 pub mod outbox;
 pub mod report;
 

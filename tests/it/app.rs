@@ -14,6 +14,7 @@ use concierge::channels::{BoxFuture, ChannelAdapter, DeliveryError, Intake};
 use concierge::config::Config;
 use concierge::core::router::{ActionKind, Author, Channel, Input, Message, Recipient, Role};
 use concierge::driver::{Clock, Inbound};
+use concierge::status::Link;
 use concierge::store::{OutboxItem, OutboxStatus, Store};
 
 use crate::helpers::databases;
@@ -77,6 +78,7 @@ impl ChannelAdapter for TestChannel {
 
     fn intake(self: Arc<Self>, intake: Intake) -> BoxFuture<'static, ()> {
         Box::pin(async move {
+            intake.link(self.channel, Link::Up);
             let mut inputs = self.inputs.lock().await;
             loop {
                 tokio::select! {
@@ -128,6 +130,8 @@ tue = ["09:00-17:00"]
 first_response = "1h"
 warn_at = "75%"
 escalate_after = "1h"
+[http]
+listen = "127.0.0.1:0"
 "#;
 
 fn config(url: &str) -> Config {

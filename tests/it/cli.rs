@@ -183,7 +183,10 @@ fn sla_due_with_no_opening_before_the_end_of_time_ends_at_once_with_exit_2() {
 
 /// A config file for `db` in a temp dir.
 fn db_config(url: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-    temp_file("concierge.toml", &format!("[database]\nurl = \"{url}\"\n{HOURS}[surveys]\ndelay = \"1h\"\n"))
+    temp_file(
+        "concierge.toml",
+        &format!("[database]\nurl = \"{url}\"\n{HOURS}[surveys]\ndelay = \"1h\"\n[http]\nlisten = \"127.0.0.1:0\"\n"),
+    )
 }
 
 const HISTORY: &str = r#"{"at":"2026-11-23T14:00:00Z","kind":"message","channel":"email","thread":"t1","id":"m1","author":{"role":"customer","id":"ana@example.com","name":"Ana Lima"},"text":"My invoice is wrong"}

@@ -92,6 +92,8 @@ sun = ["00:00-24:00"]
 first_response = "6s"
 warn_at = "50%"
 escalate_after = "3s"
+[http]
+listen = "127.0.0.1:0"
 "#;
 
 /// Skips counted per kind, for the line printed when the test binary ends.

@@ -11,3 +11,4 @@ mod fake_discord;
 mod helpers;
 mod mail_servers;
 mod replay;
+mod web;

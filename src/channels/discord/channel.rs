@@ -45,6 +45,7 @@ use crate::core::report::Week;
 use crate::core::router::{ActionKind, Channel, Conversation, Recipient};
 use crate::core::rules::RuleSet;
 use crate::driver::Inbound;
+use crate::status::Link;
 use crate::store::{OutboxItem, Store};
 
 /// The intents concierge needs (Message Content is privileged).
@@ -301,10 +302,12 @@ impl DiscordChannel {
                         "Discord refused the bot token (401 Unauthorized): check discord.token_env (or token_file) \
                          and reset the token in the Developer Portal if needed; will retry"
                     );
+                    intake.link(Channel::Discord, Link::Down("Discord refused the bot token (401)".into()));
                     continue;
                 }
                 Err(e) => {
                     tracing::warn!("cannot reach Discord at {}: {e}; will retry", self.settings.base());
+                    intake.link(Channel::Discord, Link::Down(format!("cannot reach Discord: {e}")));
                     continue;
                 }
             }
@@ -334,8 +337,15 @@ impl DiscordChannel {
             events.abort();
             match ended {
                 None => return,
-                Some(Ok(())) => tracing::warn!("the Discord gateway closed; reconnecting"),
-                Some(Err(e)) => tracing::error!("{}", explain_gateway(&e)),
+                Some(Ok(())) => {
+                    tracing::warn!("the Discord gateway closed; reconnecting");
+                    intake.link(Channel::Discord, Link::Down("the gateway closed; reconnecting".into()));
+                }
+                Some(Err(e)) => {
+                    let why = explain_gateway(&e);
+                    tracing::error!("{why}");
+                    intake.link(Channel::Discord, Link::Down(why));
+                }
             }
         }
     }
@@ -353,6 +363,7 @@ impl DiscordChannel {
                         );
                     }
                     tracing::info!("discord channel: connected; catching up on what was written meanwhile");
+                    intake.link(Channel::Discord, Link::Up);
                     self.catch_up(&intake, &mut parents).await
                 }
                 Event::Interaction(boxed) => {

@@ -29,6 +29,7 @@ use crate::config::{Env, Problem};
 use crate::core::router::{ActionKind, Channel, Recipient};
 use crate::core::template::Templates;
 use crate::driver::Inbound;
+use crate::status::Link;
 use crate::store::{OutboxItem, Store};
 
 /// The email channel: IMAP in, SMTP out.
@@ -131,6 +132,7 @@ pub async fn run_intake(intake: Intake, settings: EmailSettings) {
         }
         failures = if ok { 0 } else { failures + 1 };
         if ok {
+            intake.link(Channel::Email, Link::Up);
             // Wait for new mail in the first mailbox: IDLE where offered, else poll.
             let (s, name) = (settings.clone(), settings.mailboxes[0].clone());
             let since = state::position(&store, &name).await.ok().flatten();
@@ -140,6 +142,7 @@ pub async fn run_intake(intake: Intake, settings: EmailSettings) {
                 waited = waiting => {
                     if let Ok(Err(line)) = waited {
                         tracing::warn!("{line}; will retry");
+                        intake.link(Channel::Email, Link::Down(line));
                         failures += 1;
                     }
                 }
@@ -177,6 +180,7 @@ async fn poll_mailbox(
 ) -> Result<Polled, Stop> {
     let fail = |line: String, consumed: usize| {
         tracing::warn!(mailbox = %mailbox, "{line}; will retry");
+        intake.link(Channel::Email, Link::Down(line));
         Ok(Polled { consumed, ok: false })
     };
     let mut consumed = 0;

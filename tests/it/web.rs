@@ -1,0 +1,229 @@
+//! The web surface on a real port (port 0), in-process on a virtual clock,
+//! on every backend: one-click survey answers (a double click, a changed
+//! score within ten minutes, too late to change, expired, forged, malformed),
+//! the comment form (its anti-forgery key, a cross-site post, an oversized
+//! body), `/healthz` and `/metrics`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use concierge::app::App;
+use concierge::channels::ChannelAdapter;
+use concierge::config::Config;
+use concierge::core::router::{ActionKind, Author, Channel, Input, Message, Role};
+use concierge::driver::{Clock, Inbound};
+use concierge::store::{OutboxStatus, Store};
+
+use crate::app::{Mode, TestChannel};
+use crate::helpers::databases;
+
+/// Ten virtual minutes per real second.
+const SPEED: u32 = 600;
+
+const CONFIG: &str = r#"
+[business_hours]
+time_zone = "UTC"
+mon = ["00:00-24:00"]
+tue = ["00:00-24:00"]
+[sla]
+first_response = "8h"
+[surveys]
+delay = "1m"
+expire = "1h"
+[http]
+listen = "127.0.0.1:0"
+"#;
+
+fn message(role: Role, thread: &str, id: &str, at: Timestamp) -> Inbound {
+    let author = match role {
+        Role::Customer => Author { role, id: format!("{thread}@example.test"), name: Some("Ana Lima".into()) },
+        Role::Agent => Author { role, id: "sam".into(), name: Some("Sam".into()) },
+    };
+    let text = if role == Role::Agent { "Hi Ana, fixed. Best, Sam" } else { "It broke" };
+    Inbound::new(
+        at,
+        Input::Message(Message {
+            channel: Channel::Email,
+            thread: thread.into(),
+            id: id.into(),
+            author,
+            text: text.into(),
+        }),
+    )
+}
+
+/// A resolved conversation per thread, whose survey has gone out; returns
+/// each survey's one-click link for score 9, as mailed.
+async fn surveys_sent(email: &TestChannel, store: &Store, clock: Clock, threads: &[&str]) -> Vec<String> {
+    for t in threads {
+        let now = clock.now();
+        email.send.send(message(Role::Customer, t, &format!("{t}-1"), now)).await.unwrap();
+        email.send.send(message(Role::Agent, t, &format!("{t}-2"), now)).await.unwrap();
+        let resolve =
+            Input::Resolve { channel: Some(Channel::Email), thread: t.to_string(), by: "sam".into(), survey: true };
+        email.send.send(Inbound::new(now, resolve)).await.unwrap();
+    }
+    let give_up = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = store.outbox(&[OutboxStatus::Delivered], 1000).await.unwrap();
+        let links: Vec<String> = threads
+            .iter()
+            .filter_map(|t| {
+                let row = rows.iter().find(|r| r.kind == ActionKind::Survey && r.thread == *t)?;
+                row.body.lines().find(|l| l.trim_start().starts_with("9 ")).map(|l| l.trim()[1..].trim().to_string())
+            })
+            .collect();
+        if links.len() == threads.len() {
+            return links;
+        }
+        assert!(std::time::Instant::now() < give_up, "the surveys did not go out: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn survey_row(store: &Store, thread: &str) -> concierge::core::router::Survey {
+    store.latest_survey(&format!("email:{thread}")).await.unwrap().expect("a survey")
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let r = client().get(url).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// The comment form's hidden anti-forgery key on a thank-you page.
+fn form_key(page: &str) -> String {
+    let at = page.find("name=\"key\" value=\"").expect("the comment form") + "name=\"key\" value=\"".len();
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_customer_answers_with_one_click_and_comments_and_bad_links_record_nothing() {
+    for db in databases().await {
+        let start: Timestamp = "2026-11-23T10:00:00Z".parse().unwrap();
+        let clock = Clock::virtual_from(start, SPEED);
+        let email = TestChannel::new(Channel::Email, Mode::Works, clock);
+        let mut config = Config::parse(CONFIG, "test", None).unwrap();
+        config.database_url = db.url.clone();
+        let adapters: Vec<Arc<dyn ChannelAdapter>> = vec![Arc::new(email.clone())];
+        let app = App::with_channels(config, adapters, clock).await.unwrap();
+        let base = format!("http://{}", app.web_addr().expect("the web surface is on"));
+        let store = app.store().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let bot = tokio::spawn(app.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+
+        let links = surveys_sent(&email, &store, clock, &["t1", "t2"]).await;
+        let link = &links[0];
+        assert!(link.starts_with(&format!("{base}/survey/")) && link.ends_with("?score=9"), "{link}");
+        let page_url = link.trim_end_matches("?score=9");
+
+        // The question with eleven buttons.
+        let (code, page) = get(page_url).await;
+        assert_eq!(code, 200, "{page}");
+        assert_eq!(page.matches("?score=").count(), 11, "{page}");
+
+        // One click records the score; a double click changes nothing.
+        let (code, page) = get(link).await;
+        assert_eq!(code, 200, "{}: {page}", db.backend);
+        assert!(page.contains("You answered <strong>9</strong>"), "{page}");
+        let answered = survey_row(&store, "t1").await;
+        assert_eq!((answered.score, answered.answered_at.is_some()), (Some(9), true), "{}", db.backend);
+        let (code, _) = get(link).await;
+        assert_eq!(code, 200);
+        assert_eq!(survey_row(&store, "t1").await, answered, "a double click records nothing new");
+
+        // A misclick is corrected within ten minutes.
+        let (code, page) = get(&format!("{page_url}?score=3")).await;
+        assert_eq!(code, 200, "{page}");
+        assert_eq!(survey_row(&store, "t1").await.score, Some(3), "{}", db.backend);
+
+        // Malformed queries and forged tokens: a clear page, nothing recorded.
+        for bad in ["?score=11", "?score=nine", "?score=-1"] {
+            let (code, page) = get(&format!("{page_url}{bad}")).await;
+            assert_eq!(code, 400, "{bad}: {page}");
+        }
+        let (code, _) = get(&format!("{page_url}?score=%zz")).await;
+        assert_eq!(code, 400);
+        let token = page_url.rsplit('/').next().unwrap();
+        let forged: String =
+            token.chars().enumerate().map(|(i, c)| if i == 0 { if c == 'a' { 'b' } else { 'a' } } else { c }).collect();
+        let (code, page) = get(&format!("{base}/survey/{forged}?score=0")).await;
+        assert_eq!(code, 404, "{page}");
+        assert!(page.contains("not valid"));
+        let (code, _) = get(&format!("{base}/survey/not-hex%3Cscript%3E?score=0")).await;
+        assert_eq!(code, 404);
+        assert_eq!(survey_row(&store, "t1").await.score, Some(3));
+
+        // The comment form: refused without its key or from another site,
+        // and when too large; accepted from the page.
+        let key = form_key(&page_after_answer(page_url).await);
+        let post = |form: Vec<(&'static str, String)>, origin: Option<&'static str>| {
+            let mut r = client().post(format!("{page_url}/comment")).form(&form);
+            if let Some(o) = origin {
+                r = r.header("origin", o);
+            }
+            async move {
+                let r = r.send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
+        let (code, _) = post(vec![("comment", "forged".into())], None).await;
+        assert_eq!(code, 403, "no key");
+        let (code, _) =
+            post(vec![("comment", "forged".into()), ("key", key.clone())], Some("https://evil.example")).await;
+        assert_eq!(code, 403, "another site");
+        let (code, _) = post(vec![("comment", "x".repeat(20_000)), ("key", key.clone())], None).await;
+        assert_eq!(code, 413, "oversized body");
+        assert_eq!(survey_row(&store, "t1").await.comment, None, "{}", db.backend);
+        let (code, page) = post(vec![("comment", "Quick & kind <3".into()), ("key", key.clone())], None).await;
+        assert_eq!(code, 200, "{page}");
+        assert_eq!(survey_row(&store, "t1").await.comment.as_deref(), Some("Quick & kind <3"));
+
+        // Past ten minutes the score stays; past `surveys.expire` an unanswered
+        // survey is closed.
+        tokio::time::sleep(Duration::from_millis(6_500)).await;
+        let (code, page) = get(&format!("{page_url}?score=10")).await;
+        assert_eq!(code, 409, "{page}");
+        assert!(page.contains("answered with <strong>3</strong>"), "{page}");
+        let (code, page) = get(&links[1]).await;
+        assert_eq!(code, 410, "{}: {page}", db.backend);
+        assert_eq!(survey_row(&store, "t2").await.score, None);
+
+        // Operators: healthz and metrics.
+        let (code, health) = get(&format!("{base}/healthz")).await;
+        assert_eq!(code, 200, "{health}");
+        let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+        assert_eq!(health["status"], "ok");
+        assert_eq!(health["channels"]["email"]["state"], "up", "{health}");
+        let r = client().get(format!("{base}/metrics")).send().await.unwrap();
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+        let metrics = r.text().await.unwrap();
+        for line in [
+            "concierge_survey_answers_total{class=\"detractor\"} 1",
+            "concierge_nps -100",
+            "concierge_conversations_open 0",
+            "concierge_channel_up{channel=\"email\"} 1",
+        ] {
+            assert!(metrics.lines().any(|l| l == line), "{line}:\n{metrics}");
+        }
+        let (code, _) = get(&format!("{base}/nothing-here")).await;
+        assert_eq!(code, 404);
+
+        stop.send(()).unwrap();
+        bot.await.unwrap().unwrap();
+    }
+}
+
+/// The thank-you page of an answered survey (opening its link again).
+async fn page_after_answer(page_url: &str) -> String {
+    let (code, page) = get(page_url).await;
+    assert_eq!(code, 200, "{page}");
+    page
+}
