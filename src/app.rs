@@ -37,7 +37,12 @@ async fn web(config: &mut Config, store: &Store) -> anyhow::Result<Option<(Web, 
         Some(s) => s.clone(),
         None => store.secret().await?,
     };
-    Ok(Some((web, WebSettings { secret: Arc::new(secret), survey_expire: config.policy.survey_expire })))
+    let settings = WebSettings {
+        secret: Arc::new(secret),
+        survey_expire: config.policy.survey_expire,
+        hours: config.policy.hours.clone(),
+    };
+    Ok(Some((web, settings)))
 }
 
 /// Why the app could not be built.
@@ -64,6 +69,7 @@ pub struct App {
 struct WebSettings {
     secret: Arc<Vec<u8>>,
     survey_expire: i64,
+    hours: crate::core::hours::BusinessHours,
 }
 
 impl App {
@@ -125,6 +131,7 @@ impl App {
                 secret: settings.secret,
                 survey_expire: settings.survey_expire,
                 started: clock.now(),
+                hours: settings.hours,
             };
             let mut s = stopped.clone();
             tasks.spawn(web.serve(state, async move {

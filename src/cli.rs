@@ -16,10 +16,10 @@ use crate::app::{App, BuildError};
 use crate::config::Config;
 use crate::config::SystemEnv;
 use crate::core::duration::parse_duration;
-use crate::core::report::{Week, compute};
+use crate::core::report::Week;
 use crate::core::router::{Action, ActionKind, Channel, Recipient};
 use crate::engine::Engine;
-use crate::format::{self, Format};
+use crate::format::Format;
 use crate::store::commands::QueuedCommand;
 use crate::store::{OutboxStatus, Store};
 use crate::{demo, driver, replay};
@@ -54,6 +54,9 @@ pub enum Command {
     Resolve(ResolveArgs),
     /// List the outbox: messages waiting, delivered, or failed for good.
     Outbox(OutboxArgs),
+    /// Bearer tokens for the HTTP API (`/api/v1/...`, report pages).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Run the bot.
     Run,
     /// Apply database migrations and exit.
@@ -90,6 +93,16 @@ pub struct CheckArgs {
 enum CheckFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token for NAME and print it once (only its hash is kept).
+    New { name: String },
+    /// Revoke NAME's token: requests with it get 403 from then on.
+    Revoke { name: String },
+    /// List the tokens' names, when they were made and whether revoked.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -300,6 +313,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Run => block_on(run_cmd(&cli)),
         Command::Resolve(args) => block_on(resolve_cmd(&cli, args)),
         Command::Outbox(args) => block_on(outbox_cmd(&cli, args)),
+        Command::Token(cmd) => block_on(token_cmd(&cli, cmd)),
         Command::Migrate => block_on(async {
             let config = load_config(&cli)?;
             let store = Store::open(&config.database_url).await?;
@@ -566,11 +580,15 @@ async fn report_cmd(cli: &Cli, args: &ReportArgs) -> Result<ExitCode, Failure> {
         None => Timestamp::now(),
     };
     let store = Store::open(&config.database_url).await?;
-    let text = weekly(&store, &config.policy.hours, Some(&config.rules), week, as_of, args.format).await?;
+    let text =
+        crate::reports::weekly(&store, &config.policy.hours, Some(&config.rules), week, as_of, args.format).await?;
     if args.send {
         let channel = summary_channel(&config)?;
-        let plain = weekly(&store, &config.policy.hours, Some(&config.rules), week, as_of, Format::Text).await?;
-        let html = weekly(&store, &config.policy.hours, Some(&config.rules), week, as_of, Format::Html).await?;
+        let plain =
+            crate::reports::weekly(&store, &config.policy.hours, Some(&config.rules), week, as_of, Format::Text)
+                .await?;
+        let html = crate::reports::weekly(&store, &config.policy.hours, Some(&config.rules), week, as_of, Format::Html)
+            .await?;
         let summary = Action {
             key: format!("summary/{week}"),
             at: Timestamp::now(),
@@ -609,24 +627,6 @@ fn summary_channel(config: &Config) -> Result<Channel, Failure> {
         Some(e) if e.managers.is_empty() => Err(input("--send needs email.managers: add the managers' addresses")),
         Some(_) => Ok(Channel::Email),
     }
-}
-
-/// The report for `week` with the previous week's for the trend.
-pub async fn weekly(
-    store: &Store,
-    hours: &crate::core::hours::BusinessHours,
-    rules: Option<&crate::core::rules::RuleSet>,
-    week: Week,
-    as_of: Timestamp,
-    f: Format,
-) -> anyhow::Result<String> {
-    let mut reports = Vec::new();
-    for w in [week, week.previous()] {
-        let (from, to) = w.bounds(hours.time_zone());
-        let data = store.report_data(from, to, as_of).await?;
-        reports.push(compute(w, hours, as_of, &data));
-    }
-    Ok(format::render(f, &reports[0], &reports[1], rules))
 }
 
 async fn demo_cmd(args: &DemoArgs) -> Result<ExitCode, Failure> {
@@ -675,8 +675,15 @@ async fn demo_cmd(args: &DemoArgs) -> Result<ExitCode, Failure> {
         summary.actions,
         demo::WEEK
     );
-    let text = weekly(&engine.store, &report_config.policy.hours, Some(&report_config.rules), week, as_of, args.format)
-        .await?;
+    let text = crate::reports::weekly(
+        &engine.store,
+        &report_config.policy.hours,
+        Some(&report_config.rules),
+        week,
+        as_of,
+        args.format,
+    )
+    .await?;
     engine.store.close().await;
     print!("{text}");
     Ok(ExitCode::SUCCESS)
@@ -725,6 +732,58 @@ async fn resolve_cmd(cli: &Cli, args: &ResolveArgs) -> Result<ExitCode, Failure>
     store.close().await;
     println!("queued: the running bot resolves {} ticket {} within seconds", channel.as_str(), args.ticket);
     Ok(ExitCode::SUCCESS)
+}
+
+async fn token_cmd(cli: &Cli, cmd: &TokenCommand) -> Result<ExitCode, Failure> {
+    let config = load_config(cli)?;
+    let valid = |name: &str| {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+        if ok {
+            Ok(())
+        } else {
+            Err(input(format!(
+                "\"{name}\" is not a token name: use up to 64 letters, digits and - _ . @ (e.g. grafana or ana@example.com)"
+            )))
+        }
+    };
+    let store = Store::open(&config.database_url).await?;
+    let now = Timestamp::now();
+    let result = match cmd {
+        TokenCommand::New { name } => {
+            valid(name)?;
+            let mut bytes = [0u8; 20];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the token: {e}"))?;
+            let token = format!("cct_{}", crate::core::text::hex(&bytes));
+            if store.create_token(name, &token, now).await? {
+                println!("{token}");
+                eprintln!(
+                    "Token for {name} created. It is shown only this once: store it now (e.g. in your secrets manager)."
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Err(input(format!("{name} already has a token: revoke it first (concierge token revoke {name})")))
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            if store.revoke_token(name, now).await? {
+                eprintln!("Token for {name} revoked: requests with it now get 403.");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Err(input(format!("{name} has no active token (concierge token list shows them)")))
+            }
+        }
+        TokenCommand::List => {
+            for t in store.tokens().await? {
+                let state = t.revoked_at.map_or("active".to_string(), |r| format!("revoked {r}"));
+                println!("{:<24} created {}  {state}", t.name, t.created_at);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    store.close().await;
+    result
 }
 
 async fn outbox_cmd(cli: &Cli, args: &OutboxArgs) -> Result<ExitCode, Failure> {

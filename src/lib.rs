@@ -86,6 +86,7 @@ pub mod driver;
 pub mod engine;
 pub mod format;
 pub mod replay;
+pub mod reports;
 pub mod standards;
 pub mod status;
 pub mod store;

@@ -3,6 +3,7 @@
 //! (whether a thread exists, its customer, the customer's latest message).
 
 use anyhow::Context as _;
+use jiff::Timestamp;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
@@ -77,6 +78,38 @@ impl Store {
         let mut surveys = rows.iter().map(survey_from_row).collect::<anyhow::Result<Vec<_>>>()?;
         surveys.sort_by_key(|s| s.id.rsplit_once('#').and_then(|(_, n)| n.parse::<u32>().ok()).unwrap_or(0));
         Ok(surveys.pop())
+    }
+
+    /// Conversations with a customer for the API, newest first: `open`,
+    /// `breached` (open with the owed reply past due at `now`) or `resolved`.
+    pub async fn conversations_by_status(
+        &self,
+        status: &str,
+        now: Timestamp,
+        limit: i64,
+    ) -> anyhow::Result<Vec<Conversation>> {
+        let base = "SELECT * FROM conversations WHERE customer_id IS NOT NULL AND";
+        let order = "ORDER BY opened_at DESC, id";
+        let rows = match status {
+            "open" | "resolved" => {
+                sqlx::query(&format!("{base} status = $1 {order} LIMIT $2"))
+                    .bind(status)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            "breached" => {
+                sqlx::query(&format!(
+                    "{base} status = 'open' AND reply_due IS NOT NULL AND reply_due < $1 {order} LIMIT $2"
+                ))
+                .bind(now.as_second())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            other => anyhow::bail!("unknown status {other:?}"),
+        };
+        rows.iter().map(conversation_from_row).collect()
     }
 
     /// The survey whose link carries `token`, if any.

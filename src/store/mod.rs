@@ -17,6 +17,7 @@ pub mod conversations;
 pub mod metrics;
 pub mod outbox;
 pub mod report;
+pub mod tokens;
 
 use std::time::Duration;
 

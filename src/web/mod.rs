@@ -1,5 +1,6 @@
 //! The web surface `concierge run` serves on `[http] listen`: survey pages
-//! for customers (one click per score), and `/healthz` and `/metrics` for
+//! for customers (one click per score), the API for managers' tools
+//! (`/api/v1/...`, bearer tokens), and `/healthz` and `/metrics` for
 //! operators.
 //!
 //! A thin shell like a channel: handlers read the store, ask pure code what
@@ -24,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::HttpSettings;
+use crate::core::hours::BusinessHours;
 use crate::core::router::Input;
 use crate::core::template::render;
 use crate::core::text::html_escape;
@@ -31,6 +33,7 @@ use crate::driver::{Clock, Inbound};
 use crate::status::StatusBoard;
 use crate::store::Store;
 
+mod api;
 mod ops;
 mod survey;
 
@@ -53,6 +56,8 @@ pub struct WebState {
     /// Seconds after sending that a survey stops taking answers.
     pub survey_expire: i64,
     pub started: Timestamp,
+    /// Business hours: report weeks are local weeks.
+    pub hours: BusinessHours,
 }
 
 impl WebState {
@@ -106,6 +111,9 @@ pub fn routes(state: WebState) -> Router {
     Router::new()
         .route("/survey/{token}", get(survey::open))
         .route("/survey/{token}/comment", post(survey::comment))
+        .route("/api/v1/summary", get(api::summary))
+        .route("/api/v1/conversations", get(api::conversations))
+        .route("/api/v1/agents", get(api::agents))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .fallback(|| async { page_response(StatusCode::NOT_FOUND, "Not found", "<p>There is no page here.</p>") })

@@ -111,8 +111,9 @@ fn pure_replay(events: Vec<Event>, until: Timestamp) -> PureReplay {
 
 async fn report_json(store: &Store, week: Week) -> serde_json::Value {
     let config = demo_config("unused");
-    let text =
-        concierge::cli::weekly(store, &config.policy.hours, None, week, as_of(), format::Format::Json).await.unwrap();
+    let text = concierge::reports::weekly(store, &config.policy.hours, None, week, as_of(), format::Format::Json)
+        .await
+        .unwrap();
     serde_json::from_str(&text).unwrap()
 }
 

@@ -102,14 +102,24 @@ fn form_key(page: &str) -> String {
     page[at..].split('"').next().unwrap().to_string()
 }
 
-#[tokio::test]
-async fn a_customer_answers_with_one_click_and_comments_and_bad_links_record_nothing() {
-    for db in databases().await {
+/// The app in the background with an email test channel: its web address,
+/// store, channel and clock, and how to stop it.
+struct Running {
+    base: String,
+    store: Store,
+    email: TestChannel,
+    clock: Clock,
+    stop: tokio::sync::oneshot::Sender<()>,
+    bot: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    async fn start(url: &str, config: &str) -> Running {
         let start: Timestamp = "2026-11-23T10:00:00Z".parse().unwrap();
         let clock = Clock::virtual_from(start, SPEED);
         let email = TestChannel::new(Channel::Email, Mode::Works, clock);
-        let mut config = Config::parse(CONFIG, "test", None).unwrap();
-        config.database_url = db.url.clone();
+        let mut config = Config::parse(config, "test", None).unwrap();
+        config.database_url = url.to_string();
         let adapters: Vec<Arc<dyn ChannelAdapter>> = vec![Arc::new(email.clone())];
         let app = App::with_channels(config, adapters, clock).await.unwrap();
         let base = format!("http://{}", app.web_addr().expect("the web surface is on"));
@@ -118,8 +128,22 @@ async fn a_customer_answers_with_one_click_and_comments_and_bad_links_record_not
         let bot = tokio::spawn(app.run_until_stopped(async {
             let _ = stopped.await;
         }));
+        Running { base, store, email, clock, stop, bot }
+    }
 
-        let links = surveys_sent(&email, &store, clock, &["t1", "t2"]).await;
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.bot.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_customer_answers_with_one_click_and_comments_and_bad_links_record_nothing() {
+    for db in databases().await {
+        let running = Running::start(&db.url, CONFIG).await;
+        let (base, store, email, clock) = (running.base.clone(), running.store.clone(), &running.email, running.clock);
+
+        let links = surveys_sent(email, &store, clock, &["t1", "t2"]).await;
         let link = &links[0];
         assert!(link.starts_with(&format!("{base}/survey/")) && link.ends_with("?score=9"), "{link}");
         let page_url = link.trim_end_matches("?score=9");
@@ -216,8 +240,107 @@ async fn a_customer_answers_with_one_click_and_comments_and_bad_links_record_not
         let (code, _) = get(&format!("{base}/nothing-here")).await;
         assert_eq!(code, 404);
 
-        stop.send(()).unwrap();
-        bot.await.unwrap().unwrap();
+        running.stop().await;
+    }
+}
+
+const API_CONFIG: &str = r#"
+[business_hours]
+time_zone = "UTC"
+mon = ["00:00-24:00"]
+[sla]
+first_response = "30m"
+[http]
+listen = "127.0.0.1:0"
+"#;
+
+async fn api(base: &str, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let mut r = client().get(format!("{base}{path}"));
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let challenge = r.headers().get("www-authenticate").is_some();
+    let body: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).expect("JSON");
+    assert_eq!(challenge, status == 401, "a 401 names the scheme");
+    (status, body)
+}
+
+#[tokio::test]
+async fn the_api_answers_with_a_token_and_refuses_without_one_or_with_a_revoked_one() {
+    for db in databases().await {
+        let running = Running::start(&db.url, API_CONFIG).await;
+        let base = running.base.clone();
+        let (_dir, config) = crate::helpers::temp_file("c.toml", &format!("[database]\nurl = \"{}\"\n", db.url));
+        let token_cmd = |args: &[&str]| {
+            let out =
+                crate::helpers::concierge().arg("--config").arg(&config).arg("token").args(args).output().unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).trim().to_string(),
+                String::from_utf8_lossy(&out.stderr).to_string(),
+            )
+        };
+        let (code, token, err) = token_cmd(&["new", "grafana"]);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(token.starts_with("cct_") && token.len() > 40, "{token}");
+        let (code, _, err) = token_cmd(&["new", "grafana"]);
+        assert_eq!(code, Some(2), "one active token per name: {err}");
+
+        let now = running.clock.now();
+        running.email.send.send(message(Role::Customer, "t1", "t1-1", now)).await.unwrap();
+
+        // Without a token, with an unknown one: 401.
+        assert_eq!(api(&base, "/api/v1/summary", None).await.0, 401);
+        assert_eq!(api(&base, "/api/v1/summary", Some("cct_nope")).await.0, 401);
+        // The summary is `concierge report --format json` for the week.
+        let (code, v) = api(&base, "/api/v1/summary?week=2026-W48", Some(&token)).await;
+        assert_eq!(code, 200, "{v}");
+        assert_eq!((v["week"].as_str(), v["previous"]["week"].as_str()), (Some("2026-W48"), Some("2026-W47")));
+        assert!(v["sla"].is_object() && v["nps"].is_object() && v["agents"].is_array(), "{v}");
+        let (code, v) = api(&base, "/api/v1/summary?week=last-week", Some(&token)).await;
+        assert_eq!(code, 400, "{v}");
+        assert!(v["error"].as_str().unwrap().starts_with("week:"), "{v}");
+        let (code, v) = api(&base, "/api/v1/agents?week=2026-W48", Some(&token)).await;
+        assert_eq!((code, v["week"].as_str()), (200, Some("2026-W48")), "{v}");
+
+        // Conversations by status; a breach shows once the target passes.
+        let give_up = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (code, v) = api(&base, "/api/v1/conversations?status=open", Some(&token)).await;
+            assert_eq!(code, 200, "{v}");
+            if v["conversations"].as_array().unwrap().len() == 1 {
+                assert_eq!(v["conversations"][0]["ticket"], "t1");
+                break;
+            }
+            assert!(std::time::Instant::now() < give_up, "{v}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (_, v) = api(&base, "/api/v1/conversations?status=resolved", Some(&token)).await;
+        assert_eq!(v["conversations"], serde_json::json!([]));
+        tokio::time::sleep(Duration::from_millis(3_500)).await;
+        let (code, v) = api(&base, "/api/v1/conversations?status=breached", Some(&token)).await;
+        assert_eq!(code, 200);
+        assert_eq!(v["conversations"][0]["breached"], true, "{}: {v}", db.backend);
+        for bad in ["?status=late", "?status=open&limit=0", "?status=open&limit=many"] {
+            let (code, v) = api(&base, &format!("/api/v1/conversations{bad}"), Some(&token)).await;
+            assert_eq!(code, 400, "{bad}: {v}");
+        }
+
+        // Revoked: 403, even after a new token is made for the name.
+        let (code, _, err) = token_cmd(&["revoke", "grafana"]);
+        assert_eq!(code, Some(0), "{err}");
+        let (code, v) = api(&base, "/api/v1/summary", Some(&token)).await;
+        assert_eq!(code, 403, "{v}");
+        let (code, fresh, _) = token_cmd(&["new", "grafana"]);
+        assert_eq!(code, Some(0));
+        assert_eq!(api(&base, "/api/v1/conversations", Some(&fresh)).await.0, 200);
+        assert_eq!(api(&base, "/api/v1/conversations", Some(&token)).await.0, 403);
+        let (_, list, _) = token_cmd(&["list"]);
+        assert_eq!(list.lines().filter(|l| l.starts_with("grafana")).count(), 2, "{list}");
+        assert!(!list.contains(&token) && !list.contains(&fresh), "tokens are never shown again");
+        running.stop().await;
     }
 }
 

@@ -633,10 +633,10 @@ impl DiscordChannel {
     async fn summary(&self, week: Option<Week>, reply: &Reply, now: Timestamp) -> anyhow::Result<()> {
         let week = week.unwrap_or_else(|| Week::containing(now, self.hours.time_zone()));
         let json_text =
-            crate::cli::weekly(&self.store, &self.hours, Some(&self.rules), week, now, crate::format::Format::Json)
+            crate::reports::weekly(&self.store, &self.hours, Some(&self.rules), week, now, crate::format::Format::Json)
                 .await?;
         let html =
-            crate::cli::weekly(&self.store, &self.hours, Some(&self.rules), week, now, crate::format::Format::Html)
+            crate::reports::weekly(&self.store, &self.hours, Some(&self.rules), week, now, crate::format::Format::Html)
                 .await?;
         let r: Value = serde_json::from_str(&json_text)?;
         let show = |v: &Value| if v.is_null() { "n/a".to_string() } else { v.to_string() };
