@@ -58,6 +58,7 @@ fn problem(status: StatusCode, message: &str) -> Response {
 }
 
 /// `?week=YYYY-Www`, default the last week that has ended.
+#[allow(clippy::result_large_err, reason = "the error is the response to send, as axum handlers return it")]
 fn week_of(s: &WebState, query: &HashMap<String, String>) -> Result<Week, Response> {
     match query.get("week") {
         None => Ok(last_complete_week(s.clock.now(), &s.hours)),
