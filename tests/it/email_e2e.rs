@@ -451,10 +451,27 @@ fn concierge_resolve_hands_the_ticket_to_the_running_bot_which_sends_the_survey(
     let out = resolve(&ticket);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("email ticket {ticket}")));
-    servers.wait_for("ana", |m| m.contains(&format!("How did we do? [#{ticket}]")));
+    let survey = servers.wait_for("ana", |m| m.contains(&format!("How did we do? [#{ticket}]")));
     let out = resolve("NOSUCHTK");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no conversation has ticket \"NOSUCHTK\""));
+
+    // Ana answers with one click on the mail's link for 9 (its HTML part
+    // shows the scores as buttons).
+    let parsed = mail_parser::MessageParser::default().parse(survey.as_bytes()).expect("a mail");
+    let text = parsed.body_text(0).expect("a text part").to_string();
+    let link = text.lines().find_map(|l| l.trim().strip_prefix("9  ")).expect("a link per score").trim().to_string();
+    let html = parsed.body_html(0).expect("an HTML part").to_string();
+    assert!(html.contains(&format!("href=\"{}\"", link.replace('&', "&amp;"))) && html.contains(">10</a>"), "{html}");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (code, page) = rt.block_on(async {
+        let r = reqwest::get(&link).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    });
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("You answered <strong>9</strong>"), "{page}");
+    let v = report_when(&config_path, |v| v["nps"]["responses"] == 1);
+    assert_eq!(v["nps"]["promoters"], 1, "{v}");
 }
 
 #[test]

@@ -70,12 +70,59 @@ pub fn message_id(key: &str, support_address: &str) -> String {
     format!("<{hex}@{domain}>")
 }
 
-/// A plain-text body as HTML in the layout (`responses/email.html`).
+/// A plain-text body as HTML in the layout (`responses/email.html`): one
+/// paragraph per blank-line-separated block, web addresses as links, and
+/// lines of the form `N  URL` (a survey's one-click scores) as a row of
+/// buttons.
 pub fn html(layout: &str, text: &str, ticket: &str) -> String {
     let esc = crate::core::text::html_escape;
-    let paragraphs: Vec<String> =
-        esc(text).split("\n\n").map(|p| format!("<p>{}</p>", p.trim().replace('\n', "<br>"))).collect();
-    crate::core::template::render(layout, &[("body", &paragraphs.join("\n")), ("ticket", &esc(ticket))])
+    let mut blocks = Vec::new();
+    for block in text.split("\n\n") {
+        let (mut lines, mut buttons) = (Vec::new(), Vec::new());
+        for line in block.trim().lines() {
+            match score_link(line) {
+                Some((n, url)) => buttons.push(format!(
+                    "<a href=\"{}\" style=\"display:inline-block;min-width:28px;margin:2px;padding:8px 4px;\
+                     border:1px solid #c7ccd1;border-radius:6px;text-align:center;color:#222;\
+                     text-decoration:none;font-weight:600\">{n}</a>",
+                    esc(url)
+                )),
+                None => lines.push(linkify(&esc(line))),
+            }
+        }
+        if !lines.is_empty() {
+            blocks.push(format!("<p>{}</p>", lines.join("<br>")));
+        }
+        if !buttons.is_empty() {
+            blocks.push(format!("<p>{}</p>", buttons.concat()));
+        }
+    }
+    crate::core::template::render(layout, &[("body", &blocks.join("\n")), ("ticket", &esc(ticket))])
+}
+
+/// `N  URL` with N a score from 0 to 10.
+fn score_link(line: &str) -> Option<(u8, &str)> {
+    let (n, url) = line.trim().split_once(char::is_whitespace)?;
+    let n: u8 = n.parse().ok().filter(|n| *n <= 10)?;
+    let url = url.trim();
+    (url.starts_with("https://") || url.starts_with("http://")).then_some((n, url)).filter(|_| !url.contains(' '))
+}
+
+/// Web addresses in already-escaped text as links.
+fn linkify(escaped: &str) -> String {
+    let mut out = String::new();
+    for (i, word) in escaped.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let trimmed = word.trim_end_matches(['.', ',', ')', ';', ':']);
+        if trimmed.starts_with("https://") || trimmed.starts_with("http://") {
+            out.push_str(&format!("<a href=\"{trimmed}\">{trimmed}</a>{}", &word[trimmed.len()..]));
+        } else {
+            out.push_str(word);
+        }
+    }
+    out
 }
 
 /// Builds the message for `item`; `in_reply_to` threads it under a message of
@@ -143,6 +190,16 @@ mod tests {
             last_error: None,
             delivered_at: None,
         }
+    }
+
+    #[test]
+    fn survey_score_lines_become_buttons_and_addresses_links() {
+        let text = "Hi Ana,\n\nHow likely...? See https://example.test/faq.\n\nOr click your score:\n 0  https://x.test/survey/ab?score=0\n10  https://x.test/survey/ab?score=10\n\nSurvey reference: ab";
+        let out = html(LAYOUT, text, "T1");
+        assert!(out.contains("<a href=\"https://example.test/faq\">https://example.test/faq</a>."), "{out}");
+        assert!(out.contains("<a href=\"https://x.test/survey/ab?score=0\" style="), "{out}");
+        assert!(out.contains(">10</a>") && !out.contains("10  https"), "{out}");
+        assert!(out.contains("<p>Or click your score:</p>"), "{out}");
     }
 
     #[test]
