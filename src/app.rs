@@ -16,6 +16,8 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::channels::{ChannelAdapter, Intake, Registry};
 use crate::config::{Config, ConfigError, Env};
+use crate::core::router::{ActionKind, Channel, Recipient};
+use crate::core::schedule::WeeklyAt;
 use crate::driver::{self, Clock, Wakers};
 use crate::engine::Engine;
 use crate::status::StatusBoard;
@@ -60,9 +62,23 @@ pub struct App {
     engine: Engine,
     registry: Registry,
     clock: Clock,
+    /// The weekly summary's schedule, with what it needs.
+    schedule: Option<Schedule>,
     /// The web surface, bound at build time (a taken port fails the start).
     web: Option<(Web, WebSettings)>,
     _lock: InstanceLock,
+}
+
+struct Schedule {
+    at: WeeklyAt,
+    hours: crate::core::hours::BusinessHours,
+    rules: crate::core::rules::RuleSet,
+}
+
+impl Schedule {
+    fn of(config: &Config) -> Option<Schedule> {
+        config.weekly_at.map(|at| Schedule { at, hours: config.policy.hours.clone(), rules: config.rules.clone() })
+    }
 }
 
 /// What the web surface needs besides the store and the inbox.
@@ -82,8 +98,9 @@ impl App {
             tracing::warn!("{warning}");
         }
         let web = web(&mut config, &store).await?;
+        let schedule = Schedule::of(&config);
         let engine = Engine::with_store(config, store, true).await?;
-        Ok(App { engine, registry, clock, web, _lock: lock })
+        Ok(App { engine, registry, clock, schedule, web, _lock: lock })
     }
 
     /// The app with these channels instead of the configured ones (tests).
@@ -95,8 +112,9 @@ impl App {
         let store = Store::open(&config.database_url).await?;
         let lock = store.lock_instance().await?;
         let web = web(&mut config, &store).await?;
+        let schedule = Schedule::of(&config);
         let engine = Engine::with_store(config, store, true).await?;
-        Ok(App { engine, registry: Registry::with(channels), clock, web, _lock: lock })
+        Ok(App { engine, registry: Registry::with(channels), clock, schedule, web, _lock: lock })
     }
 
     pub fn store(&self) -> &Store {
@@ -111,7 +129,7 @@ impl App {
     /// Runs the channels, their dispatch workers and the driver until
     /// `shutdown` completes; then stops everything within a second.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let App { engine, registry, clock, web, _lock } = self;
+        let App { engine, registry, clock, schedule, web, _lock } = self;
         let store = engine.store.clone();
         let (sender, inbox) = mpsc::channel(1024);
         let (stop, stopped) = watch::channel(false);
@@ -151,6 +169,24 @@ impl App {
             let wake = Arc::new(Notify::new());
             wakers.0.push(wake.clone());
             tasks.spawn(crate::dispatch::run_worker(store.clone(), adapter.clone(), wake, clock, stopped.clone()));
+        }
+        if let Some(Schedule { at, hours, rules }) = schedule {
+            let managers: Vec<Channel> = registry
+                .adapters()
+                .iter()
+                .filter(|a| !a.is_stand_in() && a.carries(ActionKind::Summary, &Recipient::Managers))
+                .map(|a| a.channel())
+                .collect();
+            tasks.spawn(crate::reports::run_schedule(
+                store.clone(),
+                hours,
+                rules,
+                at,
+                managers,
+                clock,
+                wakers.clone(),
+                stopped.clone(),
+            ));
         }
         // The driver keeps running while any sender lives; intakes hold theirs.
         drop(sender);

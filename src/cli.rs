@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::config::SystemEnv;
 use crate::core::duration::parse_duration;
 use crate::core::report::Week;
-use crate::core::router::{Action, ActionKind, Channel, Recipient};
+use crate::core::router::Channel;
 use crate::engine::Engine;
 use crate::format::Format;
 use crate::store::commands::QueuedCommand;
@@ -583,36 +583,35 @@ async fn report_cmd(cli: &Cli, args: &ReportArgs) -> Result<ExitCode, Failure> {
     let text =
         crate::reports::weekly(&store, &config.policy.hours, Some(&config.rules), week, as_of, args.format).await?;
     if args.send {
-        let channel = summary_channel(&config)?;
-        let plain =
-            crate::reports::weekly(&store, &config.policy.hours, Some(&config.rules), week, as_of, Format::Text)
-                .await?;
-        let html = crate::reports::weekly(&store, &config.policy.hours, Some(&config.rules), week, as_of, Format::Html)
-            .await?;
-        let summary = Action {
-            key: format!("summary/{week}"),
-            at: Timestamp::now(),
-            kind: ActionKind::Summary,
-            conversation: String::new(),
-            channel,
-            thread: week.to_string(),
-            to: Recipient::Managers,
-            body: plain,
-            about: None,
-        };
-        let mut tx = store.begin().await?;
-        let queued = store.enqueue(&mut tx, &summary, Some(&html)).await?;
-        tx.commit().await.map_err(anyhow::Error::from)?;
-        if queued {
-            eprintln!("the summary for {week} is queued: the running bot (concierge run) sends it to the managers");
-        } else {
-            let sent = store.outbox_item(&summary.key).await?.map(|i| match i.status {
-                OutboxStatus::Delivered => {
-                    format!("sent at {}", i.delivered_at.map(|t| t.to_string()).unwrap_or_default())
-                }
-                other => format!("{} since {}", other.as_str(), i.at),
-            });
-            eprintln!("the summary for {week} was queued before ({}); nothing new queued", sent.unwrap_or_default());
+        let channels = summary_channels(&config)?;
+        let queued = crate::reports::queue_summary(
+            &store,
+            &config.policy.hours,
+            Some(&config.rules),
+            week,
+            Timestamp::now(),
+            &channels,
+        )
+        .await?;
+        for channel in channels {
+            let key = crate::reports::summary_key(week, channel);
+            let on = channel.as_str();
+            if queued.contains(&channel) {
+                eprintln!(
+                    "the summary for {week} is queued on {on}: the running bot (concierge run) sends it to the managers"
+                );
+            } else {
+                let sent = store.outbox_item(&key).await?.map(|i| match i.status {
+                    OutboxStatus::Delivered => {
+                        format!("sent at {}", i.delivered_at.map(|t| t.to_string()).unwrap_or_default())
+                    }
+                    other => format!("{} since {}", other.as_str(), i.at),
+                });
+                eprintln!(
+                    "the summary for {week} was queued on {on} before ({}); nothing new queued",
+                    sent.unwrap_or_default()
+                );
+            }
         }
     }
     store.close().await;
@@ -620,13 +619,26 @@ async fn report_cmd(cli: &Cli, args: &ReportArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The channel that carries the weekly summary to the managers.
-fn summary_channel(config: &Config) -> Result<Channel, Failure> {
+/// The channels that carry the weekly summary to the managers: email with
+/// `email.managers`, and Discord's staff channel when Discord is configured.
+fn summary_channels(config: &Config) -> Result<Vec<Channel>, Failure> {
+    let mut channels = Vec::new();
     match &config.channels.email {
-        None => Err(input("--send mails the summary through [email]; configure it (and email.managers)")),
-        Some(e) if e.managers.is_empty() => Err(input("--send needs email.managers: add the managers' addresses")),
-        Some(_) => Ok(Channel::Email),
+        Some(e) if e.managers.is_empty() && config.channels.discord.is_none() => {
+            return Err(input("--send needs email.managers: add the managers' addresses"));
+        }
+        Some(e) if !e.managers.is_empty() => channels.push(Channel::Email),
+        _ => {}
     }
+    if config.channels.discord.is_some() {
+        channels.push(Channel::Discord);
+    }
+    if channels.is_empty() {
+        return Err(input(
+            "--send sends the summary through [email] (with email.managers) or [discord]; configure one of them",
+        ));
+    }
+    Ok(channels)
 }
 
 async fn demo_cmd(args: &DemoArgs) -> Result<ExitCode, Failure> {

@@ -1,12 +1,18 @@
 //! The weekly reports as the shell serves them: read from the store,
 //! computed by the pure [`crate::core::report`], rendered by [`crate::format`].
-//! Used by `concierge report`, Discord's `/summary` and the web surface.
+//! Used by `concierge report`, Discord's `/summary` and the web surface; and
+//! the schedule that sends the summary to the managers from `concierge run`
+//! (`[reports] weekly_at`, timed by the pure [`crate::core::schedule`]).
 
 use jiff::Timestamp;
+use tokio::sync::watch;
 
 use crate::core::hours::BusinessHours;
 use crate::core::report::{Report, Week, compute};
+use crate::core::router::{Action, ActionKind, Channel, Recipient};
 use crate::core::rules::RuleSet;
+use crate::core::schedule::WeeklyAt;
+use crate::driver::{Clock, Wakers};
 use crate::format::{self, Format};
 use crate::store::Store;
 
@@ -43,4 +49,115 @@ pub async fn weekly(
 /// The last week that has ended at `now` in the business time zone.
 pub fn last_complete_week(now: Timestamp, hours: &BusinessHours) -> Week {
     Week::containing(now, hours.time_zone()).previous()
+}
+
+/// Queues the summary of `week` for the managers on each of `channels`, due
+/// `at`: the text with the HTML charts as its alternative. The outbox key is
+/// per week (`summary/WEEK` on email, as `concierge report --send` queues
+/// it, `summary/WEEK/CHANNEL` elsewhere), so however often this runs, from
+/// however many places, each channel gets it once. Returns the channels on
+/// which it was newly queued.
+pub async fn queue_summary(
+    store: &Store,
+    hours: &BusinessHours,
+    rules: Option<&RuleSet>,
+    week: Week,
+    at: Timestamp,
+    channels: &[Channel],
+) -> anyhow::Result<Vec<Channel>> {
+    let plain = weekly(store, hours, rules, week, at, Format::Text).await?;
+    let html = weekly(store, hours, rules, week, at, Format::Html).await?;
+    let mut tx = store.begin().await?;
+    let mut queued = Vec::new();
+    for &channel in channels {
+        let summary = Action {
+            key: summary_key(week, channel),
+            at,
+            kind: ActionKind::Summary,
+            conversation: String::new(),
+            channel,
+            thread: week.to_string(),
+            to: Recipient::Managers,
+            body: plain.clone(),
+            about: None,
+        };
+        if store.enqueue(&mut tx, &summary, Some(&html)).await? {
+            queued.push(channel);
+        }
+    }
+    tx.commit().await?;
+    Ok(queued)
+}
+
+/// The outbox key of `week`'s summary on `channel`.
+pub fn summary_key(week: Week, channel: Channel) -> String {
+    match channel {
+        Channel::Email => format!("summary/{week}"),
+        other => format!("summary/{week}/{}", other.as_str()),
+    }
+}
+
+/// `settings` row: the first instant the schedule ran on this database.
+const SCHEDULE_SINCE: &str = "weekly_summary_since";
+
+/// Sends the weekly summary on schedule until `stopped`: at start, the one
+/// due most recently if it was missed (the bot was down at the time), then
+/// each at its instant. Weeks due before the schedule first ran on this
+/// database are not sent (a new install does not mail last week's summary).
+#[allow(clippy::too_many_arguments, reason = "the shell's parts, each used once")]
+pub async fn run_schedule(
+    store: Store,
+    hours: BusinessHours,
+    rules: RuleSet,
+    at: WeeklyAt,
+    channels: Vec<Channel>,
+    clock: Clock,
+    wakers: Wakers,
+    mut stopped: watch::Receiver<bool>,
+) {
+    if channels.is_empty() {
+        tracing::info!("weekly summary: no channel reaches the managers; set email.managers or [discord]");
+        return;
+    }
+    let tz = hours.time_zone().clone();
+    let since = loop {
+        match store.setting_or_init(SCHEDULE_SINCE, &clock.now().as_second().to_string()).await {
+            Ok(v) => break v.parse::<i64>().unwrap_or(0),
+            Err(e) => {
+                tracing::warn!("weekly summary: cannot read the schedule: {e:#}; will retry");
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+                    _ = stopped.wait_for(|s| *s) => return,
+                }
+            }
+        }
+    };
+    loop {
+        let now = clock.now();
+        let (due, week) = at.latest(now, &tz);
+        let mut retry = false;
+        if due.as_second() >= since {
+            match queue_summary(&store, &hours, Some(&rules), week, due, &channels).await {
+                Ok(queued) if !queued.is_empty() => {
+                    let names: Vec<&str> = queued.iter().map(|c| c.as_str()).collect();
+                    tracing::info!(week = %week, channels = ?names, "weekly summary queued for the managers");
+                    wakers.wake();
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!("weekly summary for {week}: {e:#}; will retry in a minute");
+                    retry = true;
+                }
+            }
+        }
+        let wake = if retry {
+            tokio::time::Instant::now() + std::time::Duration::from_secs(60)
+        } else {
+            clock.instant_of(at.next(now, &tz))
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(wake) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+    }
 }

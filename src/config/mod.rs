@@ -26,6 +26,7 @@ use crate::core::duration::{Human, parse_duration, parse_percent};
 use crate::core::hours::{BusinessHours, Span};
 use crate::core::router::{Channel, Escalation, Policy, Recipient};
 use crate::core::rules::{DEFAULT_PASS_SCORE, RuleSet};
+use crate::core::schedule::WeeklyAt;
 use crate::core::template::Templates;
 
 /// Default `[database] url`.
@@ -57,6 +58,8 @@ pub struct Config {
     pub channels: ChannelSettings,
     /// `[http]`: the web surface (survey pages, report pages, API, health).
     pub http: HttpSettings,
+    /// `[reports] weekly_at`: when `run` sends the weekly summary (`None`: "off").
+    pub weekly_at: Option<WeeklyAt>,
 }
 
 /// `[http]` settings.
@@ -226,7 +229,8 @@ impl Validator<'_> {
     }
 
     fn config(&mut self, root: &Table, source: &str) -> Option<Config> {
-        const CORE: [&str; 7] = ["database", "business_hours", "sla", "standards", "surveys", "responses", "http"];
+        const CORE: [&str; 8] =
+            ["database", "business_hours", "sla", "standards", "surveys", "responses", "http", "reports"];
         let sections: Vec<&str> = CORE.iter().chain(ChannelSettings::SECTIONS).copied().collect();
         for key in root.keys().filter(|k| !sections.contains(&k.as_str())) {
             self.problem(key.as_str(), format!("unknown section or key; the sections are: {}", sections.join(", ")));
@@ -246,6 +250,7 @@ impl Validator<'_> {
         let mut policy = self.sla(root, channels.email.is_some());
         self.surveys(root, &mut policy);
         let http = self.http(root);
+        let weekly_at = self.reports(root);
         if http.enabled {
             policy.survey_url = Some(format!("{}/survey/", http.public_url));
         }
@@ -276,7 +281,24 @@ impl Validator<'_> {
             secret,
             channels,
             http,
+            weekly_at,
         })
+    }
+
+    /// `[reports] weekly_at = "mon 09:00"` (default) or `"off"`.
+    fn reports(&mut self, root: &Table) -> Option<WeeklyAt> {
+        let t = self.section(root, "reports", &["weekly_at"]);
+        match self.string(t, "reports", "weekly_at") {
+            None => Some(WeeklyAt::default()),
+            Some("off") => None,
+            Some(s) => match WeeklyAt::parse(s) {
+                Ok(at) => Some(at),
+                Err(e) => {
+                    self.problem("reports.weekly_at", format!("{e} (local business time), or \"off\""));
+                    None
+                }
+            },
+        }
     }
 
     /// `[http]`: where the web surface listens and the address people reach it at.

@@ -11,6 +11,7 @@ pub mod hours;
 pub mod report;
 pub mod router;
 pub mod rules;
+pub mod schedule;
 pub mod stats;
 pub mod survey_link;
 pub mod template;

@@ -59,6 +59,17 @@ impl Week {
         (at(start), at(end))
     }
 
+    pub fn next(self) -> Week {
+        let date = self.monday().checked_add(jiff::Span::new().days(7)).unwrap_or(self.monday());
+        let iso = date.iso_week_date();
+        Week { year: iso.year(), week: iso.week() }
+    }
+
+    /// The date of `weekday` in this week.
+    pub fn day(self, weekday: Weekday) -> jiff::civil::Date {
+        ISOWeekDate::new(self.year, self.week, weekday).expect("validated in parse").date()
+    }
+
     pub fn previous(self) -> Week {
         let date = self.monday().checked_sub(jiff::Span::new().days(7)).unwrap_or(self.monday());
         let iso = date.iso_week_date();

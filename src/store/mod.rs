@@ -207,6 +207,26 @@ impl Store {
         Ok(secret.into_bytes())
     }
 
+    /// A value kept in `settings`, if set.
+    pub async fn setting(&self, name: &str) -> anyhow::Result<Option<String>> {
+        let row =
+            sqlx::query("SELECT value FROM settings WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
+        Ok(match row {
+            Some(r) => Some(sqlx::Row::try_get(&r, "value")?),
+            None => None,
+        })
+    }
+
+    /// Sets `name` unless it is set; returns the value it holds now.
+    pub async fn setting_or_init(&self, name: &str, value: &str) -> anyhow::Result<String> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(self.setting(name).await?.unwrap_or_else(|| value.to_string()))
+    }
+
     /// Counts rows of a table, for tests and status output.
     pub async fn count(&self, table: &str) -> anyhow::Result<i64> {
         anyhow::ensure!(

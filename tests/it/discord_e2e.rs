@@ -378,6 +378,33 @@ fn check_standards_and_summary_answer_whoever_may_ask_and_refuse_the_others() {
 }
 
 #[test]
+fn the_weekly_summary_is_posted_to_the_staff_channel_for_the_managers_with_its_page_attached() {
+    let fake = FakeDiscord::start();
+    let (_dir, path, _db) = setup(&fake, "");
+    // `report --send` queues it on every channel that reaches the managers
+    // (the schedule inside `run` queues the same row, once a week).
+    let out = concierge().arg("--config").arg(&path).args(["report", "--week", "2026-W47", "--send"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("queued on discord"), "{err}");
+    let bot = start_bot(&path, TOKEN);
+    bot.wait_for_log("discord channel: connected");
+    fake.wait_for("the summary post", |f| {
+        f.calls().iter().any(|c| {
+            c.method == "POST"
+                && c.path.ends_with(&format!("/channels/{STAFF}/messages"))
+                && c.raw.contains("summary-2026-W47.html")
+        })
+    });
+    let call = fake.calls().into_iter().find(|c| c.raw.contains("summary-2026-W47.html")).unwrap();
+    let text = content(&call.body);
+    assert!(text.starts_with(&format!("<@&{MANAGER_ROLE}> Weekly support summary 2026-W47")), "{text}");
+    assert!(text.contains("SLA") && text.chars().count() <= 2000, "{text}");
+    assert!(call.raw.contains("<svg") && call.raw.contains("text/html"), "the HTML report is attached");
+    drop(bot);
+}
+
+#[test]
 fn resolve_sends_survey_buttons_a_customers_click_records_once_a_detractor_alerts_and_a_comment_follows() {
     let fake = FakeDiscord::start();
     let (_dir, path, db) = setup(&fake, "[surveys]\ndelay = \"2s\"\n");

@@ -509,7 +509,7 @@ fn report_send_mails_the_weekly_summary_with_its_charts_to_the_managers() {
     std::fs::write(&bare, format!("[database]\nurl = \"{}\"\n", db.url)).unwrap();
     let out = concierge().arg("--config").arg(&bare).args(["report", "--week", "2026-W48", "--send"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--send mails the summary through [email]"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--send sends the summary through [email]"));
 }
 
 #[test]

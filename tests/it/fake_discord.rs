@@ -369,6 +369,15 @@ fn message_json(id: u64, channel: u64, author: Value, content: &str) -> Value {
     })
 }
 
+/// The `payload_json` part of a multipart body.
+fn payload_json(raw: &str) -> Option<Value> {
+    let at = raw.find("name=\"payload_json\"")?;
+    let rest = &raw[at..];
+    let start = rest.find("\r\n\r\n")? + 4;
+    let end = rest[start..].find("\r\n--")? + start;
+    serde_json::from_str(&rest[start..end]).ok()
+}
+
 fn error(status: u16, code: i64, message: &str) -> (StatusCode, HeaderMap, axum::Json<Value>) {
     (StatusCode::from_u16(status).unwrap(), HeaderMap::new(), axum::Json(json!({"code": code, "message": message})))
 }
@@ -384,7 +393,8 @@ fn rest_call(
     let mut s = state.lock().unwrap();
     let path = uri.path().to_string();
     let raw = String::from_utf8_lossy(&body).to_string();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    // A multipart upload carries its JSON in the `payload_json` part.
+    let body: Value = serde_json::from_slice(&body).unwrap_or_else(|_| payload_json(&raw).unwrap_or(Value::Null));
     s.calls.push(Call { method: method.to_string(), path: uri.to_string(), body: body.clone(), raw });
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bot {TOKEN}")) {
         return error(401, 0, "401: Unauthorized");

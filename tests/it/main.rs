@@ -11,4 +11,5 @@ mod fake_discord;
 mod helpers;
 mod mail_servers;
 mod replay;
+mod schedule;
 mod web;

@@ -716,10 +716,30 @@ impl DiscordChannel {
             Recipient::Agents | Recipient::Managers => {
                 let staff = self.staff();
                 let role = if item.recipient == Recipient::Agents { staff.agent_role } else { staff.manager_role };
-                let text = match role {
-                    Some(r) => format!("<@&{r}> {text}"),
-                    None => text,
-                };
+                let mention = role.map(|r| format!("<@&{r}> ")).unwrap_or_default();
+                if item.kind == ActionKind::Summary {
+                    // The figures as text in a code block, the charts attached.
+                    let head = format!(
+                        "{mention}Weekly support summary {}; the charts are in the attached page.",
+                        item.thread
+                    );
+                    let room = 2000 - head.chars().count() - 12;
+                    let content = format!("{head}\n```\n{}\n```", truncate(item.body.trim_end(), room));
+                    let page = item.html.clone().unwrap_or_default().into_bytes();
+                    let name = format!("summary-{}.html", item.thread);
+                    return self
+                        .rest
+                        .post_with_file(self.settings.staff_channel, json!({"content": content}), &nonce, &name, page)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| {
+                            e.delivery(&format!(
+                                "Send Messages and Attach Files in channel {}",
+                                self.settings.staff_channel
+                            ))
+                        });
+                }
+                let text = format!("{mention}{text}");
                 self.post(self.settings.staff_channel, &text, components, &nonce, "Send Messages").await
             }
         }

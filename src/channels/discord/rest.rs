@@ -205,7 +205,31 @@ impl Rest {
         file_name: &str,
         file: Vec<u8>,
     ) -> Result<(), RestError> {
-        let mut payload = message.clone();
+        self.multipart(&format!("/webhooks/{application}/{token}"), message.clone(), file_name, file).await.map(|_| ())
+    }
+
+    /// Posts a message with one HTML file attached; `nonce` as for [`Rest::post`].
+    pub async fn post_with_file(
+        &self,
+        channel: u64,
+        mut message: Value,
+        nonce: &str,
+        file_name: &str,
+        file: Vec<u8>,
+    ) -> Result<Value, RestError> {
+        message["nonce"] = json!(nonce);
+        message["enforce_nonce"] = json!(true);
+        message["allowed_mentions"] = json!({"parse": ["users", "roles"]});
+        self.multipart(&format!("/channels/{channel}/messages"), message, file_name, file).await
+    }
+
+    async fn multipart(
+        &self,
+        path: &str,
+        mut payload: Value,
+        file_name: &str,
+        file: Vec<u8>,
+    ) -> Result<Value, RestError> {
         payload["attachments"] = json!([{"id": 0, "filename": file_name}]);
         let part = reqwest::multipart::Part::bytes(file)
             .file_name(file_name.to_string())
@@ -214,17 +238,17 @@ impl Rest {
         let form = reqwest::multipart::Form::new().text("payload_json", payload.to_string()).part("files[0]", part);
         let resp = self
             .client
-            .post(format!("{}/webhooks/{application}/{token}", self.base))
+            .post(format!("{}{path}", self.base))
             .header("Authorization", format!("Bot {}", self.token))
             .multipart(form)
             .send()
             .await
             .map_err(|e| RestError::Network(e.to_string()))?;
         let status = resp.status();
-        if status.is_success() {
-            return Ok(());
-        }
         let value: Value = resp.json_value().await;
+        if status.is_success() {
+            return Ok(value);
+        }
         Err(RestError::Status {
             status: status.as_u16(),
             code: value["code"].as_i64().unwrap_or(0),
