@@ -41,6 +41,7 @@ async fn web(config: &mut Config, store: &Store) -> anyhow::Result<Option<(Web, 
     };
     let settings = WebSettings {
         secret: Arc::new(secret),
+        public_url: config.http.public_url.clone(),
         survey_expire: config.policy.survey_expire,
         hours: config.policy.hours.clone(),
     };
@@ -84,6 +85,8 @@ impl Schedule {
 /// What the web surface needs besides the store and the inbox.
 struct WebSettings {
     secret: Arc<Vec<u8>>,
+    /// Where people open the pages (links in mail).
+    public_url: String,
     survey_expire: i64,
     hours: crate::core::hours::BusinessHours,
 }
@@ -140,6 +143,7 @@ impl App {
         let real = registry.adapters().iter().filter(|a| !a.is_stand_in()).map(|a| a.channel());
         let status = StatusBoard::new(real, clock.now());
         let mut tasks = tokio::task::JoinSet::new();
+        let links = web.as_ref().map(|(_, w)| (w.public_url.clone(), w.secret.clone()));
         if let Some((web, settings)) = web {
             let state = WebState {
                 store: store.clone(),
@@ -183,6 +187,7 @@ impl App {
                 rules,
                 at,
                 managers,
+                links,
                 clock,
                 wakers.clone(),
                 stopped.clone(),

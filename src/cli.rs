@@ -584,6 +584,15 @@ async fn report_cmd(cli: &Cli, args: &ReportArgs) -> Result<ExitCode, Failure> {
         crate::reports::weekly(&store, &config.policy.hours, Some(&config.rules), week, as_of, args.format).await?;
     if args.send {
         let channels = summary_channels(&config)?;
+        let link = if config.http.enabled {
+            let secret = match &config.secret {
+                Some(s) => s.clone(),
+                None => store.secret().await?,
+            };
+            Some(crate::reports::report_link(&config.http.public_url, &secret, week, Timestamp::now()))
+        } else {
+            None
+        };
         let queued = crate::reports::queue_summary(
             &store,
             &config.policy.hours,
@@ -591,6 +600,7 @@ async fn report_cmd(cli: &Cli, args: &ReportArgs) -> Result<ExitCode, Failure> {
             week,
             Timestamp::now(),
             &channels,
+            link.as_deref(),
         )
         .await?;
         for channel in channels {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::core::report::Report;
+use crate::core::report::{Details, Report};
 use crate::core::rules::RuleSet;
 use crate::core::text::markdown_cell;
 
@@ -483,6 +483,85 @@ fn html(r: &Report, p: &Report) -> String {
     }
     o.push_str("</body></html>\n");
     o
+}
+
+/// The managers' report page (`/reports/WEEK`): the summary page plus the
+/// first-response distribution, SLA attainment by day, findings by agent and
+/// the NPS trend over `trend` (oldest first: week, score). Each chart is a
+/// `<section data-chart="...">` whose SVG labels carry the numbers.
+pub fn report_page(r: &Report, p: &Report, d: &Details, trend: &[(String, Option<i32>)]) -> String {
+    let mut extra = String::from("<h2>This week in detail</h2>");
+    let chart = |name: &str, body: String| format!("<section data-chart=\"{name}\">{body}</section>");
+    let rows: Vec<_> = d.response_buckets.iter().map(|(l, n)| (l.clone(), f64::from(*n), n.to_string())).collect();
+    extra.push_str(&chart("first-response-distribution", bars("First responses by time taken", &rows, "#4a7bd0")));
+    let rows: Vec<_> = d
+        .sla_by_day
+        .iter()
+        .map(|(day, met, breached)| {
+            let total = met + breached;
+            let share = if total == 0 { 0.0 } else { f64::from(*met) * 100.0 / f64::from(total) };
+            let shown = if total == 0 { "no target due".to_string() } else { format!("{share:.0}% ({met}/{total})") };
+            (day.clone(), share, shown)
+        })
+        .collect();
+    extra.push_str(&chart("sla-by-day", bars("First-response SLA met, by day opened", &rows, "#3a9d5d")));
+    let rows: Vec<_> =
+        r.standards.findings_by_rule.iter().map(|(k, v)| (k.clone(), f64::from(*v), v.to_string())).collect();
+    extra.push_str(&chart("findings-by-rule", bars("Findings by rule", &rows, "#c0504d")));
+    let rows: Vec<_> = r.agents.iter().map(|a| (a.id.clone(), f64::from(a.findings), a.findings.to_string())).collect();
+    extra.push_str(&chart("findings-by-agent", bars("Findings by agent", &rows, "#c0504d")));
+    extra.push_str(&chart("nps-trend", line("NPS, last weeks", trend)));
+    html(r, p).replace("</body></html>", &format!("{extra}</body></html>"))
+}
+
+/// A line chart of NPS (-100 to 100) by week; weeks without answers are gaps.
+fn line(title: &str, points: &[(String, Option<i32>)]) -> String {
+    let (w, h, left, top) = (640.0, 220.0, 40.0, 20.0);
+    let step = if points.len() > 1 { (w - left - 20.0) / (points.len() - 1) as f64 } else { 0.0 };
+    let y = |v: i32| top + (100.0 - f64::from(v)) / 200.0 * (h - top - 40.0);
+    let mut s = format!(
+        "<figure><figcaption>{}</figcaption><svg viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"{}\">",
+        esc(title),
+        esc(title)
+    );
+    for v in [100, 0, -100] {
+        let _ = write!(
+            s,
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"0\" y=\"{:.1}\" font-size=\"11\">{v}</text>",
+            w - 10.0,
+            y(v) + 4.0,
+            y = y(v)
+        );
+    }
+    let mut path = String::new();
+    for (i, (week, score)) in points.iter().enumerate() {
+        let x = left + step * i as f64;
+        let _ = write!(
+            s,
+            "<text x=\"{x:.1}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">{}</text>",
+            h - 8.0,
+            esc(week.rsplit('-').next().unwrap_or(week))
+        );
+        if let Some(v) = score {
+            path.push_str(&format!(
+                "{}{x:.1},{:.1} ",
+                if path.is_empty() || points[i - 1].1.is_none() { "M" } else { "L" },
+                y(*v)
+            ));
+            let _ = write!(
+                s,
+                "<circle cx=\"{x:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#c98a1b\" data-week=\"{}\" data-nps=\"{v}\"/><text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{v}</text>",
+                y(*v),
+                esc(week),
+                y(*v) - 8.0
+            );
+        }
+    }
+    if !path.is_empty() {
+        let _ = write!(s, "<path d=\"{}\" fill=\"none\" stroke=\"#c98a1b\" stroke-width=\"2\"/>", path.trim_end());
+    }
+    s.push_str("</svg></figure>");
+    s
 }
 
 #[cfg(test)]

@@ -64,9 +64,18 @@ pub async fn queue_summary(
     week: Week,
     at: Timestamp,
     channels: &[Channel],
+    link: Option<&str>,
 ) -> anyhow::Result<Vec<Channel>> {
-    let plain = weekly(store, hours, rules, week, at, Format::Text).await?;
-    let html = weekly(store, hours, rules, week, at, Format::Html).await?;
+    let mut plain = weekly(store, hours, rules, week, at, Format::Text).await?;
+    let mut html = weekly(store, hours, rules, week, at, Format::Html).await?;
+    if let Some(link) = link {
+        plain.push_str(&format!("\nThe report page, with charts: {link}\n"));
+        let a = format!(
+            "<p><a href=\"{}\">Open the report page</a> (charts, agents, the NPS trend).</p></body>",
+            crate::core::text::html_escape(link)
+        );
+        html = html.replacen("</body>", &a, 1);
+    }
     let mut tx = store.begin().await?;
     let mut queued = Vec::new();
     for &channel in channels {
@@ -111,6 +120,7 @@ pub async fn run_schedule(
     rules: RuleSet,
     at: WeeklyAt,
     channels: Vec<Channel>,
+    links: Option<(String, std::sync::Arc<Vec<u8>>)>,
     clock: Clock,
     wakers: Wakers,
     mut stopped: watch::Receiver<bool>,
@@ -137,7 +147,8 @@ pub async fn run_schedule(
         let (due, week) = at.latest(now, &tz);
         let mut retry = false;
         if due.as_second() >= since {
-            match queue_summary(&store, &hours, Some(&rules), week, due, &channels).await {
+            let link = links.as_ref().map(|(url, secret)| report_link(url, secret, week, clock.now()));
+            match queue_summary(&store, &hours, Some(&rules), week, due, &channels, link.as_deref()).await {
                 Ok(queued) if !queued.is_empty() => {
                     let names: Vec<&str> = queued.iter().map(|c| c.as_str()).collect();
                     tracing::info!(week = %week, channels = ?names, "weekly summary queued for the managers");
@@ -160,4 +171,45 @@ pub async fn run_schedule(
             _ = stopped.wait_for(|s| *s) => return,
         }
     }
+}
+
+/// How long a report link in a summary mail stays valid.
+pub const REPORT_LINK_SECS: i64 = 90 * 86_400;
+
+/// A signed link to `week`'s report page, valid until `now` + [`REPORT_LINK_SECS`].
+pub fn report_link(public_url: &str, secret: &[u8], week: Week, now: Timestamp) -> String {
+    let exp = now.as_second() + REPORT_LINK_SECS;
+    format!("{public_url}/reports/{week}?exp={exp}&sig={}", report_signature(secret, week, exp))
+}
+
+fn report_signature(secret: &[u8], week: Week, exp: i64) -> String {
+    crate::core::router::sign(secret, &format!("report:{week}:{exp}"))
+}
+
+/// Whether `sig` signs `week` until `exp`, and `exp` is not past.
+pub fn report_link_ok(secret: &[u8], week: Week, exp: i64, sig: &str, now: Timestamp) -> bool {
+    now.as_second() <= exp && crate::core::text::constant_eq(&report_signature(secret, week, exp), sig)
+}
+
+/// How many weeks the page's NPS trend covers.
+pub const TREND_WEEKS: usize = 12;
+
+/// The managers' report page for `week`, as of `as_of`.
+pub async fn page(store: &Store, hours: &BusinessHours, week: Week, as_of: Timestamp) -> anyhow::Result<String> {
+    let (now, prev) = pair(store, hours, week, as_of).await?;
+    let (from, to) = week.bounds(hours.time_zone());
+    let data = store.report_data(from, to, as_of).await?;
+    let details = crate::core::report::details(week, hours, as_of, &data);
+    let mut weeks = vec![week];
+    while weeks.len() < TREND_WEEKS {
+        let oldest = *weeks.last().expect("not empty");
+        weeks.push(oldest.previous());
+    }
+    let mut trend = Vec::new();
+    for w in weeks.into_iter().rev() {
+        let (from, to) = w.bounds(hours.time_zone());
+        let data = store.report_data(from, to, as_of).await?;
+        trend.push((w.to_string(), compute(w, hours, as_of, &data).nps.score));
+    }
+    Ok(format::report_page(&now, &prev, &details, &trend))
 }

@@ -204,23 +204,19 @@ pub fn compute(week: Week, hours: &BusinessHours, as_of: Timestamp, data: &Repor
         if known(c.resolved_at).is_some() {
             resolved += 1;
         }
-        match (known(c.first_reply_at), c.due_at) {
-            (Some(reply), due) => {
-                let secs = reply.as_second() - c.opened_at.as_second();
-                wall.push(secs);
-                business.push(hours.elapsed(c.opened_at, reply));
-                if let Some(agent) = c.first_reply_by.as_deref() {
-                    per_agent_first.entry(agent).or_default().push(secs);
-                }
-                match due {
-                    Some(due) if reply <= due => met += 1,
-                    Some(_) => breached += 1,
-                    None => {}
-                }
+        if let Some(reply) = known(c.first_reply_at) {
+            let secs = reply.as_second() - c.opened_at.as_second();
+            wall.push(secs);
+            business.push(hours.elapsed(c.opened_at, reply));
+            if let Some(agent) = c.first_reply_by.as_deref() {
+                per_agent_first.entry(agent).or_default().push(secs);
             }
-            (None, Some(due)) if as_of > due => breached += 1,
-            (None, Some(_)) => pending += 1,
-            (None, None) => {}
+        }
+        match outcome(c, as_of) {
+            Some(Outcome::Met) => met += 1,
+            Some(Outcome::Breached) => breached += 1,
+            Some(Outcome::Pending) => pending += 1,
+            None => {}
         }
     }
     wall.sort_unstable();
@@ -278,6 +274,80 @@ pub fn compute(week: Week, hours: &BusinessHours, as_of: Timestamp, data: &Repor
         },
         agents: agents.into_values().collect(),
         deliveries: Deliveries { failed: data.failed_deliveries },
+    }
+}
+
+/// How a conversation fared against its first-response target at `as_of`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Met,
+    Breached,
+    /// Not answered and not yet due.
+    Pending,
+}
+
+/// `None` when it has no target (an agent started it).
+fn outcome(c: &ConversationRow, as_of: Timestamp) -> Option<Outcome> {
+    let reply = c.first_reply_at.filter(|t| *t <= as_of);
+    match (reply, c.due_at?) {
+        (Some(reply), due) if reply <= due => Some(Outcome::Met),
+        (Some(_), _) => Some(Outcome::Breached),
+        (None, due) if as_of > due => Some(Outcome::Breached),
+        (None, _) => Some(Outcome::Pending),
+    }
+}
+
+/// Upper bounds (seconds, wall clock) of the first-response distribution's
+/// buckets on the report page, with their labels; the last is open-ended.
+pub const RESPONSE_BUCKETS: [(i64, &str); 6] = [
+    (15 * 60, "≤ 15m"),
+    (3600, "15m–1h"),
+    (4 * 3600, "1h–4h"),
+    (8 * 3600, "4h–8h"),
+    (86_400, "8h–1d"),
+    (i64::MAX, "> 1d"),
+];
+
+/// What the report page charts besides the summary's own figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Details {
+    /// First responses by time taken: one count per [`RESPONSE_BUCKETS`] entry.
+    pub response_buckets: Vec<(String, u32)>,
+    /// Per day of the week (by the local day the conversation opened):
+    /// the day ("Mon 16 Nov"), met and breached.
+    pub sla_by_day: Vec<(String, u32, u32)>,
+}
+
+/// The page's extra figures for `week`, counted as [`compute`] counts.
+pub fn details(week: Week, hours: &BusinessHours, as_of: Timestamp, data: &ReportData) -> Details {
+    let tz = hours.time_zone();
+    let (from, to) = week.bounds(tz);
+    let mut buckets = vec![0u32; RESPONSE_BUCKETS.len()];
+    let days: Vec<jiff::civil::Date> =
+        (0..7).filter_map(|d| week.day(Weekday::Monday).checked_add(jiff::Span::new().days(d)).ok()).collect();
+    let mut by_day = vec![(0u32, 0u32); days.len()];
+    for c in data.conversations.iter().filter(|c| c.opened_at >= from && c.opened_at < to && c.opened_at <= as_of) {
+        if let Some(reply) = c.first_reply_at.filter(|t| *t <= as_of) {
+            let secs = reply.as_second() - c.opened_at.as_second();
+            let i = RESPONSE_BUCKETS.iter().position(|(max, _)| secs <= *max).unwrap_or(RESPONSE_BUCKETS.len() - 1);
+            buckets[i] += 1;
+        }
+        let day = tz.to_datetime(c.opened_at).date();
+        if let Some(i) = days.iter().position(|d| *d == day) {
+            match outcome(c, as_of) {
+                Some(Outcome::Met) => by_day[i].0 += 1,
+                Some(Outcome::Breached) => by_day[i].1 += 1,
+                _ => {}
+            }
+        }
+    }
+    Details {
+        response_buckets: RESPONSE_BUCKETS.iter().zip(buckets).map(|((_, label), n)| (label.to_string(), n)).collect(),
+        sla_by_day: days
+            .iter()
+            .zip(by_day)
+            .map(|(d, (met, breached))| (d.strftime("%a %-d %b").to_string(), met, breached))
+            .collect(),
     }
 }
 

@@ -11,6 +11,7 @@
 use jiff::Timestamp;
 
 use super::router::{Channel, Input, SURVEY_CORRECTION_SECS, Survey, SurveyStatus, sign};
+use super::text::constant_eq;
 
 /// What the survey page shows, and the input to apply first (if any).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,11 +115,6 @@ fn conversation_of(survey: &Survey) -> (Option<Channel>, String) {
         Some((channel, thread)) => (Channel::parse(channel), thread.to_string()),
         None => (None, survey.conversation.clone()),
     }
-}
-
-/// Equality that takes as long whatever the first difference.
-fn constant_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

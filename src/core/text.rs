@@ -1,6 +1,11 @@
 //! Small text helpers shared by the core and the shell: hex digits, HTML
 //! escaping and markdown table cells. Pure.
 
+/// Equality that takes as long whatever the first difference (for secrets).
+pub fn constant_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Lower-case hex digits of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -35,6 +35,7 @@ use crate::store::Store;
 
 mod api;
 mod ops;
+mod report_page;
 mod survey;
 
 /// The longest a request may take before it is answered 503.
@@ -111,6 +112,7 @@ pub fn routes(state: WebState) -> Router {
     Router::new()
         .route("/survey/{token}", get(survey::open))
         .route("/survey/{token}/comment", post(survey::comment))
+        .route("/reports/{week}", get(report_page::show))
         .route("/api/v1/summary", get(api::summary))
         .route("/api/v1/conversations", get(api::conversations))
         .route("/api/v1/agents", get(api::agents))

@@ -12,18 +12,18 @@ use concierge::{demo, format};
 
 use crate::helpers::{TestDb, databases};
 
-fn demo_config(url: &str) -> Config {
+pub fn demo_config(url: &str) -> Config {
     let mut c = Config::parse(demo::CONFIG, "demo", None).unwrap();
     c.database_url = url.to_string();
     c
 }
 
-fn demo_events() -> Vec<Event> {
+pub fn demo_events() -> Vec<Event> {
     let config = demo_config("sqlite::memory:");
     replay::parse(&demo::events(&config.policy.hours), "demo", &config.policy).unwrap()
 }
 
-fn as_of() -> Timestamp {
+pub fn as_of() -> Timestamp {
     demo::AS_OF.parse().unwrap()
 }
 
@@ -38,7 +38,7 @@ async fn outbox(store: &Store) -> Vec<(String, Timestamp, String, String, String
         .collect()
 }
 
-async fn replay_into(db: &TestDb, events: Vec<Event>, until: Option<Timestamp>) -> (Engine, replay::Summary) {
+pub async fn replay_into(db: &TestDb, events: Vec<Event>, until: Option<Timestamp>) -> (Engine, replay::Summary) {
     let mut engine = Engine::start(demo_config(&db.url), false).await.unwrap();
     let summary = replay::run(&mut engine, events, until, None).await.unwrap();
     (engine, summary)

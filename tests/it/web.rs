@@ -350,3 +350,86 @@ async fn page_after_answer(page_url: &str) -> String {
     assert_eq!(code, 200, "{page}");
     page
 }
+
+/// The texts shown at the end of each bar in a chart section.
+fn bar_values(page: &str, chart: &str) -> Vec<String> {
+    let start = page.find(&format!("data-chart=\"{chart}\"")).unwrap_or_else(|| panic!("no {chart} chart"));
+    let section = &page[start..page[start..].find("</section>").map_or(page.len(), |e| start + e)];
+    let re = regex::Regex::new(r#"<rect [^>]*/><text [^>]*>([^<]*)</text>"#).unwrap();
+    re.captures_iter(section).map(|c| c[1].to_string()).collect()
+}
+
+#[tokio::test]
+async fn the_report_page_opens_from_the_signed_link_or_with_a_token_and_charts_the_weeks_figures() {
+    use concierge::core::report::Week;
+    for db in databases().await {
+        let as_of = crate::replay::as_of();
+        let (engine, _) = crate::replay::replay_into(&db, crate::replay::demo_events(), Some(as_of)).await;
+        let secret = engine.store.secret().await.unwrap();
+        engine.store.close().await;
+        drop(engine);
+        let mut config = crate::replay::demo_config(&db.url);
+        config.http.listen = "127.0.0.1:0".parse().unwrap();
+        let clock = Clock::virtual_from(as_of, 1);
+        let app = App::with_channels(config, vec![], clock).await.unwrap();
+        let base = format!("http://{}", app.web_addr().unwrap());
+        let store = app.store().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let bot = tokio::spawn(app.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        let week = Week::parse("2026-W47").unwrap();
+        let hours = crate::replay::demo_config("sqlite::memory:").policy.hours;
+        let (report, _) = concierge::reports::pair(&store, &hours, week, as_of).await.unwrap();
+
+        let link = concierge::reports::report_link(&base, &secret, week, clock.now());
+        let (code, page) = get(&link).await;
+        assert_eq!(code, 200, "{}: {page}", db.backend);
+        assert!(page.contains("Support summary 2026-W47"), "{page}");
+        // The distribution counts every first response once.
+        let answered: u32 =
+            bar_values(&page, "first-response-distribution").iter().map(|v| v.parse::<u32>().unwrap()).sum();
+        assert_eq!(answered, report.first_response.answered);
+        // SLA by day adds up to the week's met and breached.
+        let days = bar_values(&page, "sla-by-day");
+        assert_eq!(days.len(), 7, "{days:?}");
+        let (met, total) = days.iter().filter_map(|d| d.split_once('(')).fold((0, 0), |(m, t), (_, rest)| {
+            let (a, b) = rest.trim_end_matches(')').split_once('/').unwrap();
+            (m + a.parse::<u32>().unwrap(), t + b.parse::<u32>().unwrap())
+        });
+        assert_eq!((met, total), (report.sla.met, report.sla.met + report.sla.breached));
+        // Findings by agent, and the NPS trend ending with this week's score.
+        let by_agent: Vec<u32> = bar_values(&page, "findings-by-agent").iter().map(|v| v.parse().unwrap()).collect();
+        assert_eq!(by_agent, report.agents.iter().map(|a| a.findings).collect::<Vec<_>>());
+        let nps = report.nps.score.expect("the demo week has answers");
+        assert!(page.contains(&format!("data-week=\"2026-W47\" data-nps=\"{nps}\"")), "{page}");
+        assert_eq!(page.matches("data-week=\"2026-W").count(), 2, "the demo has answers in two weeks of the twelve");
+
+        // Without a valid signature: 401; with an API token instead: 200.
+        let (code, _) = get(&format!("{base}/reports/2026-W47")).await;
+        assert_eq!(code, 401);
+        let (code, _) = get(&link.replace("sig=", "sig=0")).await;
+        assert_eq!(code, 401);
+        let old = concierge::reports::report_link(
+            &base,
+            &secret,
+            week,
+            clock.now() - jiff::SignedDuration::from_hours(24 * 91),
+        );
+        let (code, _) = get(&old).await;
+        assert_eq!(code, 401, "expired");
+        let other_week = link.replace("2026-W47", "2026-W46");
+        assert_eq!(get(&other_week).await.0, 401, "a link signs one week");
+        store.create_token("ops", "cct_test_token_of_some_length", clock.now()).await.unwrap();
+        let r = client()
+            .get(format!("{base}/reports/2026-W47"))
+            .bearer_auth("cct_test_token_of_some_length")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(get(&format!("{base}/reports/2026-W99")).await.0, 404);
+        stop.send(()).unwrap();
+        bot.await.unwrap().unwrap();
+    }
+}
