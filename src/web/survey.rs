@@ -107,14 +107,18 @@ async fn lookup(s: &WebState, token: &str) -> Result<Option<Survey>, Response> {
     }
 }
 
-/// A request made from another site: its `Origin` names another host, or
-/// the browser says so in `Sec-Fetch-Site`.
+/// A request made from another site: the browser says so in
+/// `Sec-Fetch-Site`, or its `Origin` names another host. (`Origin: null`,
+/// sent under strict referrer policies, counts only with `Sec-Fetch-Site:
+/// same-origin`.)
 fn cross_site(headers: &HeaderMap) -> bool {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if get("sec-fetch-site").is_some_and(|v| v == "cross-site" || v == "same-site") {
+    let fetch_site = get("sec-fetch-site");
+    if fetch_site.is_some_and(|v| v == "cross-site" || v == "same-site") {
         return true;
     }
     match (get(header::ORIGIN.as_str()), get(header::HOST.as_str())) {
+        (Some("null"), _) => fetch_site != Some("same-origin"),
         (Some(origin), Some(host)) => origin.split_once("://").map(|(_, h)| h) != Some(host),
         (Some(_), None) => true,
         (None, _) => false,

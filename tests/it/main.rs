@@ -1,6 +1,7 @@
 //! Integration tests: one binary (see helpers.rs for the databases they use).
 
 mod app;
+mod browser;
 mod cli;
 mod discord_e2e;
 mod email_corpus;

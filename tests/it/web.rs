@@ -22,7 +22,7 @@ use crate::helpers::databases;
 /// Ten virtual minutes per real second.
 const SPEED: u32 = 600;
 
-const CONFIG: &str = r#"
+pub const CONFIG: &str = r#"
 [business_hours]
 time_zone = "UTC"
 mon = ["00:00-24:00"]
@@ -56,7 +56,7 @@ fn message(role: Role, thread: &str, id: &str, at: Timestamp) -> Inbound {
 
 /// A resolved conversation per thread, whose survey has gone out; returns
 /// each survey's one-click link for score 9, as mailed.
-async fn surveys_sent(email: &TestChannel, store: &Store, clock: Clock, threads: &[&str]) -> Vec<String> {
+pub async fn surveys_sent(email: &TestChannel, store: &Store, clock: Clock, threads: &[&str]) -> Vec<String> {
     for t in threads {
         let now = clock.now();
         email.send.send(message(Role::Customer, t, &format!("{t}-1"), now)).await.unwrap();
@@ -83,7 +83,7 @@ async fn surveys_sent(email: &TestChannel, store: &Store, clock: Clock, threads:
     }
 }
 
-async fn survey_row(store: &Store, thread: &str) -> concierge::core::router::Survey {
+pub async fn survey_row(store: &Store, thread: &str) -> concierge::core::router::Survey {
     store.latest_survey(&format!("email:{thread}")).await.unwrap().expect("a survey")
 }
 
@@ -104,17 +104,17 @@ fn form_key(page: &str) -> String {
 
 /// The app in the background with an email test channel: its web address,
 /// store, channel and clock, and how to stop it.
-struct Running {
-    base: String,
-    store: Store,
-    email: TestChannel,
-    clock: Clock,
+pub struct Running {
+    pub base: String,
+    pub store: Store,
+    pub email: TestChannel,
+    pub clock: Clock,
     stop: tokio::sync::oneshot::Sender<()>,
     bot: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Running {
-    async fn start(url: &str, config: &str) -> Running {
+    pub async fn start(url: &str, config: &str) -> Running {
         let start: Timestamp = "2026-11-23T10:00:00Z".parse().unwrap();
         let clock = Clock::virtual_from(start, SPEED);
         let email = TestChannel::new(Channel::Email, Mode::Works, clock);
@@ -131,7 +131,7 @@ impl Running {
         Running { base, store, email, clock, stop, bot }
     }
 
-    async fn stop(self) {
+    pub async fn stop(self) {
         self.stop.send(()).unwrap();
         self.bot.await.unwrap().unwrap();
     }
