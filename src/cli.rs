@@ -57,6 +57,9 @@ pub enum Command {
     /// Bearer tokens for the HTTP API (`/api/v1/...`, report pages).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Detractor follow-ups: list the open ones, close one once handled.
+    #[command(subcommand)]
+    Followup(FollowupCommand),
     /// Run the bot.
     Run,
     /// Apply database migrations and exit.
@@ -90,9 +93,28 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum CheckFormat {
+pub enum CheckFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FollowupCommand {
+    /// Close follow-up ID (as listed: the ticket and the survey's number, e.g. AB12CD34-1).
+    Done {
+        id: String,
+        /// Who handled it.
+        #[arg(long, default_value = "cli")]
+        by: String,
+        /// What was done, kept with the closure.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// The open follow-ups, oldest first.
+    List {
+        #[arg(long, value_enum, default_value = "text")]
+        format: CheckFormat,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -314,6 +336,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Resolve(args) => block_on(resolve_cmd(&cli, args)),
         Command::Outbox(args) => block_on(outbox_cmd(&cli, args)),
         Command::Token(cmd) => block_on(token_cmd(&cli, cmd)),
+        Command::Followup(cmd) => block_on(followup_cmd(&cli, cmd)),
         Command::Migrate => block_on(async {
             let config = load_config(&cli)?;
             let store = Store::open(&config.database_url).await?;
@@ -754,6 +777,55 @@ async fn resolve_cmd(cli: &Cli, args: &ResolveArgs) -> Result<ExitCode, Failure>
     store.close().await;
     println!("queued: the running bot resolves {} ticket {} within seconds", channel.as_str(), args.ticket);
     Ok(ExitCode::SUCCESS)
+}
+
+async fn followup_cmd(cli: &Cli, cmd: &FollowupCommand) -> Result<ExitCode, Failure> {
+    use crate::store::report::Closed;
+    let config = load_config(cli)?;
+    let store = Store::open(&config.database_url).await?;
+    let now = Timestamp::now();
+    let result = match cmd {
+        FollowupCommand::Done { id, by, note } => match store.close_followup(id, by, note.as_deref(), now).await? {
+            Closed::Now => {
+                eprintln!("follow-up {id} closed by {by}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Closed::Already { at, by } => {
+                eprintln!("follow-up {id} was closed already, at {at} by {by}; nothing changed");
+                Ok(ExitCode::SUCCESS)
+            }
+            Closed::NotADetractor => Err(input(format!(
+                "{id} names a survey that was not answered 0-6, so it has no follow-up (concierge followup list shows the open ones)"
+            ))),
+            Closed::Unknown => {
+                Err(input(format!("no follow-up has id {id}; concierge followup list shows the open ones")))
+            }
+        },
+        FollowupCommand::List { format } => {
+            let open = crate::core::report::open_followups(now, &store.followup_rows(now).await?);
+            let mut out = std::io::stdout().lock();
+            for i in &open.items {
+                match format {
+                    CheckFormat::Json => writeln!(out, "{}", serde_json::to_string(i).expect("json"))?,
+                    CheckFormat::Text => writeln!(
+                        out,
+                        "{}  score {:>2}  {:<12} opened {}  waiting {}",
+                        i.id,
+                        i.score,
+                        i.agent.as_deref().unwrap_or("-"),
+                        i.opened_at,
+                        crate::format::short(i.waiting_seconds)
+                    )?,
+                }
+            }
+            if open.items.is_empty() && matches!(format, CheckFormat::Text) {
+                eprintln!("no follow-up is open");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    store.close().await;
+    result
 }
 
 async fn token_cmd(cli: &Cli, cmd: &TokenCommand) -> Result<ExitCode, Failure> {

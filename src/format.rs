@@ -200,6 +200,7 @@ fn text(r: &Report, p: &Report, rules: Option<&RuleSet>) -> String {
             count(r.nps.detractors, "detractor", "detractors"),
         ));
     }
+    lines.extend(followup_lines(r));
     if r.deliveries.failed > 0 {
         lines.push(format!(
             "Deliveries       {} could not be delivered; see `concierge outbox --status failed`",
@@ -238,6 +239,36 @@ fn text(r: &Report, p: &Report, rules: Option<&RuleSet>) -> String {
         let _ = writeln!(o, "{}", line.trim_end());
     }
     o
+}
+
+/// How many open follow-ups the text and markdown list one by one.
+const FOLLOWUPS_LISTED: usize = 10;
+
+/// The open detractor follow-ups, for people: a heading line, then one line
+/// each (id, score, agent, how long it has waited).
+fn followup_lines(r: &Report) -> Vec<String> {
+    let f = &r.followups;
+    if f.open == 0 {
+        return vec!["Follow-ups       none open".to_string()];
+    }
+    let mut lines = vec![format!(
+        "Follow-ups       {} open (detractors to contact; close with `concierge followup done ID`)",
+        f.open
+    )];
+    let width = f.items.iter().map(|i| i.id.chars().count()).max().unwrap_or(0);
+    for i in f.items.iter().take(FOLLOWUPS_LISTED) {
+        lines.push(format!(
+            "  {:<width$}  score {:>2}  {:<12} waiting {}",
+            i.id,
+            i.score,
+            i.agent.as_deref().unwrap_or("-"),
+            short(i.waiting_seconds)
+        ));
+    }
+    if f.items.len() > FOLLOWUPS_LISTED {
+        lines.push(format!("  ... and {} more (concierge followup list)", f.items.len() - FOLLOWUPS_LISTED));
+    }
+    lines
 }
 
 fn markdown(r: &Report, p: &Report, rules: Option<&RuleSet>) -> String {
@@ -292,6 +323,22 @@ fn markdown(r: &Report, p: &Report, rules: Option<&RuleSet>) -> String {
                 a.first_responses,
                 a.median_first_response_seconds.map_or_else(|| "none".into(), short),
                 a.findings
+            );
+        }
+    }
+    if !r.followups.items.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Open follow-ups\n\nDetractors to contact; close with `concierge followup done ID`.\n\n| Follow-up | Score | Agent | Waiting |\n|---|---:|---|---:|"
+        );
+        for i in r.followups.items.iter().take(FOLLOWUPS_LISTED) {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} |",
+                markdown_cell(&i.id),
+                i.score,
+                markdown_cell(i.agent.as_deref().unwrap_or("-")),
+                short(i.waiting_seconds)
             );
         }
     }
@@ -481,6 +528,20 @@ fn html(r: &Report, p: &Report) -> String {
         }
         o.push_str("</table>");
     }
+    if !r.followups.items.is_empty() {
+        o.push_str("<h2>Open follow-ups</h2><p>Detractors to contact; close with <code>concierge followup done ID</code>.</p><table><tr><th>Follow-up</th><th>Score</th><th>Agent</th><th>Waiting</th></tr>");
+        for i in &r.followups.items {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&i.id),
+                i.score,
+                esc(i.agent.as_deref().unwrap_or("-")),
+                esc(&short(i.waiting_seconds))
+            );
+        }
+        o.push_str("</table>");
+    }
     o.push_str("</body></html>\n");
     o
 }
@@ -584,6 +645,7 @@ mod tests {
             checks: vec![],
             scores: vec![10, 2],
             failed_deliveries: 1,
+            followups: vec![],
         };
         let hours = BusinessHours::always_open();
         let now = compute(Week::parse("2026-W48").unwrap(), &hours, ts("2026-12-01T00:00:00Z"), &data);

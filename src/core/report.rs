@@ -15,6 +15,7 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use super::hours::BusinessHours;
+use super::router::followup_id;
 use super::stats::{Nps, nearest_rank};
 
 /// An ISO week, `2026-W48`.
@@ -114,6 +115,38 @@ pub struct ReportData {
     pub scores: Vec<u8>,
     /// Messages of the week that could not be delivered (failed for good).
     pub failed_deliveries: u32,
+    /// Detractors' answers up to `as_of`, of any week: the follow-ups they opened.
+    pub followups: Vec<FollowUpRow>,
+}
+
+/// A survey answered 0-6, and whether its follow-up was closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowUpRow {
+    /// The survey's id (`channel:thread#n`).
+    pub survey: String,
+    pub score: u8,
+    /// The agent who gave the first response (or was assigned), if any.
+    pub agent: Option<String>,
+    pub answered_at: Timestamp,
+    pub closed_at: Option<Timestamp>,
+}
+
+/// The follow-ups still open at `as_of`, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FollowUps {
+    pub open: u32,
+    pub items: Vec<OpenFollowUp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpenFollowUp {
+    /// For `concierge followup done ID`: the ticket and the survey's number.
+    pub id: String,
+    pub ticket: String,
+    pub score: u8,
+    pub agent: Option<String>,
+    pub opened_at: Timestamp,
+    pub waiting_seconds: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -182,6 +215,8 @@ pub struct Report {
     pub nps: NpsFigures,
     pub agents: Vec<Agent>,
     pub deliveries: Deliveries,
+    /// Detractor follow-ups open at `as_of` (of any week).
+    pub followups: FollowUps,
 }
 
 /// Delivery health: messages concierge gave up on (see `concierge outbox`).
@@ -274,7 +309,29 @@ pub fn compute(week: Week, hours: &BusinessHours, as_of: Timestamp, data: &Repor
         },
         agents: agents.into_values().collect(),
         deliveries: Deliveries { failed: data.failed_deliveries },
+        followups: open_followups(as_of, &data.followups),
     }
+}
+
+/// The follow-ups of `rows` still open at `as_of`, oldest first.
+pub fn open_followups(as_of: Timestamp, rows: &[FollowUpRow]) -> FollowUps {
+    let mut items: Vec<OpenFollowUp> = rows
+        .iter()
+        .filter(|f| f.score <= 6 && f.answered_at <= as_of && f.closed_at.is_none_or(|c| c > as_of))
+        .map(|f| {
+            let ticket = f.survey.split_once(':').map_or(f.survey.as_str(), |(_, r)| r);
+            OpenFollowUp {
+                id: followup_id(&f.survey),
+                ticket: ticket.rsplit_once('#').map_or(ticket, |(t, _)| t).to_string(),
+                score: f.score,
+                agent: f.agent.clone(),
+                opened_at: f.answered_at,
+                waiting_seconds: as_of.as_second() - f.answered_at.as_second(),
+            }
+        })
+        .collect();
+    items.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
+    FollowUps { open: items.len() as u32, items }
 }
 
 /// How a conversation fared against its first-response target at `as_of`.
@@ -407,6 +464,7 @@ mod tests {
             checks: vec![],
             scores: vec![10, 9, 3],
             failed_deliveries: 0,
+            followups: vec![],
         };
         let r = compute(Week::parse("2026-W48").unwrap(), &hours, ts("2026-11-25T10:10:00Z"), &data);
         assert_eq!((r.sla.met, r.sla.breached, r.sla.pending), (1, 2, 1));
@@ -440,6 +498,7 @@ mod tests {
             ],
             scores: vec![],
             failed_deliveries: 0,
+            followups: vec![],
         };
         let r = compute(Week::parse("2026-W48").unwrap(), &hours, ts("2026-12-01T00:00:00Z"), &data);
         assert_eq!(r.standards.replies_checked, 3);

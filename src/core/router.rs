@@ -1021,6 +1021,8 @@ impl Router {
                     ("ticket", &conv.thread),
                     ("score", &score_text),
                     ("comment", survey.comment.as_deref().unwrap_or("(none)")),
+                    ("agent", conv.first_reply_by.as_deref().or(conv.assigned.as_deref()).unwrap_or("(no reply yet)")),
+                    ("followup", &followup_id(&survey.id)),
                 ],
             );
             let key = format!("{}/detractor", survey.id);
@@ -1253,6 +1255,16 @@ impl Router {
     /// "Mon 2026-11-23 09:00 EST" for agents and managers.
     fn agent_time(&self, at: Timestamp) -> String {
         at.to_zoned(self.policy.hours.time_zone().clone()).strftime("%a %Y-%m-%d %H:%M %Z").to_string()
+    }
+}
+
+/// The id of the follow-up a detractor's answer to survey `survey_id`
+/// (`channel:thread#n`) opens: `thread-n`.
+pub fn followup_id(survey_id: &str) -> String {
+    let without_channel = survey_id.split_once(':').map_or(survey_id, |(_, rest)| rest);
+    match without_channel.rsplit_once('#') {
+        Some((thread, n)) => format!("{thread}-{n}"),
+        None => without_channel.to_string(),
     }
 }
 

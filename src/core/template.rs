@@ -37,7 +37,7 @@ const TEXT_FILES: [(&str, &[&str]); 11] = [
     ("nudge_breach.txt", &["ticket", "customer", "due", "waiting_for", "target_name"]),
     ("escalation.txt", &["ticket", "customer", "due", "overdue", "level", "waiting_for", "target_name"]),
     ("survey.txt", &["customer_name", "ticket", "token", "score_links"]),
-    ("detractor_alert.txt", &["customer", "ticket", "score", "comment"]),
+    ("detractor_alert.txt", &["customer", "ticket", "score", "comment", "agent", "followup"]),
     ("feedback.txt", &["ticket", "feedback"]),
     ("held.txt", &["ticket", "feedback"]),
     ("held_chat.txt", &["ticket", "feedback", "original"]),

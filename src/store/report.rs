@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use sqlx::Row as _;
 
 use super::{Store, opt_ts, ts};
-use crate::core::report::{CheckRow, ConversationRow, ReportData};
+use crate::core::report::{CheckRow, ConversationRow, FollowUpRow, ReportData};
 
 impl Store {
     /// The rows behind a report: conversations opened in `[from, to)` before
@@ -90,6 +90,92 @@ impl Store {
         .fetch_one(&self.pool)
         .await?
         .try_get::<i64, _>("n")?;
-        Ok(ReportData { conversations, checks, scores, failed_deliveries: u32::try_from(failed).unwrap_or(u32::MAX) })
+        let followups = self.followup_rows(Timestamp::from_second(as_of).unwrap_or(Timestamp::MAX)).await?;
+        Ok(ReportData {
+            conversations,
+            checks,
+            scores,
+            failed_deliveries: u32::try_from(failed).unwrap_or(u32::MAX),
+            followups,
+        })
     }
+
+    /// Every survey answered 0-6 up to `as_of`, with its follow-up's closure.
+    pub async fn followup_rows(&self, as_of: Timestamp) -> anyhow::Result<Vec<FollowUpRow>> {
+        sqlx::query(
+            "SELECT s.id, s.score, s.answered_at, c.first_reply_by, c.assigned, f.closed_at FROM surveys s \
+             JOIN conversations c ON c.id = s.conversation LEFT JOIN followup_closures f ON f.survey = s.id \
+             WHERE s.status = 'answered' AND s.score <= 6 AND s.answered_at <= $1 ORDER BY s.answered_at, s.id",
+        )
+        .bind(as_of.as_second())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| -> anyhow::Result<FollowUpRow> {
+            let first: Option<String> = r.try_get("first_reply_by")?;
+            Ok(FollowUpRow {
+                survey: r.try_get("id")?,
+                score: r.try_get::<i64, _>("score")?.clamp(0, 10) as u8,
+                agent: first.or(r.try_get("assigned")?),
+                answered_at: ts(r.try_get("answered_at")?),
+                closed_at: opt_ts(r, "closed_at")?,
+            })
+        })
+        .collect()
+    }
+
+    /// Closes follow-up `id` (`TICKET-N`). Returns what happened.
+    pub async fn close_followup(
+        &self,
+        id: &str,
+        by: &str,
+        note: Option<&str>,
+        now: Timestamp,
+    ) -> anyhow::Result<Closed> {
+        let Some((ticket, n)) = id.rsplit_once('-') else { return Ok(Closed::Unknown) };
+        let rows = sqlx::query(
+            "SELECT s.id, s.score, s.status, f.closed_at, f.closed_by FROM surveys s \
+             JOIN conversations c ON c.id = s.conversation LEFT JOIN followup_closures f ON f.survey = s.id \
+             WHERE c.thread = $1",
+        )
+        .bind(ticket)
+        .fetch_all(&self.pool)
+        .await?;
+        let suffix = format!("#{n}");
+        let Some(r) = rows.iter().find(|r| r.try_get::<String, _>("id").is_ok_and(|i| i.ends_with(&suffix))) else {
+            return Ok(Closed::Unknown);
+        };
+        let (survey, score, status): (String, Option<i64>, String) =
+            (r.try_get("id")?, r.try_get("score")?, r.try_get("status")?);
+        if status != "answered" || score.is_none_or(|s| s > 6) {
+            return Ok(Closed::NotADetractor);
+        }
+        if let Some(at) = r.try_get::<Option<i64>, _>("closed_at")? {
+            return Ok(Closed::Already { at: ts(at), by: r.try_get("closed_by")? });
+        }
+        sqlx::query(
+            "INSERT INTO followup_closures (survey, closed_at, closed_by, note) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (survey) DO NOTHING",
+        )
+        .bind(&survey)
+        .bind(now.as_second())
+        .bind(by)
+        .bind(note)
+        .execute(&self.pool)
+        .await?;
+        Ok(Closed::Now)
+    }
+}
+
+/// What `close_followup` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closed {
+    Now,
+    Already {
+        at: Timestamp,
+        by: String,
+    },
+    /// No survey answered 0-6 has this id.
+    NotADetractor,
+    Unknown,
 }

@@ -639,3 +639,48 @@ fn standards_eval_measures_agreement_on_a_team_corpus_and_fails_below_min() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("c.jsonl:1: missing field `expect`"), "{}", stderr(&o));
 }
+
+#[test]
+fn detractor_follow_ups_are_listed_closed_once_and_counted_as_of_an_instant() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+    assert_eq!(run(concierge().args(["demo", "--database", &url]), "").status.code(), Some(0));
+    let config = dir.path().join("c.toml");
+    let demo_config = run(concierge().args(["demo", "--print-config"]), "");
+    std::fs::write(&config, stdout(&demo_config).replace("sqlite://demo.db", &url)).unwrap();
+    let cmd = |args: &[&str]| run(concierge().arg("--config").arg(&config).args(args), "");
+    let listed = |o: &std::process::Output| -> Vec<Value> {
+        stdout(o).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let before = listed(&cmd(&["followup", "list", "--format", "json"]));
+    assert!(before.len() >= 4, "{before:?}");
+    assert!(before.iter().all(|f| f["score"].as_u64().unwrap() <= 6 && f["waiting_seconds"].as_i64().unwrap() > 0));
+    let id = before[0]["id"].as_str().unwrap().to_string();
+
+    let o = cmd(&["followup", "done", &id, "--by", "boss", "--note", "called her back"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let after = listed(&cmd(&["followup", "list", "--format", "json"]));
+    assert_eq!(after.len(), before.len() - 1);
+    assert!(after.iter().all(|f| f["id"] != id.as_str()));
+    let o = cmd(&["followup", "done", &id]);
+    assert!(
+        o.status.success() && stderr(&o).contains("closed already") && stderr(&o).contains("by boss"),
+        "{}",
+        stderr(&o)
+    );
+    let o = cmd(&["followup", "done", "NOPE-1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no follow-up has id NOPE-1"), "{}", stderr(&o));
+
+    // The report as of an instant before the closure still shows it open; as
+    // of now it is gone.
+    let report = |as_of: &str| -> Value {
+        let o = cmd(&["report", "--week", "2026-W47", "--format", "json", "--as-of", as_of]);
+        serde_json::from_str(&stdout(&o)).unwrap()
+    };
+    let then = report("2026-11-21T12:00:00Z");
+    assert!(then["followups"]["items"].as_array().unwrap().iter().any(|f| f["id"] == id.as_str()), "{then}");
+    let now = report(&jiff::Timestamp::now().to_string());
+    assert!(now["followups"]["items"].as_array().unwrap().iter().all(|f| f["id"] != id.as_str()));
+    assert_eq!(now["followups"]["open"].as_u64(), Some(after.len() as u64));
+}

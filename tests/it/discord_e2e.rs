@@ -445,7 +445,10 @@ fn resolve_sends_survey_buttons_a_customers_click_records_once_a_detractor_alert
     let by_another = fake.click((LEE, "Lee"), &[], thread, survey_id, &format!("nps:{ticket}:10"));
     assert!(say(&answer(&fake, by_another)).contains("already recorded"));
     fake.wait_for("the detractor alert", |f| !posts_with(f, STAFF, "Detractor alert").is_empty());
-    assert!(content(&posts_with(&fake, STAFF, "Detractor alert")[0]).starts_with(&format!("<@&{MANAGER_ROLE}>")));
+    let alert = content(&posts_with(&fake, STAFF, "Detractor alert")[0]).to_string();
+    assert!(alert.starts_with(&format!("<@&{MANAGER_ROLE}>")), "{alert}");
+    // It names the agent and the follow-up to close.
+    assert!(alert.contains("Agent: ") && alert.contains("concierge followup done "), "{alert}");
     let comment = fake.click((ANA, "Ana Lima"), &[], thread, survey_id, &format!("nps-comment:{ticket}"));
     let form = answer(&fake, comment);
     assert_eq!(form["type"], 9, "{form}");

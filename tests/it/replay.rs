@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 
 use concierge::config::Config;
-use concierge::core::report::{CheckRow, ConversationRow, ReportData, Week, compute};
+use concierge::core::report::{CheckRow, ConversationRow, FollowUpRow, ReportData, Week, compute};
 use concierge::core::router::{Action, Conversation, Router, SurveyStatus};
 use concierge::engine::Engine;
 use concierge::replay::{self, Event};
@@ -58,6 +58,7 @@ fn pure_replay(events: Vec<Event>, until: Timestamp) -> PureReplay {
     let mut data = ReportData::default();
     let mut seen = std::collections::HashSet::new();
     let mut answers = Vec::new();
+    let mut answered: std::collections::BTreeMap<String, concierge::core::router::Survey> = Default::default();
     let mut take = |step: concierge::core::router::Step, actions: &mut Vec<Action>, data: &mut ReportData| {
         actions.extend(step.actions);
         if let Some(k) = step.check {
@@ -71,6 +72,7 @@ fn pure_replay(events: Vec<Event>, until: Timestamp) -> PureReplay {
         }
         if let Some(s) = step.survey.filter(|s| s.status == SurveyStatus::Answered) {
             answers.push((s.answered_at.unwrap(), s.score.unwrap()));
+            answered.insert(s.id.clone(), s);
         }
     };
     for e in events {
@@ -92,6 +94,21 @@ fn pure_replay(events: Vec<Event>, until: Timestamp) -> PureReplay {
             take(step, &mut actions, &mut data);
         }
     }
+    // Every detractor's answer opens a follow-up (none are closed in a replay).
+    data.followups = answered
+        .values()
+        .filter(|s| s.score.unwrap() <= 6)
+        .map(|s| {
+            let c = router.conversation(&s.conversation).unwrap();
+            FollowUpRow {
+                survey: s.id.clone(),
+                score: s.score.unwrap(),
+                agent: c.first_reply_by.clone().or(c.assigned.clone()),
+                answered_at: s.answered_at.unwrap(),
+                closed_at: None,
+            }
+        })
+        .collect();
     data.conversations = router
         .conversations()
         .filter(|c| c.customer_id.is_some())
