@@ -24,6 +24,24 @@ use crate::status::StatusBoard;
 use crate::store::{InstanceLock, Store};
 use crate::web::{Web, WebState};
 
+/// `[data] keep_messages`: removes message text older than `keep` seconds at
+/// start and then once a day.
+async fn purge_daily(store: Store, keep: i64, clock: Clock, mut stopped: watch::Receiver<bool>) {
+    loop {
+        let before = clock.now().checked_sub(jiff::SignedDuration::from_secs(keep)).unwrap_or(jiff::Timestamp::MIN);
+        match store.purge_text(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, before = %before, "message text past [data] keep_messages removed"),
+            Err(e) => tracing::warn!("cannot remove old message text: {e:#}; will retry tomorrow"),
+        }
+        let next = clock.instant_of(clock.now() + jiff::SignedDuration::from_hours(24));
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+    }
+}
+
 /// Binds the web surface when `[http]` enables it.
 async fn web(config: &mut Config, store: &Store) -> anyhow::Result<Option<(Web, WebSettings)>> {
     if !config.http.enabled {
@@ -65,6 +83,8 @@ pub struct App {
     clock: Clock,
     /// The weekly summary's schedule, with what it needs.
     schedule: Option<Schedule>,
+    /// `[data] keep_messages`, in seconds.
+    keep_messages: Option<i64>,
     /// The web surface, bound at build time (a taken port fails the start).
     web: Option<(Web, WebSettings)>,
     _lock: InstanceLock,
@@ -101,9 +121,9 @@ impl App {
             tracing::warn!("{warning}");
         }
         let web = web(&mut config, &store).await?;
-        let schedule = Schedule::of(&config);
+        let (schedule, keep_messages) = (Schedule::of(&config), config.keep_messages);
         let engine = Engine::with_store(config, store, true).await?;
-        Ok(App { engine, registry, clock, schedule, web, _lock: lock })
+        Ok(App { engine, registry, clock, schedule, keep_messages, web, _lock: lock })
     }
 
     /// The app with these channels instead of the configured ones (tests).
@@ -115,9 +135,9 @@ impl App {
         let store = Store::open(&config.database_url).await?;
         let lock = store.lock_instance().await?;
         let web = web(&mut config, &store).await?;
-        let schedule = Schedule::of(&config);
+        let (schedule, keep_messages) = (Schedule::of(&config), config.keep_messages);
         let engine = Engine::with_store(config, store, true).await?;
-        Ok(App { engine, registry: Registry::with(channels), clock, schedule, web, _lock: lock })
+        Ok(App { engine, registry: Registry::with(channels), clock, schedule, keep_messages, web, _lock: lock })
     }
 
     pub fn store(&self) -> &Store {
@@ -132,7 +152,7 @@ impl App {
     /// Runs the channels, their dispatch workers and the driver until
     /// `shutdown` completes; then stops everything within a second.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let App { engine, registry, clock, schedule, web, _lock } = self;
+        let App { engine, registry, clock, schedule, keep_messages, web, _lock } = self;
         let store = engine.store.clone();
         let (sender, inbox) = mpsc::channel(1024);
         let (stop, stopped) = watch::channel(false);
@@ -192,6 +212,9 @@ impl App {
                 wakers.clone(),
                 stopped.clone(),
             ));
+        }
+        if let Some(keep) = keep_messages {
+            tasks.spawn(purge_daily(store.clone(), keep, clock, stopped.clone()));
         }
         // The driver keeps running while any sender lives; intakes hold theirs.
         drop(sender);

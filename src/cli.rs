@@ -60,6 +60,8 @@ pub enum Command {
     /// Detractor follow-ups: list the open ones, close one once handled.
     #[command(subcommand)]
     Followup(FollowupCommand),
+    /// Forget a customer: remove their messages, name and address (the figures stay).
+    Forget(ForgetArgs),
     /// Run the bot.
     Run,
     /// Apply database migrations and exit.
@@ -96,6 +98,13 @@ pub struct CheckArgs {
 pub enum CheckFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// The customer's email address or Discord user id.
+    #[arg(long, value_name = "ADDRESS|DISCORD_ID")]
+    customer: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -337,6 +346,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Outbox(args) => block_on(outbox_cmd(&cli, args)),
         Command::Token(cmd) => block_on(token_cmd(&cli, cmd)),
         Command::Followup(cmd) => block_on(followup_cmd(&cli, cmd)),
+        Command::Forget(args) => block_on(forget_cmd(&cli, args)),
         Command::Migrate => block_on(async {
             let config = load_config(&cli)?;
             let store = Store::open(&config.database_url).await?;
@@ -779,6 +789,64 @@ async fn resolve_cmd(cli: &Cli, args: &ResolveArgs) -> Result<ExitCode, Failure>
     Ok(ExitCode::SUCCESS)
 }
 
+/// `forget --customer`: applied at once when no bot runs on the database;
+/// otherwise queued for the running bot (which also holds the customer in
+/// memory) and waited for, up to 30 seconds.
+async fn forget_cmd(cli: &Cli, args: &ForgetArgs) -> Result<ExitCode, Failure> {
+    let config = load_config(cli)?;
+    let customer = args.customer.trim();
+    if customer.is_empty() || customer.starts_with("forgotten-") {
+        return Err(input("--customer needs the email address or Discord user id the customer wrote from"));
+    }
+    let shown = crate::channels::log::redact(customer);
+    let store = Store::open(&config.database_url).await?;
+    if !store.knows_customer(customer).await? {
+        store.close().await;
+        eprintln!("no conversation has customer {shown}: nothing is stored about them");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the pseudonym: {e}"))?;
+    let pseudonym = format!("forgotten-{}", crate::core::text::hex(&bytes));
+    let result = match store.try_lock_instance().await? {
+        Some(lock) => {
+            let mut tx = store.begin().await?;
+            let f = store.forget(&mut tx, customer, &pseudonym).await?;
+            tx.commit().await.map_err(anyhow::Error::from)?;
+            lock.release().await;
+            eprintln!(
+                "forgot {shown}: {} conversation(s), {} message(s), {} survey(s) and {} outgoing message(s) no longer name or quote them; the figures stay",
+                f.conversations, f.messages, f.surveys, f.outbox
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let key = format!("forget/{pseudonym}");
+            let command = QueuedCommand::Forget { customer: customer.to_string(), pseudonym };
+            store.queue_command(&key, Timestamp::now(), &command).await?;
+            let give_up = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                match store.command_state(&key).await? {
+                    Some(None) => {
+                        eprintln!("forgot {shown} (applied by the running bot); the figures stay");
+                        break Ok(ExitCode::SUCCESS);
+                    }
+                    Some(Some(error)) => {
+                        break Err(Failure::from(anyhow::anyhow!("the running bot could not forget {shown}: {error}")));
+                    }
+                    None if std::time::Instant::now() > give_up => {
+                        eprintln!("queued: the running bot forgets {shown} as soon as it reads its commands");
+                        break Ok(ExitCode::SUCCESS);
+                    }
+                    None => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+                }
+            }
+        }
+    };
+    store.close().await;
+    result
+}
+
 async fn followup_cmd(cli: &Cli, cmd: &FollowupCommand) -> Result<ExitCode, Failure> {
     use crate::store::report::Closed;
     let config = load_config(cli)?;
@@ -886,7 +954,9 @@ async fn outbox_cmd(cli: &Cli, args: &OutboxArgs) -> Result<ExitCode, Failure> {
         None => vec![OutboxStatus::Pending, OutboxStatus::Failed],
         Some("all") => vec![],
         Some(s) => vec![OutboxStatus::parse(s).ok_or_else(|| {
-            input(format!("--status \"{s}\" is not a status; use pending, failed, delivered, replayed or all"))
+            input(format!(
+                "--status \"{s}\" is not a status; use pending, failed, delivered, replayed, cancelled or all"
+            ))
         })?],
     };
     let store = Store::open(&config.database_url).await?;

@@ -17,6 +17,7 @@ use tracing::Instrument as _;
 use crate::core::router::Input;
 use crate::engine::Engine;
 use crate::store::Store;
+use crate::store::commands::QueuedCommand;
 
 /// An input as a channel hands it over, stamped with the instant it
 /// happened (a mail's arrival, a message's timestamp), so delays in reading
@@ -180,10 +181,24 @@ async fn apply_commands(engine: &mut Engine, clock: Clock) -> anyhow::Result<()>
     for queued in engine.store.pending_commands().await? {
         let mut tx = engine.store.begin().await?;
         match &queued.command {
+            Ok(QueuedCommand::Forget { customer, pseudonym }) => {
+                let forgotten = engine.store.forget(&mut tx, customer, pseudonym).await?;
+                // The command itself named them: keep only the pseudonym.
+                let kept = QueuedCommand::Forget { customer: String::new(), pseudonym: pseudonym.clone() };
+                Store::rewrite_command(&mut tx, &queued.key, &kept).await?;
+                Store::command_done(&mut tx, &queued.key, None).await?;
+                tx.commit().await?;
+                // The router held the customer's id and name: read them back.
+                engine.reload().await?;
+                tracing::info!(command = %queued.key, conversations = forgotten.conversations, "a customer was forgotten");
+                continue;
+            }
             Ok(command) => {
                 let now = clock.now();
                 engine.fire(&mut tx, now).await?;
-                engine.apply(&mut tx, now, command.input()).await?;
+                if let Some(input) = command.input() {
+                    engine.apply(&mut tx, now, input).await?;
+                }
                 Store::command_done(&mut tx, &queued.key, None).await?;
                 tracing::info!(command = %queued.key, "command applied");
             }

@@ -60,6 +60,8 @@ pub struct Config {
     pub http: HttpSettings,
     /// `[reports] weekly_at`: when `run` sends the weekly summary (`None`: "off").
     pub weekly_at: Option<WeeklyAt>,
+    /// `[data] keep_messages`: seconds of message text kept (`None`: all).
+    pub keep_messages: Option<i64>,
 }
 
 /// `[http]` settings.
@@ -229,8 +231,8 @@ impl Validator<'_> {
     }
 
     fn config(&mut self, root: &Table, source: &str) -> Option<Config> {
-        const CORE: [&str; 8] =
-            ["database", "business_hours", "sla", "standards", "surveys", "responses", "http", "reports"];
+        const CORE: [&str; 9] =
+            ["database", "business_hours", "sla", "standards", "surveys", "responses", "http", "reports", "data"];
         let sections: Vec<&str> = CORE.iter().chain(ChannelSettings::SECTIONS).copied().collect();
         for key in root.keys().filter(|k| !sections.contains(&k.as_str())) {
             self.problem(key.as_str(), format!("unknown section or key; the sections are: {}", sections.join(", ")));
@@ -251,6 +253,11 @@ impl Validator<'_> {
         self.surveys(root, &mut policy);
         let http = self.http(root);
         let weekly_at = self.reports(root);
+        let data = self.section(root, "data", &["keep_messages"]);
+        let keep_messages = match self.string(data, "data", "keep_messages") {
+            None => None,
+            Some(_) => Some(self.duration(data, "data", "keep_messages", 0)).filter(|s| *s > 0),
+        };
         if http.enabled {
             policy.survey_url = Some(format!("{}/survey/", http.public_url));
         }
@@ -282,6 +289,7 @@ impl Validator<'_> {
             channels,
             http,
             weekly_at,
+            keep_messages,
         })
     }
 

@@ -14,16 +14,31 @@ use crate::core::router::{Channel, Input};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
 pub enum QueuedCommand {
-    Resolve { channel: Channel, thread: String, by: String, survey: bool },
+    Resolve {
+        channel: Channel,
+        thread: String,
+        by: String,
+        survey: bool,
+    },
+    /// Forget a customer (`concierge forget` while the bot runs): replace
+    /// their id with `pseudonym` and remove their text.
+    Forget {
+        customer: String,
+        pseudonym: String,
+    },
 }
 
 impl QueuedCommand {
-    /// The router input it stands for.
-    pub fn input(&self) -> Input {
+    /// The router input it stands for, if it is one.
+    pub fn input(&self) -> Option<Input> {
         match self {
-            QueuedCommand::Resolve { channel, thread, by, survey } => {
-                Input::Resolve { channel: Some(*channel), thread: thread.clone(), by: by.clone(), survey: *survey }
-            }
+            QueuedCommand::Resolve { channel, thread, by, survey } => Some(Input::Resolve {
+                channel: Some(*channel),
+                thread: thread.clone(),
+                by: by.clone(),
+                survey: *survey,
+            }),
+            QueuedCommand::Forget { .. } => None,
         }
     }
 }
@@ -65,6 +80,28 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Whether the command under `key` has been applied, and its error if it failed.
+    pub async fn command_state(&self, key: &str) -> anyhow::Result<Option<Option<String>>> {
+        let row = sqlx::query("SELECT done, error FROM commands WHERE command_key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) if r.try_get::<i64, _>("done")? != 0 => Some(r.try_get("error")?),
+            _ => None,
+        })
+    }
+
+    /// Replaces the stored text of a command (to drop what it named).
+    pub async fn rewrite_command(tx: &mut Tx, key: &str, command: &QueuedCommand) -> anyhow::Result<()> {
+        sqlx::query("UPDATE commands SET event = $1 WHERE command_key = $2")
+            .bind(serde_json::to_string(command)?)
+            .bind(key)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
 
     /// Marks a command applied (`error: None`) or failed with the reason, in

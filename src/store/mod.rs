@@ -16,6 +16,7 @@ pub mod commands;
 pub mod conversations;
 pub mod metrics;
 pub mod outbox;
+pub mod privacy;
 pub mod report;
 pub mod tokens;
 
@@ -145,13 +146,17 @@ impl Store {
     /// the file `DB.lock` beside the database. The operating system releases
     /// both when the process ends, however it ends.
     pub async fn lock_instance(&self) -> anyhow::Result<InstanceLock> {
-        let busy = || {
+        self.try_lock_instance().await?.ok_or_else(|| {
             anyhow::anyhow!(
                 "another `concierge run` is already using the database {}; stop it first \
                  (one instance per database: a standby is not supported yet)",
                 crate::config::redact_url(&self.url)
             )
-        };
+        })
+    }
+
+    /// The instance lock, or `None` when a running bot holds it.
+    pub async fn try_lock_instance(&self) -> anyhow::Result<Option<InstanceLock>> {
         match self.backend {
             Backend::Postgres => {
                 let mut conn = sqlx::AnyConnection::connect(&self.url).await.map_err(|e| unreachable(&self.url, e))?;
@@ -160,12 +165,12 @@ impl Store {
                     .fetch_one(&mut conn)
                     .await?;
                 if !row.try_get::<bool, _>("locked")? {
-                    return Err(busy());
+                    return Ok(None);
                 }
-                Ok(InstanceLock::Postgres(Box::new(conn)))
+                Ok(Some(InstanceLock::Postgres(Box::new(conn))))
             }
             Backend::Sqlite => {
-                let Some(path) = sqlite_path(&self.url) else { return Ok(InstanceLock::None) };
+                let Some(path) = sqlite_path(&self.url) else { return Ok(Some(InstanceLock::None)) };
                 let lock_path = format!("{path}.lock");
                 let file = std::fs::OpenOptions::new()
                     .create(true)
@@ -174,8 +179,8 @@ impl Store {
                     .open(&lock_path)
                     .with_context(|| format!("cannot create the lock file {lock_path}"))?;
                 match file.try_lock() {
-                    Ok(()) => Ok(InstanceLock::File(file)),
-                    Err(std::fs::TryLockError::WouldBlock) => Err(busy()),
+                    Ok(()) => Ok(Some(InstanceLock::File(file))),
+                    Err(std::fs::TryLockError::WouldBlock) => Ok(None),
                     Err(std::fs::TryLockError::Error(e)) => Err(anyhow::anyhow!("cannot lock {lock_path}: {e}")),
                 }
             }

@@ -23,11 +23,18 @@ pub enum OutboxStatus {
     Failed,
     /// History written by `concierge replay`, never sent.
     Replayed,
+    /// Not to be sent after all: its customer asked to be forgotten.
+    Cancelled,
 }
 
 impl OutboxStatus {
-    pub const ALL: [OutboxStatus; 4] =
-        [OutboxStatus::Pending, OutboxStatus::Delivered, OutboxStatus::Failed, OutboxStatus::Replayed];
+    pub const ALL: [OutboxStatus; 5] = [
+        OutboxStatus::Pending,
+        OutboxStatus::Delivered,
+        OutboxStatus::Failed,
+        OutboxStatus::Replayed,
+        OutboxStatus::Cancelled,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -35,6 +42,7 @@ impl OutboxStatus {
             OutboxStatus::Delivered => "delivered",
             OutboxStatus::Failed => "failed",
             OutboxStatus::Replayed => "replayed",
+            OutboxStatus::Cancelled => "cancelled",
         }
     }
 

@@ -11,6 +11,7 @@ mod email_smtp;
 mod fake_discord;
 mod helpers;
 mod mail_servers;
+mod privacy;
 mod replay;
 mod schedule;
 mod web;

@@ -714,7 +714,15 @@ impl DiscordChannel {
                 }
             }
             Recipient::Agents | Recipient::Managers => {
-                let staff = self.staff();
+                let mut staff = self.staff();
+                if staff.agent_role.is_none() || staff.manager_role.is_none() {
+                    // Delivered before the gateway connected: learn the roles now,
+                    // so the notice mentions them.
+                    if let Ok(roles) = self.rest.roles(self.settings.guild_id).await {
+                        self.learn_roles(&roles);
+                        staff = self.staff();
+                    }
+                }
                 let role = if item.recipient == Recipient::Agents { staff.agent_role } else { staff.manager_role };
                 let mention = role.map(|r| format!("<@&{r}> ")).unwrap_or_default();
                 if item.kind == ActionKind::Summary {
