@@ -9,7 +9,8 @@ use crate::helpers::{FAST_SLA, concierge, sqlite};
 use crate::mail_servers::{MailServers, PASSWORD};
 
 /// `concierge run` in the background, stopped (SIGTERM) on drop.
-struct Bot(Child);
+/// The running bot, and the address of its web surface.
+struct Bot(Child, String);
 
 impl Drop for Bot {
     fn drop(&mut self) {
@@ -52,16 +53,18 @@ fn start_bot(config: &std::path::Path) -> Bot {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the email channel is up, then let its log drain in the background.
+    // Wait until the email channel and the web surface are up, then let the
+    // log drain in the background.
     let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut seen = String::new();
-    while !seen.contains("email channel") {
+    while !(seen.contains("email channel") && seen.contains("web: listening on ")) {
         let mut line = String::new();
         assert!(err.read_line(&mut line).unwrap() > 0, "run exited early: {seen}");
         seen.push_str(&line);
     }
+    let web = seen.split("web: listening on ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
     std::thread::spawn(move || for _ in err.lines() {});
-    Bot(child)
+    Bot(child, web)
 }
 
 /// The ticket token in a mail's subject.
@@ -431,7 +434,7 @@ fn concierge_resolve_hands_the_ticket_to_the_running_bot_which_sends_the_survey(
     let text = config(&servers, &db.url).replace("first_response = \"6s\"", "first_response = \"8h\"")
         + "[surveys]\ndelay = \"1s\"\n";
     std::fs::write(&config_path, text).unwrap();
-    let _bot = start_bot(&config_path);
+    let bot = start_bot(&config_path);
     servers.send(
         "ana@example.test",
         "support@example.test",
@@ -464,6 +467,20 @@ fn concierge_resolve_hands_the_ticket_to_the_running_bot_which_sends_the_survey(
     let html = parsed.body_html(0).expect("an HTML part").to_string();
     assert!(html.contains(&format!("href=\"{}\"", link.replace('&', "&amp;"))) && html.contains(">10</a>"), "{html}");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // An operator sees the email channel connected.
+    let (health, metrics) = rt.block_on(async {
+        let h = reqwest::get(format!("{}/healthz", bot.1)).await.unwrap();
+        let code = h.status().as_u16();
+        let h: Value = serde_json::from_str(&h.text().await.unwrap()).unwrap();
+        let m = reqwest::get(format!("{}/metrics", bot.1)).await.unwrap().text().await.unwrap();
+        ((code, h), m)
+    });
+    assert_eq!(health.0, 200, "{}", health.1);
+    assert_eq!(
+        (health.1["status"].as_str(), health.1["channels"]["email"]["state"].as_str()),
+        (Some("ok"), Some("up"))
+    );
+    assert!(metrics.lines().any(|l| l == "concierge_channel_up{channel=\"email\"} 1"), "{metrics}");
     let (code, page) = rt.block_on(async {
         let r = reqwest::get(&link).await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
@@ -501,6 +518,10 @@ fn report_send_mails_the_weekly_summary_with_its_charts_to_the_managers() {
     let _bot = start_bot(&config_path);
     let mail = servers.wait_for("boss", |m| m.contains("Subject: Weekly support summary 2026-W48"));
     assert!(mail.contains("text/plain") && mail.contains("text/html") && mail.contains("svg"), "{mail}");
+    // It carries the signed link to the week's report page.
+    let parsed = mail_parser::MessageParser::default().parse(mail.as_bytes()).expect("a mail");
+    let text = parsed.body_text(0).expect("a text part").to_string();
+    assert!(text.contains("The report page, with charts: http") && text.contains("/reports/2026-W48?exp="), "{text}");
     assert!(mail.contains("Auto-Submitted: auto-generated"));
     let rows = outbox_rows(&db.url);
     assert_eq!(rows.iter().filter(|r| r.0 == "summary").count(), 1, "{rows:?}");
