@@ -567,3 +567,36 @@ fn a_reply_sent_from_the_shared_account_is_seen_in_the_sent_folder_and_our_own_c
     assert_eq!(v["standards"]["replies_checked"], 1, "only the agent's reply, not our own copy: {v}");
     assert_eq!(v["agents"][0]["id"], "support@example.test", "{v}");
 }
+
+#[test]
+fn with_the_mail_server_unreachable_healthz_says_degraded_and_why() {
+    let db = sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("concierge.toml");
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let text = format!(
+        "[database]\nurl = \"{}\"\n{FAST_SLA}[email]\nimap_host = \"127.0.0.1\"\nimap_port = {port}\nsmtp_host = \"127.0.0.1\"\n\
+         smtp_port = {port}\ntls = \"none\"\nusername = \"support\"\npassword_env = \"CONCIERGE_TEST_SUPPORT_PASSWORD\"\n\
+         address = \"support@example.test\"\nagents = [\"sam@example.test\"]\npoll_interval = \"1s\"\n",
+        db.url
+    );
+    std::fs::write(&config_path, text).unwrap();
+    let bot = start_bot(&config_path);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (code, health) = loop {
+        let (code, health) = rt.block_on(async {
+            let r = reqwest::get(format!("{}/healthz", bot.1)).await.unwrap();
+            (r.status().as_u16(), serde_json::from_str::<Value>(&r.text().await.unwrap()).unwrap())
+        });
+        if health["channels"]["email"]["state"] == "down" || std::time::Instant::now() > give_up {
+            break (code, health);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!((code, health["status"].as_str()), (503, Some("degraded")), "{health}");
+    assert_eq!(health["database"]["ok"], true);
+    let reason = health["channels"]["email"]["reason"].as_str().unwrap_or("");
+    assert!(reason.contains(&port.to_string()) || reason.to_lowercase().contains("imap"), "{health}");
+}
