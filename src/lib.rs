@@ -32,8 +32,11 @@
 //!   semantics), [`core::router`] (conversations, SLA stages, surveys, who
 //!   gets each action on which channel), [`core::rules`] (the reply-standards
 //!   checker), [`core::report`] and [`core::stats`] (weekly figures,
-//!   nearest-rank percentiles, NPS), [`core::template`] (message templates
-//!   and mail subjects, checked at load), [`core::duration`], [`core::text`].
+//!   nearest-rank percentiles, NPS, the report page's details),
+//!   [`core::schedule`] (when the weekly summary goes out, DST-exact),
+//!   [`core::survey_link`] (what a survey link or comment form does),
+//!   [`core::template`] (message templates and mail subjects, checked at
+//!   load), [`core::duration`], [`core::text`].
 //! - [`config`]: `concierge.toml`, validated as a whole with every problem
 //!   reported by key; [`config::section`] holds the helpers every section
 //!   uses (secrets by env or file, read only when needed; an injected
@@ -45,13 +48,20 @@
 //!   (serenity's gateway, REST, threads, slash commands and buttons; owns
 //!   `[discord]`).
 //! - [`app`]: the composition root: `App::build` + `run_until_stopped`,
-//!   used by `concierge run` and by in-process tests.
+//!   used by `concierge run` and by in-process tests: channels, dispatch,
+//!   driver, the web surface, the weekly schedule, the daily text purge.
+//! - [`web`]: the HTTP surface on axum: survey pages, the report page, the
+//!   API (bearer tokens), `/healthz`, `/metrics`. [`status`]: each channel's
+//!   connection state, for `/healthz`.
+//! - [`reports`]: weekly reports read, computed and rendered for the CLI,
+//!   Discord and the web; queuing the summary; the schedule's task.
 //! - [`driver`]: the loop that applies inputs, timers and queued commands,
 //!   one transaction each. [`dispatch`]: the outbox workers. [`backoff`]:
 //!   the retry policies (deliveries and reconnects).
 //! - [`store`]: sqlx over SQLite or PostgreSQL, one portable schema
 //!   (`migrations/`), split by concern: batch, outbox, report, commands,
-//!   conversations; the instance lock.
+//!   conversations, tokens, metrics, privacy (forget, purge); the instance
+//!   lock.
 //! - [`engine`]: router + store, so each input or timer is applied as one unit.
 //! - [`replay`]: JSON-lines histories on a simulated clock.
 //! - [`standards`]: the rules measured against a labelled corpus (pure).
