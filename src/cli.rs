@@ -5,7 +5,7 @@
 //! reply not passed or a runtime failure (database unreachable...), 2 a usage,
 //! configuration or input error.
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -381,8 +381,7 @@ fn check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, Failure> {
     if let Some(file) = &args.batch {
         return check_batch(&config, file);
     }
-    let mut text = String::new();
-    std::io::stdin().read_to_string(&mut text).map_err(|e| input(format!("cannot read the reply from stdin: {e}")))?;
+    let text = crate::input::read_all(std::io::stdin(), "the reply on stdin", crate::input::MAX_FILE).map_err(input)?;
     if text.trim().is_empty() {
         return Err(input("the reply is empty: pipe the reply's text into concierge check"));
     }
@@ -401,6 +400,23 @@ fn check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, Failure> {
         CheckFormat::Text => write!(out, "{}", result.feedback(&text))?,
     }
     Ok(if result.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// A JSON-lines file, each line bounded ([`crate::input::MAX_LINE`]).
+fn jsonl_file(path: &std::path::Path) -> Result<String, Failure> {
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| input(format!("{name}: cannot read: {e}")))?;
+    crate::input::read_lines(file, &name, crate::input::MAX_LINE).map_err(input)
+}
+
+/// A JSON-lines file, or standard input for `-`: its name and text.
+fn jsonl_input(path: &std::path::Path) -> Result<(String, String), Failure> {
+    if path.as_os_str() == "-" {
+        let text = crate::input::read_lines(std::io::stdin(), "stdin", crate::input::MAX_LINE).map_err(input)?;
+        Ok(("stdin".to_string(), text))
+    } else {
+        Ok((path.display().to_string(), jsonl_file(path)?))
+    }
 }
 
 /// The corpus built into the binary (`tests/corpus/replies/`).
@@ -428,15 +444,11 @@ fn standards_eval(cli: &Cli, corpus: Option<&std::path::Path>, min: Option<f64>)
                 return Err(input(format!("{} has no .jsonl files", path.display())));
             }
             for p in entries {
-                let text =
-                    std::fs::read_to_string(&p).map_err(|e| input(format!("{}: cannot read: {e}", p.display())))?;
-                files.push((p.display().to_string(), text));
+                files.push((p.display().to_string(), jsonl_file(&p)?));
             }
         }
         Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| input(format!("{}: cannot read: {e}", path.display())))?;
-            files.push((path.display().to_string(), text));
+            files.push((path.display().to_string(), jsonl_file(path)?));
         }
     }
     let mut items = Vec::new();
@@ -484,14 +496,7 @@ struct BatchReply {
 /// `FILE:LINE: reason` (stderr) and the rest still checked. Exit 1 when any
 /// reply failed; otherwise 2 when a line could not be read, else 0.
 fn check_batch(config: &Config, file: &std::path::Path) -> Result<ExitCode, Failure> {
-    let (name, text) = if file.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| input(format!("stdin: cannot read: {e}")))?;
-        ("stdin".to_string(), text)
-    } else {
-        let name = file.display().to_string();
-        (name.clone(), std::fs::read_to_string(file).map_err(|e| input(format!("{name}: cannot read: {e}")))?)
-    };
+    let (name, text) = jsonl_input(file)?;
     let (mut bad, mut failed) = (0, 0);
     let mut out = std::io::stdout().lock();
     for (i, line) in text.lines().enumerate() {
@@ -577,15 +582,7 @@ fn sla(cli: &Cli, cmd: &SlaCommand) -> Result<ExitCode, Failure> {
 async fn replay_cmd(cli: &Cli, args: &ReplayArgs) -> Result<ExitCode, Failure> {
     let config = load_config(cli)?;
     let until = args.until.as_deref().map(|u| instant("--until", u)).transpose()?;
-    let (name, text) = if args.file.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| input(format!("stdin: cannot read: {e}")))?;
-        ("stdin".to_string(), text)
-    } else {
-        let name = args.file.display().to_string();
-        let text = std::fs::read_to_string(&args.file).map_err(|e| input(format!("{name}: cannot read: {e}")))?;
-        (name, text)
-    };
+    let (name, text) = jsonl_input(&args.file)?;
     let events = replay::parse(&text, &name, &config.policy).map_err(|errors| {
         input(format!("{}\n{} bad line(s); nothing was imported", errors.join("\n"), errors.len()))
     })?;

@@ -95,6 +95,7 @@ pub mod dispatch;
 pub mod driver;
 pub mod engine;
 pub mod format;
+pub mod input;
 pub mod replay;
 pub mod reports;
 pub mod standards;

@@ -147,12 +147,17 @@ impl Config {
             None => return Config::parse_checked("", "built-in defaults", None, env, secrets),
         };
         let source = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            origin: source.clone(),
-            problems: vec![Problem {
-                key: String::new(),
-                message: format!("cannot read the file: {e}; check --config"),
-            }],
+        let text = crate::input::read_file(path, crate::input::MAX_FILE).map_err(|e| {
+            // The problem is shown under the file's name already.
+            let why = e.strip_prefix(&format!("{source}: ")).unwrap_or(&e).replacen(
+                "cannot read:",
+                "cannot read the file:",
+                1,
+            );
+            ConfigError {
+                origin: source.clone(),
+                problems: vec![Problem { key: String::new(), message: format!("{why}; check --config") }],
+            }
         })?;
         Config::parse_checked(&text, &source, path.parent(), env, secrets)
     }
@@ -643,14 +648,11 @@ impl Validator<'_> {
             }
             Some(file) => {
                 let path = self.resolve(file);
-                match std::fs::read_to_string(&path) {
+                match crate::input::read_file(&path, crate::input::MAX_FILE) {
                     Err(e) => {
                         self.problem(
                             "standards.rules",
-                            format!(
-                                "cannot read {}: {e}; fix the path or remove the key to use the built-in rules",
-                                path.display()
-                            ),
+                            format!("{e}; fix the path or remove the key to use the built-in rules"),
                         );
                         (None, String::new())
                     }

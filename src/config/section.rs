@@ -66,13 +66,13 @@ impl SecretSource {
                     Err(Problem { key: key.clone(), message: format!("${var} is not set; export it with the {what}") })
                 }
             },
-            SecretSource::File { key, path } => match std::fs::read_to_string(path) {
+            SecretSource::File { key, path } => match crate::input::read_file(path, 64 << 10) {
                 Ok(v) if !v.trim().is_empty() => Ok(Secret(v.trim_end_matches(['\n', '\r']).to_string())),
                 Ok(_) => Err(Problem {
                     key: key.clone(),
                     message: format!("{} is empty; write the {what} into it", path.display()),
                 }),
-                Err(e) => Err(Problem { key: key.clone(), message: format!("cannot read {}: {e}", path.display()) }),
+                Err(e) => Err(Problem { key: key.clone(), message: e }),
             },
         }
     }

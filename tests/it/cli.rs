@@ -684,3 +684,29 @@ fn detractor_follow_ups_are_listed_closed_once_and_counted_as_of_an_instant() {
     assert!(now["followups"]["items"].as_array().unwrap().iter().all(|f| f["id"] != id.as_str()));
     assert_eq!(now["followups"]["open"].as_u64(), Some(after.len() as u64));
 }
+
+#[test]
+fn endless_or_oversized_input_is_refused_at_once_with_the_file_and_the_limit() {
+    // /dev/zero as the rules, the config, a history and a batch: each stops
+    // at its limit instead of filling memory.
+    let (_dir, config) = temp_file("c.toml", "[standards]\nrules = \"/dev/zero\"\n");
+    let o = run(concierge().arg("--config").arg(&config).arg("check"), "Hi Ana. Best, Sam");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("standards.rules: /dev/zero: larger than 1 MiB"), "{}", stderr(&o));
+    let o = run(concierge().args(["--config", "/dev/zero", "check"]), "Hi Ana. Best, Sam");
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("/dev/zero: 1 problem") && err.contains("larger than 1 MiB; is it the right file?"), "{err}");
+    let db = crate::helpers::sqlite();
+    let (_d, config) = db_config(&db.url);
+    let o = run(concierge().arg("--config").arg(&config).args(["replay", "/dev/zero"]), "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/dev/zero:1: the line is longer than 1 MiB"), "{}", stderr(&o));
+    let o = run(concierge().args(["check", "--batch", "/dev/zero"]), "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/dev/zero:1: the line is longer than 1 MiB"), "{}", stderr(&o));
+    // A long line in the middle is named by its number.
+    let long = format!("{{\"text\": \"Hi\"}}\n{{\"text\": \"{}\"}}\n", "x".repeat(2 << 20));
+    let o = run(concierge().args(["check", "--batch", "-"]), &long);
+    assert!(stderr(&o).contains("stdin:2: the line is longer than 1 MiB"), "{}", stderr(&o));
+}
