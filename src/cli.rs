@@ -303,6 +303,13 @@ pub fn main() -> ExitCode {
             eprintln!("error: {msg}");
             ExitCode::from(2)
         }
+        // The reader of our output went away (`concierge report | head`):
+        // nothing is wrong, stop quietly.
+        Err(Failure::Runtime(e))
+            if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(Failure::Runtime(e)) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
@@ -352,13 +359,13 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let store = Store::open(&config.database_url).await?;
             let url = crate::config::redact_url(&config.database_url);
             match store.newly_migrated() {
-                [] => println!("database {url} is up to date"),
+                [] => writeln!(std::io::stdout(), "database {url} is up to date")?,
                 applied => {
-                    println!("database {url}: applied {} migration(s):", applied.len());
+                    writeln!(std::io::stdout(), "database {url}: applied {} migration(s):", applied.len())?;
                     for m in applied {
-                        println!("  {m}");
+                        writeln!(std::io::stdout(), "  {m}")?;
                     }
-                    println!("database {url} is up to date");
+                    writeln!(std::io::stdout(), "database {url} is up to date")?;
                 }
             }
             store.close().await;
@@ -463,7 +470,7 @@ fn standards_eval(cli: &Cli, corpus: Option<&std::path::Path>, min: Option<f64>)
         return Err(input(format!("{}\n{} bad line(s)", errors.join("\n"), errors.len())));
     }
     let evaluation = crate::standards::evaluate(&config.rules, &items);
-    print!("{evaluation}");
+    write!(std::io::stdout(), "{evaluation}")?;
     let below = |t: crate::standards::Tally| min.is_some_and(|m| t.percent().is_some_and(|p| p < m));
     Ok(if below(evaluation.good) || below(evaluation.poor) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
@@ -566,14 +573,14 @@ fn sla(cli: &Cli, cmd: &SlaCommand) -> Result<ExitCode, Failure> {
                     crate::core::duration::Human(within)
                 ))
             })?;
-            println!("{due}");
+            writeln!(std::io::stdout(), "{due}")?;
         }
         SlaCommand::Elapsed { from, to } => {
             let (from, to) = (instant("--from", from)?, instant("--to", to)?);
             if to < from {
                 return Err(input("--to is before --from; give the earlier instant as --from"));
             }
-            println!("{}", hours.elapsed(from, to));
+            writeln!(std::io::stdout(), "{}", hours.elapsed(from, to))?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -655,7 +662,7 @@ async fn report_cmd(cli: &Cli, args: &ReportArgs) -> Result<ExitCode, Failure> {
         }
     }
     store.close().await;
-    print!("{text}");
+    write!(std::io::stdout(), "{text}")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -685,18 +692,19 @@ async fn demo_cmd(args: &DemoArgs) -> Result<ExitCode, Failure> {
     let mut config = Config::parse(demo::CONFIG, "built-in demo config", None).map_err(|e| input(e.to_string()))?;
     let events_text = demo::events(&config.policy.hours);
     if args.events {
-        print!("{events_text}");
+        write!(std::io::stdout(), "{events_text}")?;
         return Ok(ExitCode::SUCCESS);
     }
     if args.print_config {
-        print!(
+        write!(
+            std::io::stdout(),
             "# The demo's configuration. With `concierge demo --database sqlite://demo.db`, run\n\
              # `concierge --config demo.toml report --week {} --as-of {}` for the same figures.\n\
              [database]\nurl = \"sqlite://demo.db\"\n{}",
             demo::WEEK,
             demo::AS_OF,
             demo::CONFIG.trim_start()
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(url) = &args.database
@@ -737,7 +745,7 @@ async fn demo_cmd(args: &DemoArgs) -> Result<ExitCode, Failure> {
     )
     .await?;
     engine.store.close().await;
-    print!("{text}");
+    write!(std::io::stdout(), "{text}")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -772,7 +780,12 @@ async fn resolve_cmd(cli: &Cli, args: &ResolveArgs) -> Result<ExitCode, Failure>
         && c.status == crate::core::router::Status::Resolved
     {
         let when = c.resolved_at.map(|t| format!(" since {t}")).unwrap_or_default();
-        println!("{} ticket {} is already resolved{when}; nothing to do", channel.as_str(), args.ticket);
+        writeln!(
+            std::io::stdout(),
+            "{} ticket {} is already resolved{when}; nothing to do",
+            channel.as_str(),
+            args.ticket
+        )?;
         store.close().await;
         return Ok(ExitCode::SUCCESS);
     }
@@ -782,7 +795,12 @@ async fn resolve_cmd(cli: &Cli, args: &ResolveArgs) -> Result<ExitCode, Failure>
     let key = format!("resolve:{}:{}@{}", channel.as_str(), args.ticket, at.as_nanosecond());
     store.queue_command(&key, at, &command).await?;
     store.close().await;
-    println!("queued: the running bot resolves {} ticket {} within seconds", channel.as_str(), args.ticket);
+    writeln!(
+        std::io::stdout(),
+        "queued: the running bot resolves {} ticket {} within seconds",
+        channel.as_str(),
+        args.ticket
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -916,7 +934,7 @@ async fn token_cmd(cli: &Cli, cmd: &TokenCommand) -> Result<ExitCode, Failure> {
             getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the token: {e}"))?;
             let token = format!("cct_{}", crate::core::text::hex(&bytes));
             if store.create_token(name, &token, now).await? {
-                println!("{token}");
+                writeln!(std::io::stdout(), "{token}")?;
                 eprintln!(
                     "Token for {name} created. It is shown only this once: store it now (e.g. in your secrets manager)."
                 );
@@ -936,7 +954,7 @@ async fn token_cmd(cli: &Cli, cmd: &TokenCommand) -> Result<ExitCode, Failure> {
         TokenCommand::List => {
             for t in store.tokens().await? {
                 let state = t.revoked_at.map_or("active".to_string(), |r| format!("revoked {r}"));
-                println!("{:<24} created {}  {state}", t.name, t.created_at);
+                writeln!(std::io::stdout(), "{:<24} created {}  {state}", t.name, t.created_at)?;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -710,3 +710,14 @@ fn endless_or_oversized_input_is_refused_at_once_with_the_file_and_the_limit() {
     let o = run(concierge().args(["check", "--batch", "-"]), &long);
     assert!(stderr(&o).contains("stdin:2: the line is longer than 1 MiB"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_output_quietly() {
+    // `concierge demo | head -1`: the pipe closes before the report is out.
+    let mut child = concierge().arg("demo").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+}
