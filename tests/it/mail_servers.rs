@@ -263,9 +263,16 @@ impl MailServers {
         }
         let new = maildir.join("new");
         std::fs::create_dir_all(&new).unwrap();
-        let file = new.join(format!("1700000000.{name}.test"));
-        std::fs::write(&file, raw).unwrap();
-        run(Command::new("chown").args(["-R", "65534:65534"]).arg(self.path().join("vmail").join(user)));
+        // Delivered as a mail server does: written in tmp/, then renamed into
+        // new/. Only the directories and this file change owner (a recursive
+        // chown would race with Dovecot moving other mail from new/ to cur/).
+        let user_dir = self.path().join("vmail").join(user);
+        let staged = maildir.join("tmp").join(format!("1700000000.{name}.test"));
+        std::fs::write(&staged, raw).unwrap();
+        let mut owned = vec![user_dir.clone(), user_dir.join("Maildir")];
+        owned.extend([maildir.clone(), maildir.join("cur"), maildir.join("tmp"), new.clone(), staged.clone()]);
+        run(Command::new("chown").arg("65534:65534").args(&owned));
+        std::fs::rename(&staged, new.join(format!("1700000000.{name}.test"))).unwrap();
     }
 
     /// Sends a raw message over plain SMTP (no auth), as an outside sender
