@@ -66,8 +66,9 @@ pub async fn queue_summary(
     channels: &[Channel],
     link: Option<&str>,
 ) -> anyhow::Result<Vec<Channel>> {
-    let mut plain = weekly(store, hours, rules, week, at, Format::Text).await?;
-    let mut html = weekly(store, hours, rules, week, at, Format::Html).await?;
+    let (now, prev) = pair(store, hours, week, at).await?;
+    let mut plain = format::render(Format::Text, &now, &prev, rules);
+    let mut html = format::render(Format::Html, &now, &prev, rules);
     if let Some(link) = link {
         plain.push_str(&format!("\nThe report page, with charts: {link}\n"));
         let a = format!(
@@ -196,20 +197,24 @@ pub const TREND_WEEKS: usize = 12;
 
 /// The managers' report page for `week`, as of `as_of`.
 pub async fn page(store: &Store, hours: &BusinessHours, week: Week, as_of: Timestamp) -> anyhow::Result<String> {
-    let (now, prev) = pair(store, hours, week, as_of).await?;
-    let (from, to) = week.bounds(hours.time_zone());
-    let data = store.report_data(from, to, as_of).await?;
-    let details = crate::core::report::details(week, hours, as_of, &data);
+    // Each of the trend's weeks is read once; the last two are the summary's.
     let mut weeks = vec![week];
     while weeks.len() < TREND_WEEKS {
         let oldest = *weeks.last().expect("not empty");
         weeks.push(oldest.previous());
     }
-    let mut trend = Vec::new();
-    for w in weeks.into_iter().rev() {
+    weeks.reverse();
+    let mut reports = Vec::new();
+    let mut details = None;
+    for &w in &weeks {
         let (from, to) = w.bounds(hours.time_zone());
         let data = store.report_data(from, to, as_of).await?;
-        trend.push((w.to_string(), compute(w, hours, as_of, &data).nps.score));
+        if w == week {
+            details = Some(crate::core::report::details(week, hours, as_of, &data));
+        }
+        reports.push(compute(w, hours, as_of, &data));
     }
-    Ok(format::report_page(&now, &prev, &details, &trend))
+    let trend: Vec<(String, Option<i32>)> = reports.iter().map(|r| (r.week.clone(), r.nps.score)).collect();
+    let (now, prev) = (&reports[reports.len() - 1], &reports[reports.len() - 2]);
+    Ok(format::report_page(now, prev, &details.expect("the week is in the trend"), &trend))
 }

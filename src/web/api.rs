@@ -66,6 +66,12 @@ fn week_of(s: &WebState, query: &HashMap<String, String>) -> Result<Week, Respon
     }
 }
 
+/// The asker's token checked, then `?week=`.
+async fn authorized_week(s: &WebState, headers: &HeaderMap, query: &HashMap<String, String>) -> Result<Week, Response> {
+    authorize(s, headers).await?;
+    week_of(s, query)
+}
+
 async fn report_json(s: &WebState, week: Week) -> Result<Value, Response> {
     match pair(&s.store, &s.hours, week, s.clock.now()).await {
         Ok((now, prev)) => Ok(json_value(&now, &prev)),
@@ -81,10 +87,7 @@ pub async fn summary(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = authorize(&s, &headers).await {
-        return r;
-    }
-    let week = match week_of(&s, &query) {
+    let week = match authorized_week(&s, &headers, &query).await {
         Ok(w) => w,
         Err(r) => return r,
     };
@@ -103,10 +106,7 @@ pub async fn agents(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = authorize(&s, &headers).await {
-        return r;
-    }
-    let week = match week_of(&s, &query) {
+    let week = match authorized_week(&s, &headers, &query).await {
         Ok(w) => w,
         Err(r) => return r,
     };

@@ -632,12 +632,9 @@ impl DiscordChannel {
     /// The weekly figures as an embed, with the HTML report attached.
     async fn summary(&self, week: Option<Week>, reply: &Reply, now: Timestamp) -> anyhow::Result<()> {
         let week = week.unwrap_or_else(|| Week::containing(now, self.hours.time_zone()));
-        let json_text =
-            crate::reports::weekly(&self.store, &self.hours, Some(&self.rules), week, now, crate::format::Format::Json)
-                .await?;
-        let html =
-            crate::reports::weekly(&self.store, &self.hours, Some(&self.rules), week, now, crate::format::Format::Html)
-                .await?;
+        let (report, prev) = crate::reports::pair(&self.store, &self.hours, week, now).await?;
+        let json_text = crate::format::render(crate::format::Format::Json, &report, &prev, Some(&self.rules));
+        let html = crate::format::render(crate::format::Format::Html, &report, &prev, Some(&self.rules));
         let r: Value = serde_json::from_str(&json_text)?;
         let show = |v: &Value| if v.is_null() { "n/a".to_string() } else { v.to_string() };
         let secs = |v: &Value| v.as_i64().map_or("n/a".into(), |s| crate::core::duration::Human(s).to_string());
