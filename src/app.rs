@@ -122,7 +122,7 @@ impl App {
         }
         let web = web(&mut config, &store).await?;
         let (schedule, keep_messages) = (Schedule::of(&config), config.keep_messages);
-        let engine = Engine::with_store(config, store, true).await?;
+        let engine = Engine::with_store(config, store, true, clock.now()).await?;
         Ok(App { engine, registry, clock, schedule, keep_messages, web, _lock: lock })
     }
 
@@ -136,7 +136,7 @@ impl App {
         let lock = store.lock_instance().await?;
         let web = web(&mut config, &store).await?;
         let (schedule, keep_messages) = (Schedule::of(&config), config.keep_messages);
-        let engine = Engine::with_store(config, store, true).await?;
+        let engine = Engine::with_store(config, store, true, clock.now()).await?;
         Ok(App { engine, registry: Registry::with(channels), clock, schedule, keep_messages, web, _lock: lock })
     }
 

@@ -596,7 +596,7 @@ async fn replay_cmd(cli: &Cli, args: &ReplayArgs) -> Result<ExitCode, Failure> {
     let mut config = config;
     // Replayed history is not announced to anyone.
     config.policy.announce.clear();
-    let mut engine = Engine::start(config, false).await?;
+    let mut engine = Engine::start(config, false, replay::start_of(&events)).await?;
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     let out: Option<&mut dyn std::io::Write> = if args.print_actions { Some(&mut lock) } else { None };
@@ -727,7 +727,7 @@ async fn demo_cmd(args: &DemoArgs) -> Result<ExitCode, Failure> {
     let as_of: Timestamp = demo::AS_OF.parse().expect("valid demo instant");
     let week = Week::parse(demo::WEEK).expect("valid demo week");
     let report_config = Config::parse(demo::CONFIG, "built-in demo config", None).map_err(|e| input(e.to_string()))?;
-    let mut engine = Engine::start(config, false).await?;
+    let mut engine = Engine::start(config, false, replay::start_of(&events)).await?;
     let summary = replay::run(&mut engine, events, Some(as_of), None).await?;
     eprintln!(
         "demo: replayed {} events of two weeks for a New York team ({} actions); the report for {} follows",

@@ -119,7 +119,7 @@ pub async fn run(
                 // Timers due before this input fire first, at their own instants.
                 if let Err(e) = fire(&mut engine, at.min(clock.now())).await {
                     tracing::error!(error = %format!("{e:#}"), "timers not applied; state reloaded from the database");
-                    engine.reload().await?;
+                    engine.reload(clock.now()).await?;
                 }
                 let applied = apply(&mut engine, at, input).await;
                 if let Some(done) = done {
@@ -127,23 +127,24 @@ pub async fn run(
                 }
                 if let Err(e) = applied {
                     tracing::error!(error = %format!("{e:#}"), "input not applied; state reloaded from the database");
-                    engine.reload().await?;
+                    engine.reload(clock.now()).await?;
                 }
             }
             () = sleep_until_opt(wake) => {
                 let now = clock.now();
                 if let Err(e) = fire(&mut engine, now).await {
                     tracing::error!(error = %format!("{e:#}"), "timers not applied; state reloaded from the database");
-                    engine.reload().await?;
+                    engine.reload(clock.now()).await?;
                 }
             }
             _ = tick.tick() => {
                 if let Err(e) = apply_commands(&mut engine, clock).await {
                     tracing::error!(error = %format!("{e:#}"), "queued commands not applied; state reloaded from the database");
-                    engine.reload().await?;
+                    engine.reload(clock.now()).await?;
                 }
             }
         }
+        engine.settle(clock.now());
         wakers.wake();
     }
     engine.store.close().await;
@@ -189,7 +190,7 @@ async fn apply_commands(engine: &mut Engine, clock: Clock) -> anyhow::Result<()>
                 Store::command_done(&mut tx, &queued.key, None).await?;
                 tx.commit().await?;
                 // The router held the customer's id and name: read them back.
-                engine.reload().await?;
+                engine.reload(clock.now()).await?;
                 tracing::info!(command = %queued.key, conversations = forgotten.conversations, "a customer was forgotten");
                 continue;
             }

@@ -8,12 +8,12 @@
 //! stepped, call [`Engine::reload`] so memory matches the database again (the
 //! inputs are re-delivered by their source).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use jiff::Timestamp;
 
 use crate::config::Config;
-use crate::core::router::{Action, Input, Router, Step};
+use crate::core::router::{Action, Input, Router, Step, Survey, Wanted};
 use crate::store::{Batch, Store, Tx, input_key};
 
 pub struct Engine {
@@ -24,30 +24,73 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens the store, loads the secret and restores pending timers.
-    pub async fn start(config: Config, deliver: bool) -> anyhow::Result<Engine> {
+    /// Opens the store, loads the secret and restores open work and its
+    /// timers as of `now` (the throttle window is counted back from it).
+    pub async fn start(config: Config, deliver: bool, now: Timestamp) -> anyhow::Result<Engine> {
         let store = Store::open(&config.database_url).await?;
-        Engine::with_store(config, store, deliver).await
+        Engine::with_store(config, store, deliver, now).await
     }
 
     /// [`Engine::start`] on an open store.
-    pub async fn with_store(config: Config, store: Store, deliver: bool) -> anyhow::Result<Engine> {
+    pub async fn with_store(config: Config, store: Store, deliver: bool, now: Timestamp) -> anyhow::Result<Engine> {
         let secret = match config.secret {
             Some(s) => s,
             None => store.secret().await?,
         };
-        let mut router = Router::new(config.policy, config.rules, config.templates, secret);
-        let (convs, surveys) = store.load_state().await?;
-        router.restore(convs, surveys);
-        Ok(Engine { router, store, deliver })
+        let router = Router::new(config.policy, config.rules, config.templates, secret);
+        let mut engine = Engine { router, store, deliver };
+        engine.reload(now).await?;
+        Ok(engine)
     }
 
-    /// Rebuilds the router's memory from the database.
-    pub async fn reload(&mut self) -> anyhow::Result<()> {
-        let (convs, surveys) = self.store.load_state().await?;
+    /// Rebuilds the router's memory from the database: open work, surveys
+    /// pending, and the surveys sent within the throttle window before `now`.
+    pub async fn reload(&mut self, now: Timestamp) -> anyhow::Result<()> {
+        let throttle = jiff::SignedDuration::from_secs(self.router.policy().survey_throttle);
+        let from = now.checked_sub(throttle).unwrap_or(Timestamp::MIN);
+        let (convs, surveys) = self.store.load_state(from).await?;
         self.router = self.router.fresh();
         self.router.restore(convs, surveys);
         Ok(())
+    }
+
+    /// Brings into memory the stored conversations `inputs` need (see
+    /// [`Router::wants`]), in one lookup.
+    pub async fn hydrate<'a>(
+        &mut self,
+        tx: &mut Tx,
+        inputs: impl IntoIterator<Item = &'a Input>,
+    ) -> anyhow::Result<()> {
+        let (mut ids, mut threads) = (Vec::new(), Vec::new());
+        for input in inputs {
+            match self.router.wants(input) {
+                Some(Wanted::Id(id)) => ids.push(id),
+                Some(Wanted::Thread(thread)) => threads.push(thread),
+                None => {}
+            }
+        }
+        if ids.is_empty() && threads.is_empty() {
+            return Ok(());
+        }
+        ids.sort();
+        ids.dedup();
+        threads.sort();
+        threads.dedup();
+        let (convs, surveys) = self.store.stored_for(tx, &ids, &threads).await?;
+        let mut by_conversation: HashMap<String, Vec<Survey>> = HashMap::new();
+        for s in surveys {
+            by_conversation.entry(s.conversation.clone()).or_default().push(s);
+        }
+        for c in convs {
+            let surveys = by_conversation.remove(&c.id).unwrap_or_default();
+            self.router.hydrate(c, surveys);
+        }
+        Ok(())
+    }
+
+    /// Lets the router drop what is at rest once a transaction committed.
+    pub fn settle(&mut self, now: Timestamp) {
+        self.router.settle(now);
     }
 
     /// An empty batch for this engine's delivery mode.
@@ -90,7 +133,11 @@ impl Engine {
     /// with a stored id; a resolve or survey answer for the same thread at the
     /// same instant) is skipped and returns `None`.
     pub async fn apply(&mut self, tx: &mut Tx, now: Timestamp, input: Input) -> anyhow::Result<Option<Vec<Action>>> {
-        let mut known = self.store.known_inputs(tx, &[input_key(now, &input)]).await?;
+        let key = input_key(now, &input);
+        let mut known = self.store.known_inputs(tx, std::slice::from_ref(&key)).await?;
+        if !known.contains(&key) {
+            self.hydrate(tx, [&input]).await?;
+        }
         let mut batch = self.batch();
         let Some(step) = self.route(&mut batch, &mut known, now, input) else {
             return Ok(None);

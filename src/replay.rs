@@ -159,6 +159,12 @@ fn within_reach(policy: &Policy, at: Timestamp, input: &Input) -> Result<(), Str
 }
 
 /// What a replay did.
+/// The instant a replay starts at: its earliest event (now for none). The
+/// engine restores open work as of then.
+pub fn start_of(events: &[Event]) -> Timestamp {
+    events.iter().map(|e| e.at).min().unwrap_or_else(Timestamp::now)
+}
+
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub events: usize,
@@ -195,6 +201,9 @@ pub async fn run(
         let mut tx = engine.store.begin().await?;
         let keys: Vec<String> = chunk.iter().map(|e| input_key(e.at, &e.input)).collect();
         let mut known = engine.store.known_inputs(&mut tx, &keys).await?;
+        let fresh = chunk.iter().zip(&keys).filter(|(_, k)| !known.contains(*k)).map(|(e, _)| &e.input);
+        engine.hydrate(&mut tx, fresh).await?;
+        let last = chunk.last().map(|e| e.at);
         let mut batch = engine.batch();
         for event in chunk {
             // Timers strictly before this event fire first, each at its own instant.
@@ -213,6 +222,9 @@ pub async fn run(
         }
         engine.store.flush(&mut tx, batch).await?;
         tx.commit().await?;
+        if let Some(last) = last {
+            engine.settle(last);
+        }
     }
     if let Some(end) = end {
         let mut tx = engine.store.begin().await?;

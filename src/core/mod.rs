@@ -16,3 +16,4 @@ pub mod stats;
 pub mod survey_link;
 pub mod template;
 pub mod text;
+pub mod timers;

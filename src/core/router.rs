@@ -27,7 +27,7 @@
 //!   the policy's staff route ([`Policy::staff_channel`]); new conversations
 //!   on channels in [`Policy::announce`] are announced to the agents.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
@@ -39,6 +39,7 @@ use super::hours::BusinessHours;
 use super::rules::{CheckContext, CheckResult, RuleSet, contains_word, first_name, words};
 use super::stats::{NpsClass, classify};
 use super::template::{Templates, render};
+use super::timers::Timers;
 
 /// Where a conversation happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -536,7 +537,21 @@ pub struct Router {
     last_survey_sent: HashMap<String, Timestamp>,
     /// The newest conversation of each thread, for inputs that name no channel.
     by_thread: HashMap<String, String>,
-    timers: BTreeSet<(Timestamp, String, TimerKind)>,
+    timers: Timers<TimerKind>,
+    /// Conversations changed or hydrated since the last [`Router::settle`].
+    touched: HashSet<String>,
+    /// Size of `last_survey_sent` after its last pruning.
+    last_sent_pruned: usize,
+}
+
+/// The stored conversation an input needs in memory before
+/// [`Router::handle`]: see [`Router::wants`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Wanted {
+    /// The conversation with this id (`channel:thread`).
+    Id(String),
+    /// The newest conversation of this thread, on any channel.
+    Thread(String),
 }
 
 impl Router {
@@ -550,7 +565,9 @@ impl Router {
             surveys: HashMap::new(),
             last_survey_sent: HashMap::new(),
             by_thread: HashMap::new(),
-            timers: BTreeSet::new(),
+            timers: Timers::default(),
+            touched: HashSet::new(),
+            last_sent_pruned: 0,
         }
     }
 
@@ -569,29 +586,112 @@ impl Router {
 
     /// Loads stored state and re-arms every pending timer, so a restart loses
     /// no nudge or survey. Stages already fired are not fired again.
+    ///
+    /// Memory follows open work: the shell restores the conversations that
+    /// are open or have a survey pending, with their surveys, plus the
+    /// surveys sent within the throttle window (`surveys` may name
+    /// conversations not restored: only their send instant is kept). Resolved
+    /// history is brought in by [`Router::hydrate`] when an input needs it.
     pub fn restore(&mut self, conversations: Vec<Conversation>, surveys: Vec<Survey>) {
-        for c in conversations {
-            self.by_thread.insert(c.thread.clone(), c.id.clone());
-            self.conversations.insert(c.id.clone(), c);
-        }
+        let mut by_conversation: HashMap<String, Vec<Survey>> = HashMap::new();
         for s in surveys {
             if let Some(sent) = s.sent_at {
-                let last = self.last_survey_sent.entry(s.customer_id.clone()).or_insert(sent);
-                *last = (*last).max(sent);
+                self.survey_sent(&s.customer_id, sent);
             }
-            let newer = self.surveys.get(&s.conversation).is_none_or(|old| survey_seq(&old.id) < survey_seq(&s.id));
+            by_conversation.entry(s.conversation.clone()).or_default().push(s);
+        }
+        for c in conversations {
+            let surveys = by_conversation.remove(&c.id).unwrap_or_default();
+            self.hydrate(c, surveys);
+        }
+        self.touched.clear();
+    }
+
+    /// Brings a stored conversation and its surveys into memory and re-arms
+    /// its timers. Memory is never overwritten: what it holds is newer than
+    /// the database until the shell commits.
+    pub fn hydrate(&mut self, conversation: Conversation, surveys: Vec<Survey>) {
+        let id = conversation.id.clone();
+        if self.conversations.contains_key(&id) {
+            return;
+        }
+        for s in surveys.into_iter().filter(|s| s.conversation == id) {
+            if let Some(sent) = s.sent_at {
+                self.survey_sent(&s.customer_id, sent);
+            }
+            let newer = self.surveys.get(&id).is_none_or(|old| survey_seq(&old.id) < survey_seq(&s.id));
             if newer {
-                self.surveys.insert(s.conversation.clone(), s);
+                self.surveys.insert(id.clone(), s);
             }
         }
-        let ids: Vec<String> = self.conversations.keys().cloned().collect();
-        for id in ids {
-            self.arm_sla(&id);
-            self.arm_silence(&id);
-            if let Some(s) = self.surveys.get(&id).filter(|s| s.status == SurveyStatus::Pending) {
-                self.timers.insert((s.due_at, id.clone(), TimerKind::Survey));
-            }
+        self.by_thread.entry(conversation.thread.clone()).or_insert_with(|| id.clone());
+        self.conversations.insert(id.clone(), conversation);
+        self.arm_sla(&id);
+        self.arm_silence(&id);
+        if let Some(s) = self.surveys.get(&id).filter(|s| s.status == SurveyStatus::Pending) {
+            self.timers.insert(s.due_at, &id, TimerKind::Survey);
         }
+        self.touched.insert(id);
+    }
+
+    /// The stored conversation `input` needs that memory does not hold, if
+    /// any: the shell looks it up and calls [`Router::hydrate`] before
+    /// [`Router::handle`] (nothing stored means a new conversation).
+    pub fn wants(&self, input: &Input) -> Option<Wanted> {
+        let (channel, thread) = match input {
+            Input::Message(m) | Input::Relay { message: m, .. } | Input::Posted(m) => (Some(m.channel), &m.thread),
+            Input::Resolve { channel, thread, .. }
+            | Input::Assign { channel, thread, .. }
+            | Input::Reopen { channel, thread, .. }
+            | Input::SurveyComment { channel, thread, .. }
+            | Input::SurveyAnswer { channel, thread, .. }
+            | Input::SurveyCorrection { channel, thread, .. } => (*channel, thread),
+        };
+        match channel {
+            Some(c) => {
+                let id = Conversation::key(c, thread);
+                (!self.conversations.contains_key(&id)).then_some(Wanted::Id(id))
+            }
+            None => (!self.by_thread.contains_key(thread)).then(|| Wanted::Thread(thread.clone())),
+        }
+    }
+
+    /// Drops from memory the conversations touched since the last call that
+    /// are at rest — resolved, with no timer and no survey pending — and the
+    /// send instants older than the survey throttle window. Call it once what
+    /// was stepped is committed: the database then holds all of it.
+    pub fn settle(&mut self, now: Timestamp) {
+        for id in std::mem::take(&mut self.touched) {
+            let at_rest = self.conversations.get(&id).is_some_and(|c| c.status == Status::Resolved)
+                && self.surveys.get(&id).is_none_or(|s| s.status != SurveyStatus::Pending);
+            if !at_rest {
+                continue;
+            }
+            if let Some(c) = self.conversations.remove(&id)
+                && self.by_thread.get(&c.thread) == Some(&id)
+            {
+                self.by_thread.remove(&c.thread);
+            }
+            self.surveys.remove(&id);
+            self.timers.cancel(&id, |_| true);
+        }
+        // Pruned when it has doubled, so settling stays cheap per input.
+        if self.last_survey_sent.len() > 2 * self.last_sent_pruned + 1024 {
+            let throttle = self.policy.survey_throttle;
+            self.last_survey_sent.retain(|_, sent| now.as_second() - sent.as_second() < throttle);
+            self.last_sent_pruned = self.last_survey_sent.len();
+        }
+    }
+
+    /// How many conversations memory holds (open work plus what was touched
+    /// since the last [`Router::settle`]).
+    pub fn in_memory(&self) -> usize {
+        self.conversations.len()
+    }
+
+    fn survey_sent(&mut self, customer: &str, at: Timestamp) {
+        let last = self.last_survey_sent.entry(customer.to_string()).or_insert(at);
+        *last = (*last).max(at);
     }
 
     /// Every conversation in memory, in no particular order.
@@ -610,6 +710,21 @@ impl Router {
 
     /// Applies one input at `now`.
     pub fn handle(&mut self, now: Timestamp, input: Input) -> Step {
+        let step = self.step(now, input);
+        self.touch(&step);
+        step
+    }
+
+    fn touch(&mut self, step: &Step) {
+        if let Some(c) = &step.conversation {
+            self.touched.insert(c.id.clone());
+        }
+        if let Some(s) = &step.survey {
+            self.touched.insert(s.conversation.clone());
+        }
+    }
+
+    fn step(&mut self, now: Timestamp, input: Input) -> Step {
         match input {
             Input::Message(m) => match m.author.role {
                 Role::Customer => self.customer_message(now, m),
@@ -641,6 +756,9 @@ impl Router {
                 TimerKind::Survey => self.fire_survey(at, &id),
                 TimerKind::Silence => self.fire_silence(at, &id),
             };
+            if let Some(step) = &step {
+                self.touch(step);
+            }
             steps.extend(step);
         }
         steps
@@ -664,7 +782,7 @@ impl Router {
                 conv.resolved_at = None;
             }
             if conv.silent_since.take().is_some() {
-                self.timers.retain(|(_, t, k)| !(t == &id && *k == TimerKind::Silence));
+                self.timers.cancel(&id, |k| k == TimerKind::Silence);
             }
             let conv = self.conversations.get_mut(&id).expect("present above");
             conv.asked_words = conv.asked_words.saturating_add(words(&m.text));
@@ -778,7 +896,7 @@ impl Router {
         }
         let conv = conv.clone();
         if answered {
-            self.timers.retain(|(_, t, k)| !(t == &id && *k == TimerKind::Sla));
+            self.timers.cancel(&id, |k| k == TimerKind::Sla);
         }
         self.arm_silence(&id);
         let result = self.rules.check(&m.text, conv.check_context(first, late));
@@ -938,7 +1056,7 @@ impl Router {
         conv.waiting_since = None;
         conv.silent_since = None;
         conv.assigned.get_or_insert_with(|| by.to_string());
-        self.timers.retain(|(_, t, k)| !(t == &id && matches!(k, TimerKind::Sla | TimerKind::Silence)));
+        self.timers.cancel(&id, |k| matches!(k, TimerKind::Sla | TimerKind::Silence));
         let mut step = Step::default();
         if survey
             && self.policy.surveys_enabled
@@ -957,7 +1075,7 @@ impl Router {
                 comment: None,
                 answered_at: None,
             };
-            self.timers.insert((s.due_at, id.clone(), TimerKind::Survey));
+            self.timers.insert(s.due_at, &id, TimerKind::Survey);
             self.surveys.insert(id.clone(), s.clone());
             step.survey = Some(s);
         }
@@ -1164,7 +1282,7 @@ impl Router {
             return;
         }
         if let Some((at, _, _)) = self.stage(conv, conv.sla_stage) {
-            self.timers.insert((at, id.to_string(), TimerKind::Sla));
+            self.timers.insert(at, id, TimerKind::Sla);
         }
     }
 
@@ -1176,8 +1294,8 @@ impl Router {
             return;
         };
         if conv.status == Status::Open {
-            self.timers.retain(|(_, t, k)| !(t == id && *k == TimerKind::Silence));
-            self.timers.insert((plus(since, *after), id.to_string(), TimerKind::Silence));
+            self.timers.cancel(id, |k| k == TimerKind::Silence);
+            self.timers.insert(plus(since, *after), id, TimerKind::Silence);
         }
     }
 
@@ -1198,7 +1316,7 @@ impl Router {
         let survey = self.surveys.get_mut(id).filter(|s| s.status == SurveyStatus::Pending)?;
         survey.status = SurveyStatus::Cancelled;
         let survey = survey.clone();
-        self.timers.retain(|(_, t, k)| !(t == id && *k == TimerKind::Survey));
+        self.timers.cancel(id, |k| k == TimerKind::Survey);
         Some(survey)
     }
 

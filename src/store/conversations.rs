@@ -7,25 +7,118 @@ use jiff::Timestamp;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::{Store, opt_ts, ts};
+use super::{Store, Tx, opt_ts, placeholders, ts};
 use crate::core::router::{Channel, Conversation, Status, Survey, SurveyStatus};
 
 impl Store {
-    /// Everything the router needs to resume: all conversations and surveys.
-    pub async fn load_state(&self) -> anyhow::Result<(Vec<Conversation>, Vec<Survey>)> {
-        let convs = sqlx::query("SELECT * FROM conversations")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(conversation_from_row)
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let surveys = sqlx::query("SELECT * FROM surveys")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(survey_from_row)
-            .collect::<anyhow::Result<Vec<_>>>()?;
+    /// What the router needs to resume, which follows open work, not
+    /// history: the conversations open or with a survey pending, their
+    /// surveys, and the surveys sent since `throttle_from` (the throttle
+    /// window: only their customers and send instants matter).
+    pub async fn load_state(&self, throttle_from: Timestamp) -> anyhow::Result<(Vec<Conversation>, Vec<Survey>)> {
+        let mut convs = self.fetch_conversations("SELECT * FROM conversations WHERE status = 'open'", None).await?;
+        let mut surveys = self
+            .fetch_surveys(
+                "SELECT s.* FROM surveys s JOIN conversations c ON c.id = s.conversation WHERE c.status = 'open'",
+                None,
+            )
+            .await?;
+        let pending = self.fetch_surveys("SELECT * FROM surveys WHERE status = 'pending'", None).await?;
+        let mut ids: Vec<String> = pending.iter().map(|s| s.conversation.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let mut tx = self.begin().await?;
+        let (resolved, theirs) = self.stored_for(&mut tx, &ids, &[]).await?;
+        tx.commit().await?;
+        convs.extend(resolved.into_iter().filter(|c| c.status != Status::Open));
+        surveys.extend(theirs);
+        surveys.extend(
+            self.fetch_surveys("SELECT * FROM surveys WHERE sent_at >= $1", Some(throttle_from.as_second())).await?,
+        );
         Ok((convs, surveys))
+    }
+
+    /// Every stored conversation, by id (checks and exports; the router
+    /// never needs them all).
+    pub async fn all_conversations(&self) -> anyhow::Result<Vec<Conversation>> {
+        self.fetch_conversations("SELECT * FROM conversations ORDER BY id", None).await
+    }
+
+    /// Every stored survey, by id (checks and exports).
+    pub async fn all_surveys(&self) -> anyhow::Result<Vec<Survey>> {
+        self.fetch_surveys("SELECT * FROM surveys ORDER BY id", None).await
+    }
+
+    /// Stored conversations by id, and the newest of each thread in
+    /// `threads`, with all their surveys: what the router hydrates before an
+    /// input on a thread it no longer holds in memory.
+    pub async fn stored_for(
+        &self,
+        tx: &mut Tx,
+        ids: &[String],
+        threads: &[String],
+    ) -> anyhow::Result<(Vec<Conversation>, Vec<Survey>)> {
+        let mut convs = Vec::new();
+        for (column, keys) in [("id", ids), ("thread", threads)] {
+            for chunk in keys.chunks(500) {
+                let list = placeholders(self.backend, 1, chunk.len());
+                let sql = format!("SELECT * FROM conversations WHERE {column} IN ({list})");
+                let mut q = sqlx::query(&sql);
+                for k in chunk {
+                    q = q.bind(k.as_str());
+                }
+                let found = q
+                    .fetch_all(&mut **tx)
+                    .await?
+                    .iter()
+                    .map(conversation_from_row)
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                convs.extend(found);
+            }
+        }
+        // A thread-only lookup wants the newest conversation of the thread.
+        if !threads.is_empty() {
+            let mut newest: std::collections::HashMap<String, (Timestamp, String)> = std::collections::HashMap::new();
+            for c in convs.iter().filter(|c| threads.contains(&c.thread)) {
+                let e = newest.entry(c.thread.clone()).or_insert((c.opened_at, c.id.clone()));
+                if (c.opened_at, &c.id) > (e.0, &e.1) {
+                    *e = (c.opened_at, c.id.clone());
+                }
+            }
+            convs.retain(|c| ids.contains(&c.id) || newest.get(&c.thread).is_some_and(|(_, id)| *id == c.id));
+        }
+        convs.sort_by(|a, b| a.id.cmp(&b.id));
+        convs.dedup_by(|a, b| a.id == b.id);
+        let mut surveys = Vec::new();
+        let found: Vec<String> = convs.iter().map(|c| c.id.clone()).collect();
+        for chunk in found.chunks(500) {
+            let list = placeholders(self.backend, 1, chunk.len());
+            let sql = format!("SELECT * FROM surveys WHERE conversation IN ({list})");
+            let mut q = sqlx::query(&sql);
+            for k in chunk {
+                q = q.bind(k.as_str());
+            }
+            for row in q.fetch_all(&mut **tx).await? {
+                surveys.push(survey_from_row(&row)?);
+            }
+        }
+        Ok((convs, surveys))
+    }
+
+    async fn fetch_conversations(&self, sql: &str, arg: Option<i64>) -> anyhow::Result<Vec<Conversation>> {
+        let mut q = sqlx::query(sql);
+        if let Some(a) = arg {
+            q = q.bind(a);
+        }
+        q.fetch_all(&self.pool).await?.iter().map(conversation_from_row).collect()
+    }
+
+    async fn fetch_surveys(&self, sql: &str, arg: Option<i64>) -> anyhow::Result<Vec<Survey>> {
+        let mut q = sqlx::query(sql);
+        if let Some(a) = arg {
+            q = q.bind(a);
+        }
+        q.fetch_all(&self.pool).await?.iter().map(survey_from_row).collect()
     }
 
     /// Whether a conversation exists on `channel` with this thread.

@@ -377,14 +377,14 @@ async fn the_announcement_is_written_in_the_same_transaction_as_the_conversation
     for db in databases().await {
         let mut config = config(&db.url);
         config.policy.announce.insert(Channel::Email);
-        let mut engine = concierge::engine::Engine::start(config, true).await.unwrap();
+        let mut engine = concierge::engine::Engine::start(config, true, ts("2026-11-23T10:00:00Z")).await.unwrap();
         let at = ts("2026-11-23T10:00:00Z");
         let input = customer_message(Channel::Email, at, "mail-1").input;
         // Rolled back: neither the conversation nor its messages exist.
         let mut tx = engine.store.begin().await.unwrap();
         engine.apply(&mut tx, at, input.clone()).await.unwrap();
         tx.rollback().await.unwrap();
-        engine.reload().await.unwrap();
+        engine.reload(at).await.unwrap();
         assert_eq!(engine.store.count("outbox").await.unwrap(), 0, "{}", db.backend);
         assert_eq!(engine.store.count("conversations").await.unwrap(), 0, "{}", db.backend);
         // Committed: both, together.

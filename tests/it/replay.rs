@@ -4,7 +4,7 @@ use jiff::Timestamp;
 
 use concierge::config::Config;
 use concierge::core::report::{CheckRow, ConversationRow, FollowUpRow, ReportData, Week, compute};
-use concierge::core::router::{Action, Conversation, Router, SurveyStatus};
+use concierge::core::router::{Action, Author, Conversation, Input, Message, Role, Router, Status, SurveyStatus};
 use concierge::engine::Engine;
 use concierge::replay::{self, Event};
 use concierge::store::{OutboxStatus, Store};
@@ -39,7 +39,7 @@ async fn outbox(store: &Store) -> Vec<(String, Timestamp, String, String, String
 }
 
 pub async fn replay_into(db: &TestDb, events: Vec<Event>, until: Option<Timestamp>) -> (Engine, replay::Summary) {
-    let mut engine = Engine::start(demo_config(&db.url), false).await.unwrap();
+    let mut engine = Engine::start(demo_config(&db.url), false, replay::start_of(&events)).await.unwrap();
     let summary = replay::run(&mut engine, events, until, None).await.unwrap();
     (engine, summary)
 }
@@ -173,8 +173,7 @@ async fn conversations_reload_from_the_database_exactly_as_the_pure_router_holds
     assert!(expected.iter().any(|c| c.name_used) && expected.iter().any(|c| c.asked_words > 0));
     for db in databases().await {
         let (engine, _) = replay_into(&db, demo_events(), Some(as_of())).await;
-        let (mut stored, _) = engine.store.load_state().await.unwrap();
-        stored.sort_by(|a, b| a.id.cmp(&b.id));
+        let stored = engine.store.all_conversations().await.unwrap();
         assert_eq!(stored, expected, "{}", db.backend);
     }
 }
@@ -271,18 +270,69 @@ async fn a_restart_mid_history_neither_loses_nor_repeats_an_action() {
 #[tokio::test]
 async fn a_crash_before_commit_leaves_nothing_half_written_and_the_retry_completes() {
     for db in databases().await {
-        let mut engine = Engine::start(demo_config(&db.url), false).await.unwrap();
+        let mut engine = Engine::start(demo_config(&db.url), false, as_of()).await.unwrap();
         let mut tx = engine.store.begin().await.unwrap();
         for e in demo_events().into_iter().take(40) {
             engine.apply(&mut tx, e.at, e.input).await.unwrap();
         }
         drop(tx); // the process dies before COMMIT
         engine.store.close().await;
-        let engine = Engine::start(demo_config(&db.url), false).await.unwrap();
+        let engine = Engine::start(demo_config(&db.url), false, as_of()).await.unwrap();
         assert_eq!(counts(&engine.store).await, vec![0; 6], "{}", db.backend);
         engine.store.close().await;
         let (engine, summary) = replay_into(&db, demo_events(), Some(as_of())).await;
         assert_eq!(summary.duplicates, 0, "{}", db.backend);
         assert!(engine.store.count("outbox").await.unwrap() > 100);
+    }
+}
+
+#[tokio::test]
+async fn memory_holds_open_work_only_and_an_old_thread_comes_back_when_written_to_on_every_backend() {
+    for db in databases().await {
+        let (engine, _) = replay_into(&db, demo_events(), Some(as_of())).await;
+        engine.store.close().await;
+        // A restart reads open conversations and pending surveys, not history.
+        let mut engine = Engine::start(demo_config(&db.url), true, as_of()).await.unwrap();
+        let stored = engine.store.all_conversations().await.unwrap();
+        let surveys = engine.store.all_surveys().await.unwrap();
+        let pending = |id: &str| surveys.iter().any(|s| s.conversation == id && s.status == SurveyStatus::Pending);
+        let open_work = stored.iter().filter(|c| c.status == Status::Open || pending(&c.id)).count();
+        assert!(open_work > 0 && open_work < stored.len() / 2, "{open_work} of {}", stored.len());
+        assert_eq!(engine.router.in_memory(), open_work, "{}", db.backend);
+
+        // The customer of a resolved conversation whose survey went out writes again.
+        let old = stored
+            .iter()
+            .find(|c| {
+                c.status == Status::Resolved
+                    && surveys.iter().any(|s| s.conversation == c.id && s.status == SurveyStatus::Sent)
+            })
+            .expect("the demo resolves conversations and sends surveys");
+        assert!(engine.router.conversation(&old.id).is_none(), "history stays in the database");
+        let at = as_of();
+        let message = Message {
+            channel: old.channel,
+            thread: old.thread.clone(),
+            id: "written-again".into(),
+            author: Author { role: Role::Customer, id: old.customer_id.clone().unwrap(), name: None },
+            text: "Sorry, one more question about this.".into(),
+        };
+        let mut tx = engine.store.begin().await.unwrap();
+        engine.apply(&mut tx, at, Input::Message(message)).await.unwrap();
+        tx.commit().await.unwrap();
+        engine.settle(at);
+        let reopened = engine.store.conversation(&old.id).await.unwrap().unwrap();
+        assert_eq!(reopened.status, Status::Open, "{}", db.backend);
+        assert_eq!(reopened.opened_at, old.opened_at, "the same conversation, not a new one");
+        assert_eq!(engine.router.conversation(&old.id), Some(&reopened), "and it is open work again");
+        assert_eq!(engine.router.in_memory(), open_work + 1);
+        // Resolved again, it goes back to rest once its survey has gone out.
+        let resolve = Input::Resolve { channel: None, thread: old.thread.clone(), by: "sam".into(), survey: false };
+        let mut tx = engine.store.begin().await.unwrap();
+        engine.apply(&mut tx, at, resolve).await.unwrap();
+        tx.commit().await.unwrap();
+        engine.settle(at);
+        assert_eq!(engine.router.in_memory(), open_work, "{}", db.backend);
+        engine.store.close().await;
     }
 }

@@ -585,3 +585,118 @@ fn reopen_cancels_the_pending_survey_and_a_comment_completes_an_answer() {
     let step = r.handle(ts("2026-11-23T14:03:00Z"), comment("  quick and kind "));
     assert_eq!(step.survey.unwrap().comment.as_deref(), Some("quick and kind"));
 }
+
+/// A router that settles after every input and timer, hydrating from a map
+/// of the snapshots its steps returned (a database in miniature), must act
+/// exactly like one that keeps everything in memory.
+#[test]
+fn memory_that_follows_open_work_acts_exactly_like_memory_that_keeps_everything() {
+    let hours = router().policy.hours.clone();
+    let demo = crate::demo::events(&hours);
+    let mut events: Vec<(Timestamp, Input)> =
+        demo.lines().map(|l| crate::replay::parse_line(l).expect("demo line parses")).collect();
+    // Old threads written to again: replies, answers by reply and by link,
+    // corrections, comments, reopen and resolve by thread, a second survey
+    // inside the throttle window, an agent-started thread.
+    let tail = [
+        ("2026-11-24T10:00:00Z", customer("old-1", "o1", "My invoice is wrong")),
+        ("2026-11-24T10:20:00Z", agent("old-1", "o2", GOOD_REPLY)),
+        ("2026-11-24T10:30:00Z", resolve("old-1")),
+        ("2026-11-24T12:00:00Z", customer("old-1", "o3", "9 thanks")),
+        ("2026-11-24T12:05:00Z", Input::SurveyCorrection { channel: None, thread: "old-1".into(), score: 4 }),
+        (
+            "2026-11-24T12:30:00Z",
+            Input::SurveyComment { channel: None, thread: "old-1".into(), comment: "slow".into() },
+        ),
+        ("2026-11-25T09:00:00Z", customer("old-1", "o4", "It is wrong again")),
+        ("2026-11-25T09:10:00Z", agent("old-1", "o5", GOOD_REPLY)),
+        ("2026-11-25T09:20:00Z", resolve("old-1")),
+        ("2026-11-25T09:30:00Z", Input::Reopen { channel: None, thread: "old-1".into(), by: "sam".into() }),
+        ("2026-11-25T09:40:00Z", resolve("old-1")),
+        ("2026-11-25T10:00:00Z", customer("old-2", "p1", "Where is my parcel")),
+        ("2026-11-25T10:10:00Z", agent("old-2", "p2", GOOD_REPLY)),
+        ("2026-11-25T10:20:00Z", resolve("old-2")),
+        ("2026-11-25T13:00:00Z", answer("old-2", 10)),
+        ("2026-11-25T14:00:00Z", agent("agent-started", "q1", "Hi team, a note for later.")),
+        ("2026-11-25T14:10:00Z", resolve("agent-started")),
+        ("2026-11-25T14:20:00Z", Input::Assign { channel: None, thread: "agent-started".into(), agent: "kim".into() }),
+    ];
+    events.extend(tail.into_iter().map(|(at, input)| (ts(at), input)));
+    let end = ts("2026-12-01T00:00:00Z");
+
+    #[derive(Default)]
+    struct Db {
+        convs: HashMap<String, Conversation>,
+        surveys: HashMap<String, Survey>,
+        seen: Vec<(Timestamp, String, String, String)>,
+    }
+    impl Db {
+        fn keep(&mut self, steps: Vec<Step>, now: Timestamp) {
+            for step in steps {
+                self.seen
+                    .extend(step.actions.iter().map(|a| (a.at, a.key.clone(), a.to.as_str().into(), a.body.clone())));
+                self.seen.extend(step.notice.iter().map(|n| (now, "notice".into(), String::new(), n.clone())));
+                if let Some(c) = step.conversation {
+                    self.convs.insert(c.id.clone(), c);
+                }
+                if let Some(s) = step.survey {
+                    self.surveys.insert(s.id.clone(), s);
+                }
+            }
+        }
+        fn hydrate(&self, r: &mut Router, wanted: Wanted) {
+            let found = self
+                .convs
+                .values()
+                .filter(|c| match &wanted {
+                    Wanted::Id(id) => &c.id == id,
+                    Wanted::Thread(t) => &c.thread == t,
+                })
+                .max_by_key(|c| (c.opened_at, c.id.clone()));
+            if let Some(c) = found {
+                let surveys = self.surveys.values().filter(|s| s.conversation == c.id).cloned().collect();
+                r.hydrate(c.clone(), surveys);
+            }
+        }
+    }
+    let run = |settling: bool| {
+        let mut r = router();
+        let mut db = Db::default();
+        let mut peak = 0;
+        for (at, input) in events.clone() {
+            db.keep(r.poll_timers(at), at);
+            if settling {
+                r.settle(at);
+            }
+            if let Some(wanted) = r.wants(&input) {
+                db.hydrate(&mut r, wanted);
+            }
+            db.keep(vec![r.handle(at, input)], at);
+            peak = peak.max(r.in_memory());
+            if settling {
+                r.settle(at);
+            }
+        }
+        db.keep(r.poll_timers(end), end);
+        if settling {
+            r.settle(end);
+        }
+        let open_work = db
+            .convs
+            .values()
+            .filter(|c| {
+                c.status == Status::Open
+                    || db.surveys.values().any(|s| s.conversation == c.id && s.status == SurveyStatus::Pending)
+            })
+            .count();
+        (db.seen, db.convs.len(), r.in_memory(), peak, open_work)
+    };
+    let (all_in_memory, stored, held, _, _) = run(false);
+    let (settling, _, held_settling, peak, open_work) = run(true);
+    assert!(all_in_memory.len() > 200, "the history exercises the router: {}", all_in_memory.len());
+    assert_eq!(settling, all_in_memory, "same actions and notices, in the same order");
+    assert_eq!(held, stored, "without settling, memory keeps every conversation");
+    assert_eq!(held_settling, open_work, "settled memory holds open work only ({stored} stored)");
+    assert!(open_work < stored / 2, "the history leaves most conversations at rest: {open_work} of {stored}");
+    assert!(peak < stored, "and never everything at once: peak {peak} of {stored}");
+}
