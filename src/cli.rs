@@ -62,6 +62,9 @@ pub enum Command {
     Followup(FollowupCommand),
     /// Forget a customer: remove their messages, name and address (the figures stay).
     Forget(ForgetArgs),
+    /// Measure concierge beside its physical reference (figures and ratios; see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Run the bot.
     Run,
     /// Apply database migrations and exit.
@@ -123,6 +126,56 @@ pub enum FollowupCommand {
     List {
         #[arg(long, value_enum, default_value = "text")]
         format: CheckFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The reply rules (the configured ones) on generated replies vs one RegexSet pass of their patterns.
+    Rules {
+        #[arg(long, default_value_t = 100_000)]
+        replies: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Events through router and store (as `replay`) vs a bulk insert of the same rows.
+    Ingest {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Run on a throwaway database on this PostgreSQL server (an admin URL; the role needs CREATEDB) [default: SQLite]
+        #[arg(long, value_name = "ADMIN_URL")]
+        postgres: Option<String>,
+    },
+    /// Start-up of `run` on a database of stored history: time to the first timer armed, peak memory.
+    Startup {
+        #[arg(long, default_value_t = 1_000_000)]
+        conversations: usize,
+        #[arg(long, default_value_t = 100_000)]
+        open: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, value_name = "ADMIN_URL")]
+        postgres: Option<String>,
+    },
+    /// One week's report out of a large history, with the query plans.
+    Reports {
+        #[arg(long, default_value_t = 1_000_000)]
+        conversations: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, value_name = "ADMIN_URL")]
+        postgres: Option<String>,
+        /// Print the query plans too.
+        #[arg(long)]
+        plans: bool,
+    },
+    /// The child process of `bench startup` (prints JSON).
+    #[command(hide = true)]
+    StartupProbe {
+        #[arg(long)]
+        database: String,
     },
 }
 
@@ -348,6 +401,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
             block_on(demo_cmd(args))
         }
+        Command::Bench(cmd) => bench_cmd(&cli, cmd),
         Command::Run => block_on(run_cmd(&cli)),
         Command::Resolve(args) => block_on(resolve_cmd(&cli, args)),
         Command::Outbox(args) => block_on(outbox_cmd(&cli, args)),
@@ -381,6 +435,37 @@ fn block_on<F: std::future::Future<Output = Result<ExitCode, Failure>>>(f: F) ->
     // work is committed by now, so do not wait for it.
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     out
+}
+
+fn bench_cmd(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode, Failure> {
+    use crate::bench;
+    let print = |figures: &[bench::Figure]| -> Result<ExitCode, Failure> {
+        write!(std::io::stdout(), "{}", bench::table(figures))?;
+        Ok(ExitCode::SUCCESS)
+    };
+    match cmd {
+        BenchCommand::Rules { replies, seed } => {
+            let config = load_config(cli)?;
+            print(&bench::rules(&config.rules, *replies, *seed))
+        }
+        BenchCommand::Ingest { events, seed, postgres } => {
+            block_on(async { print(&bench::ingest(*events, *seed, postgres.as_deref()).await?) })
+        }
+        BenchCommand::Startup { conversations, open, seed, postgres } => block_on(async {
+            print(&bench::startup(*conversations, (*open).min(*conversations), *seed, postgres.as_deref()).await?)
+        }),
+        BenchCommand::Reports { conversations, seed, postgres, plans } => block_on(async {
+            let (figures, text) = bench::reports(*conversations, *seed, postgres.as_deref()).await?;
+            if *plans {
+                write!(std::io::stdout(), "{text}")?;
+            }
+            print(&figures)
+        }),
+        BenchCommand::StartupProbe { database } => block_on(async {
+            writeln!(std::io::stdout(), "{}", bench::startup_probe(database).await?)?;
+            Ok(ExitCode::SUCCESS)
+        }),
+    }
 }
 
 fn check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, Failure> {
@@ -426,20 +511,12 @@ fn jsonl_input(path: &std::path::Path) -> Result<(String, String), Failure> {
     }
 }
 
-/// The corpus built into the binary (`tests/corpus/replies/`).
-const BUILT_IN_CORPUS: &[(&str, &str)] = &[
-    ("replies.jsonl", include_str!("../tests/corpus/replies/replies.jsonl")),
-    ("fresh-1.jsonl", include_str!("../tests/corpus/replies/fresh-1.jsonl")),
-    ("fresh-2.jsonl", include_str!("../tests/corpus/replies/fresh-2.jsonl")),
-    ("fresh-3.jsonl", include_str!("../tests/corpus/replies/fresh-3.jsonl")),
-    ("fresh-4.jsonl", include_str!("../tests/corpus/replies/fresh-4.jsonl")),
-];
-
 fn standards_eval(cli: &Cli, corpus: Option<&std::path::Path>, min: Option<f64>) -> Result<ExitCode, Failure> {
     let config = load_config(cli)?;
     let mut files: Vec<(String, String)> = Vec::new();
     match corpus {
-        None => files.extend(BUILT_IN_CORPUS.iter().map(|(n, t)| (format!("built-in {n}"), t.to_string()))),
+        None => files
+            .extend(crate::standards::BUILT_IN_CORPUS.iter().map(|(n, t)| (format!("built-in {n}"), t.to_string()))),
         Some(path) if path.is_dir() => {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
                 .map_err(|e| input(format!("{}: cannot read: {e}", path.display())))?

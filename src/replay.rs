@@ -18,7 +18,7 @@ use crate::engine::Engine;
 use crate::store::input_key;
 
 /// Events per transaction.
-const BATCH: usize = 1000;
+pub const BATCH: usize = 1000;
 
 /// One line of a replay file, as written.
 #[derive(Debug, Deserialize)]

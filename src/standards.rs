@@ -80,6 +80,15 @@ pub enum Verdict {
     Fail,
 }
 
+/// The corpus built into the binary (`tests/corpus/replies/`).
+pub const BUILT_IN_CORPUS: &[(&str, &str)] = &[
+    ("replies.jsonl", include_str!("../tests/corpus/replies/replies.jsonl")),
+    ("fresh-1.jsonl", include_str!("../tests/corpus/replies/fresh-1.jsonl")),
+    ("fresh-2.jsonl", include_str!("../tests/corpus/replies/fresh-2.jsonl")),
+    ("fresh-3.jsonl", include_str!("../tests/corpus/replies/fresh-3.jsonl")),
+    ("fresh-4.jsonl", include_str!("../tests/corpus/replies/fresh-4.jsonl")),
+];
+
 /// Parses a corpus file: every bad line as `FILE:LINE: reason`.
 pub fn parse(text: &str, file: &str) -> Result<Vec<(String, Labelled)>, Vec<String>> {
     let (mut items, mut errors) = (Vec::new(), Vec::new());

@@ -689,6 +689,11 @@ impl Router {
         self.conversations.len()
     }
 
+    /// How many timers are armed.
+    pub fn timers_pending(&self) -> usize {
+        self.timers.len()
+    }
+
     fn survey_sent(&mut self, customer: &str, at: Timestamp) {
         let last = self.last_survey_sent.entry(customer.to_string()).or_insert(at);
         *last = (*last).max(at);

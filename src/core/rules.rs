@@ -183,10 +183,20 @@ struct RawRule {
     rewrite: Vec<(String, String)>,
 }
 
+/// A compiled pattern and its slot in the rule set's one-pass prefilter
+/// (`None`: searched on its own when needed). `exact` is false when the
+/// prefilter holds a relaxed version of it (a match there must be confirmed).
+#[derive(Debug, Clone)]
+struct Pat {
+    re: Regex,
+    slot: Option<usize>,
+    exact: bool,
+}
+
 #[derive(Debug, Clone)]
 enum Check {
-    Require(Regex),
-    Forbid { pattern: Regex, unless: Option<Regex>, exempt: Option<Regex> },
+    Require(Pat),
+    Forbid { pattern: Pat, unless: Option<Pat>, exempt: Option<Pat> },
     RequireName,
     MaxCaps { percent: u32, min_letters: usize },
     MinWords { min: usize, when_customer: usize },
@@ -208,15 +218,25 @@ struct Rule {
 
 /// A compiled rule set. Build it once; `check` allocates only for findings.
 ///
-/// Each pattern is its own `Regex`, run only for the rules that apply. A
-/// shared `RegexSet` prefilter was measured and dropped: with Unicode word
-/// boundaries it matched no faster (about 0.6 ms a reply either way) and
-/// tripled the start-up compile time.
-/// Cloning shares the compiled regexes.
+/// Speed (measured by `concierge bench rules`, see BENCHMARKS.md): every
+/// pattern of every rule is also in one `RegexSet`, so a reply is scanned
+/// once to learn which patterns match anywhere; only a forbidden phrase
+/// that matched is then searched for its position (and its `unless` and
+/// `exempt`). Word boundaries `\b` are compiled as ASCII boundaries
+/// (`(?-u:\b)`), which keeps every search in the lazy DFA: a Unicode
+/// boundary makes the regex engine fall back to its slow NFA simulation on
+/// any text that is not pure ASCII (curly quotes, accented names), which
+/// made checking ~50x slower. The cost: a boundary between an ASCII letter
+/// and a non-ASCII one ("café" is "caf" + "é" to `\b`) — no rule's
+/// phrase is built on one. Word counts take a byte-level fast path on
+/// ASCII paragraphs. Cloning shares the compiled regexes.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
     rules: Vec<Rule>,
     pass_score: u32,
+    /// All patterns in one pass; `None` if the set is too large to build
+    /// (then each pattern is searched on its own).
+    prefilter: Option<regex::RegexSet>,
 }
 
 impl RuleSet {
@@ -265,6 +285,7 @@ impl RuleSet {
         let mut errors = Vec::new();
         let mut rules = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        let mut patterns: Vec<String> = Vec::new();
         for (index, r) in raw.rule.into_iter().enumerate() {
             let location = match &r.id {
                 Some(id) => format!("rule \"{id}\""),
@@ -300,19 +321,42 @@ impl RuleSet {
             if r.when_customer_words.is_some() && r.min_words.is_none() {
                 problem("has `when_customer_words` without `min_words`");
             }
-            let mut compile = |field: &str, pattern: &str| match Regex::new(pattern) {
+            let mut compile = |field: &str, pattern: &str| match regex::RegexBuilder::new(&ascii_boundaries(pattern))
+                .dfa_size_limit(8 << 20)
+                .build()
+            {
                 Ok(re) => Some(re),
-                Err(e) => {
+                Err(_) => {
+                    // Reported against the pattern as written.
+                    let e = Regex::new(pattern).err().map_or_else(|| "unsupported pattern".into(), |e| e.to_string());
                     errors.push(err(location.clone(), format!("`{field}` is not a valid regex: {e}")));
                     None
                 }
             };
+            // The prefilter holds the `require` and `forbid` patterns, those
+            // with a counted repetition relaxed (`{0,40}` becomes `*`: a
+            // counter multiplies the states of a combined DFA), so a miss
+            // there is a miss and a relaxed hit is confirmed on its own.
+            // `unless` and `exempt`, only needed once their `forbid`
+            // matched, are searched on their own.
+            let mut slot = |re: Regex| {
+                let relaxed = relax(re.as_str());
+                let exact = relaxed == re.as_str();
+                patterns.push(relaxed);
+                Pat { re, slot: Some(patterns.len() - 1), exact }
+            };
+            let alone = |re: Regex| Pat { re, slot: None, exact: true };
             let check = if let Some(p) = &r.require {
-                compile("require", p).map(Check::Require)
+                compile("require", p).map(|re| Check::Require(slot(re)))
             } else if let Some(p) = &r.forbid {
+                let pattern = compile("forbid", p);
                 let unless = r.unless.as_deref().and_then(|u| compile("unless", u));
                 let exempt = r.exempt.as_deref().and_then(|u| compile("exempt", u));
-                compile("forbid", p).map(|pattern| Check::Forbid { pattern, unless, exempt })
+                pattern.map(|pattern| Check::Forbid {
+                    pattern: slot(pattern),
+                    unless: unless.map(alone),
+                    exempt: exempt.map(alone),
+                })
             } else if let Some(percent) = r.max_caps_percent {
                 Some(Check::MaxCaps { percent, min_letters: r.min_letters.unwrap_or(12) })
             } else if let Some(min) = r.min_words {
@@ -350,7 +394,9 @@ impl RuleSet {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(RuleSet { rules, pass_score })
+        let prefilter =
+            regex::RegexSetBuilder::new(&patterns).size_limit(64 << 20).dfa_size_limit(16 << 20).build().ok();
+        Ok(RuleSet { rules, pass_score, prefilter })
     }
 
     pub fn pass_score(&self) -> u32 {
@@ -362,9 +408,32 @@ impl RuleSet {
         self.rules.iter().map(|r| r.id.as_str())
     }
 
+    /// Every pattern the rules match with (`pattern`, `unless`, `exempt`),
+    /// in file order: what one `RegexSet` pass would run (benchmarks).
+    pub fn patterns(&self) -> Vec<String> {
+        let mut out: Vec<&Pat> = Vec::new();
+        for rule in &self.rules {
+            match &rule.check {
+                Check::Require(p) => out.push(p),
+                Check::Forbid { pattern, unless, exempt } => {
+                    out.push(pattern);
+                    out.extend([unless, exempt].into_iter().flatten());
+                }
+                _ => {}
+            }
+        }
+        out.into_iter().map(|p| p.re.as_str().to_string()).collect()
+    }
+
     /// Checks one reply.
     pub fn check(&self, text: &str, ctx: CheckContext<'_>) -> CheckResult {
         let first_name = ctx.customer_name.and_then(first_name);
+        let hits = self.prefilter.as_ref().map(|set| set.matches(text));
+        let matches = |p: &Pat| match (&hits, p.slot) {
+            (Some(h), Some(slot)) if !h.matched(slot) => false,
+            (Some(_), Some(_)) if p.exact => true,
+            _ => p.re.is_match(text),
+        };
         let quoted = quoted_spans(text);
         let mut findings = Vec::new();
         let mut score: u32 = 100;
@@ -375,30 +444,30 @@ impl RuleSet {
                 continue;
             }
             let miss: Option<(usize, usize)> = match &rule.check {
-                Check::Require(pattern) => (!pattern.is_match(text)).then_some((0, 0)),
+                Check::Require(pattern) => (!matches(pattern)).then_some((0, 0)),
+                Check::Forbid { pattern, .. } if !matches(pattern) => None,
                 Check::Forbid { pattern, unless, exempt } => {
+                    let exempt = exempt.as_ref().filter(|e| matches(e)).map(|e| &e.re);
                     let hit = pattern
+                        .re
                         .find_iter(text)
                         .map(|m| (m.start(), m.end()))
-                        .find(|&(s, e)| !inside(&quoted, s, e) && !exempted(exempt.as_ref(), text, s, e));
-                    hit.filter(|_| !unless.as_ref().is_some_and(|u| u.is_match(text)))
+                        .find(|&(s, e)| !inside(&quoted, s, e) && !exempted(exempt, text, s, e));
+                    hit.filter(|_| !unless.as_ref().is_some_and(&matches))
                 }
                 Check::RequireName => match first_name {
                     Some(name) if !ctx.name_used_earlier && !contains_word(text, name) => Some((0, 0)),
                     _ => None,
                 },
                 Check::MaxCaps { percent, min_letters } => {
-                    let (letters, upper) = text
-                        .chars()
-                        .filter(|c| c.is_alphabetic())
-                        .fold((0usize, 0usize), |(l, u), c| (l + 1, u + usize::from(c.is_uppercase())));
+                    let (letters, upper) = letters_and_capitals(text);
                     (letters >= *min_letters && upper * 100 > letters * *percent as usize).then_some((0, text.len()))
                 }
                 Check::MinWords { min, when_customer } => {
                     let judged = *when_customer == 0 || ctx.customer_words >= *when_customer;
-                    (judged && (words(text) as usize) < *min).then_some((0, text.len()))
+                    (judged && !at_least_words(text, *min)).then_some((0, text.len()))
                 }
-                Check::MaxParagraphWords(max) => paragraphs(text).find(|&(s, e)| words(&text[s..e]) as usize > *max),
+                Check::MaxParagraphWords(max) => paragraphs(text).find(|&(s, e)| at_least_words(&text[s..e], max + 1)),
             };
             if let Some((start, end)) = miss {
                 score = score.saturating_sub(rule.weight);
@@ -431,6 +500,9 @@ impl RuleSet {
 /// straight or curly double quotes, and email lines starting with `>`.
 fn quoted_spans(text: &str) -> Vec<(usize, usize)> {
     let mut spans = Vec::new();
+    if !text.contains(['"', '\u{201C}', '>']) {
+        return spans;
+    }
     let mut open: Option<(usize, char)> = None;
     for (i, c) in text.char_indices() {
         match (open, c) {
@@ -455,6 +527,96 @@ fn quoted_spans(text: &str) -> Vec<(usize, usize)> {
     spans
 }
 
+/// `pattern` with every counted repetition whose upper bound is above 3
+/// made unbounded (`{0,40}` → `*`, `{1,30}` → `+`, `{2,9}` → `{2,}`): it
+/// matches wherever `pattern` does, and a combined DFA need not count.
+fn relax(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.char_indices().peekable();
+    let mut class_depth = 0usize;
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => {
+                out.push(c);
+                if let Some((_, next)) = chars.next() {
+                    out.push(next);
+                }
+            }
+            '[' => {
+                class_depth += 1;
+                out.push(c);
+            }
+            ']' if class_depth > 0 => {
+                class_depth -= 1;
+                out.push(c);
+            }
+            '{' if class_depth == 0 => {
+                let tail = &pattern[i + 1..];
+                let counted = tail.find('}').map(|end| &tail[..end]).and_then(|inner| {
+                    let (min, max) = inner.split_once(',')?;
+                    let min: u32 = min.parse().ok()?;
+                    let max: Option<u32> = if max.is_empty() { None } else { Some(max.parse().ok()?) };
+                    Some((min, max, inner.len()))
+                });
+                match counted {
+                    Some((min, max, len)) if max.is_none_or(|m| m > 3) => {
+                        out.push_str(&match min {
+                            0 => "*".to_string(),
+                            1 => "+".to_string(),
+                            n => format!("{{{n},}}"),
+                        });
+                        for _ in 0..=len {
+                            chars.next();
+                        }
+                    }
+                    _ => out.push(c),
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `pattern` with each word boundary `\b` outside a character class made
+/// ASCII (`(?-u:\b)`): see [`RuleSet`] for why.
+fn ascii_boundaries(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars().peekable();
+    let mut class_depth = 0usize;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('b') if class_depth == 0 => out.push_str("(?-u:\\b)"),
+                Some('w') if class_depth == 0 => out.push_str("(?-u:\\w)"),
+                Some('d') if class_depth == 0 => out.push_str("(?-u:\\d)"),
+                Some(next) => {
+                    out.push('\\');
+                    out.push(next);
+                }
+                None => out.push('\\'),
+            },
+            '[' => {
+                class_depth += 1;
+                out.push(c);
+                // A `]` first in a class (after any `^`) is a literal.
+                if let Some(&'^') = chars.peek() {
+                    out.push(chars.next().expect("peeked"));
+                }
+                if let Some(&']') = chars.peek() {
+                    out.push(chars.next().expect("peeked"));
+                }
+            }
+            ']' if class_depth > 0 => {
+                class_depth -= 1;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 fn inside(spans: &[(usize, usize)], start: usize, end: usize) -> bool {
     spans.iter().any(|&(s, e)| s <= start && end <= e)
 }
@@ -470,6 +632,26 @@ pub fn words(text: &str) -> u32 {
     text.unicode_words().count().try_into().unwrap_or(u32::MAX)
 }
 
+/// Whether `text` has at least `n` words (as [`words`] counts them),
+/// reading no further than needed. On ASCII text a word never spans two
+/// runs of letters and digits... but one word may hold several ("don't"),
+/// so fewer runs than `n` settles it without segmenting.
+fn at_least_words(text: &str, n: usize) -> bool {
+    if text.is_ascii() {
+        let mut runs = 0;
+        let mut in_run = false;
+        for b in text.bytes() {
+            let alnum = b.is_ascii_alphanumeric();
+            runs += usize::from(alnum && !in_run);
+            in_run = alnum;
+        }
+        if runs < n {
+            return false;
+        }
+    }
+    text.unicode_words().take(n).count() >= n
+}
+
 /// Byte ranges of the paragraphs of `text` (split at line breaks).
 fn paragraphs(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
     let mut at = 0;
@@ -480,11 +662,15 @@ fn paragraphs(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
     })
 }
 
-/// The byte range of the sentence(s) holding `start..end`.
+/// The byte range of the sentence(s) holding `start..end`. A sentence never
+/// runs across a line break (UAX #29 breaks after every one), so only the
+/// lines holding the span are segmented.
 fn sentence_around(text: &str, start: usize, end: usize) -> (usize, usize) {
+    let from = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let to = text[end..].find('\n').map_or(text.len(), |i| end + i);
     let mut range = (start, end);
-    for (s, sentence) in text.split_sentence_bound_indices() {
-        let e = s + sentence.len();
+    for (s, sentence) in text[from..to].split_sentence_bound_indices() {
+        let (s, e) = (from + s, from + s + sentence.len());
         if s <= start && start < e {
             range.0 = s;
         }
@@ -548,10 +734,23 @@ pub fn first_name(name: &str) -> Option<&str> {
 
 /// Whether `needle` occurs in `hay` as a whole word, ignoring case.
 pub fn contains_word(hay: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return false;
+    }
+    if hay.is_ascii() && needle.is_ascii() {
+        let (hay, needle) = (hay.as_bytes(), needle.as_bytes());
+        let word = |i: usize| hay.get(i).is_some_and(u8::is_ascii_alphanumeric);
+        return hay.len() >= needle.len()
+            && (0..=hay.len() - needle.len()).any(|i| {
+                hay[i..i + needle.len()].eq_ignore_ascii_case(needle)
+                    && (i == 0 || !word(i - 1))
+                    && !word(i + needle.len())
+            });
+    }
     let needle_len = needle.chars().count();
     let chars: Vec<char> = hay.chars().collect();
     let target: Vec<char> = needle.chars().flat_map(char::to_lowercase).collect();
-    if needle_len == 0 || chars.len() < needle_len {
+    if chars.len() < needle_len {
         return false;
     }
     (0..=chars.len() - needle_len).any(|i| {
@@ -561,6 +760,18 @@ pub fn contains_word(hay: &str, needle: &str) -> bool {
             && after_ok
             && chars[i..i + needle_len].iter().flat_map(|c| c.to_lowercase()).eq(target.iter().copied())
     })
+}
+
+/// Letters and capital letters in `text` (bytes on ASCII text).
+fn letters_and_capitals(text: &str) -> (usize, usize) {
+    if text.is_ascii() {
+        return text.bytes().fold((0, 0), |(l, u), b| {
+            (l + usize::from(b.is_ascii_alphabetic()), u + usize::from(b.is_ascii_uppercase()))
+        });
+    }
+    text.chars()
+        .filter(|c| c.is_alphabetic())
+        .fold((0usize, 0usize), |(l, u), c| (l + 1, u + usize::from(c.is_uppercase())))
 }
 
 fn char_offset(text: &str, byte: usize) -> usize {
@@ -585,6 +796,49 @@ mod tests {
 
     const GOOD: &str = "Hi Alice,\n\nThanks for reaching out about the invoice. I've corrected the amount and \
                         you'll see the new total within the hour.\n\nLet me know if anything else comes up.\nBest,\nSam";
+
+    #[test]
+    fn whole_words_are_found_ignoring_case_in_ascii_and_beyond() {
+        assert!(contains_word("Hi ANA, thanks", "ana"));
+        assert!(!contains_word("Hi Anabel", "Ana"));
+        assert!(!contains_word("Banana", "ana"));
+        assert!(contains_word("ana", "Ana") && !contains_word("an", "Ana") && !contains_word("x", ""));
+        assert!(contains_word("Hola ZOË, ¿qué tal?", "Zoë"));
+        assert!(!contains_word("Zoëlla", "Zoë"));
+        assert!(contains_word("Привет, Анна!", "анна"));
+        assert_eq!(letters_and_capitals("ABc d!"), (4, 2));
+        assert_eq!(letters_and_capitals("ÉCOLE é"), (6, 5));
+    }
+
+    #[test]
+    fn counting_words_up_to_a_bound_agrees_with_counting_them_all() {
+        for text in [
+            "",
+            "one",
+            "don't stop",
+            "a-b c_d 3.5 e.g. x",
+            "  Zoë’s café, naïve  ",
+            "日本語のテキスト",
+            "¡Hola! ¿Qué tal?",
+        ] {
+            let all = words(text) as usize;
+            for n in 0..all + 3 {
+                assert_eq!(at_least_words(text, n), all >= n, "{text:?} n={n}");
+            }
+        }
+    }
+
+    #[test]
+    fn word_boundaries_become_ascii_outside_classes_only() {
+        assert_eq!(ascii_boundaries(r"(?i)\bsorry\b"), r"(?i)(?-u:\b)sorry(?-u:\b)");
+        assert_eq!(ascii_boundaries(r"[\]\b]\b\\b"), r"[\]\b](?-u:\b)\\b");
+        assert_eq!(ascii_boundaries(r"[]b]\b[^]x]\B"), r"[]b](?-u:\b)[^]x]\B");
+        assert_eq!(relax(r"a{0,40}b{1,30}c{2,9}d{0,3}e{2,}f\{0,9}[{0,9}]"), r"a*b+c{2,}d{0,3}e{2,}f\{0,9}[{0,9}]");
+        // The same verdicts with non-ASCII text around the phrases.
+        let r = rules();
+        let text = "Hi Zoë,\n\nThat’s user error — café prices aside.\n\nBest,\nSam";
+        assert!(rule_ids(&r.check(text, ctx(Some("Zoë Ng"), true, false))).contains(&"no-blame"));
+    }
 
     #[test]
     fn the_built_in_rules_compile() {

@@ -302,7 +302,7 @@ pub(super) type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArgumen
 /// Runs `head VALUES (...), (...) tail` over `rows`, binding each row's `cols`
 /// values with `bind`, in statements of at most ~30,000 parameters (SQLite's
 /// and PostgreSQL's limits are above that).
-pub(super) async fn insert_many<'r, T>(
+pub async fn insert_many<'r, T>(
     backend: Backend,
     tx: &mut Tx,
     head: &str,

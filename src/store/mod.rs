@@ -27,8 +27,9 @@ use jiff::Timestamp;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyPool, Connection as _, Executor as _, Row as _, Transaction};
 
-pub use batch::{Batch, input_conversation, input_key};
+pub use batch::{Batch, input_conversation, input_key, insert_many};
 pub use outbox::{OutboxItem, OutboxStatus};
+pub use report::REPORT_QUERIES;
 
 /// How long opening the database may take before it is reported unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
