@@ -159,6 +159,23 @@ fn within_reach(policy: &Policy, at: Timestamp, input: &Input) -> Result<(), Str
 }
 
 /// What a replay did.
+/// A batch being written while the next is stepped.
+struct InFlight {
+    write: tokio::task::JoinHandle<anyhow::Result<()>>,
+    touched: std::collections::HashSet<String>,
+    keys: std::collections::HashSet<String>,
+    last: Timestamp,
+}
+
+impl InFlight {
+    /// Waits for the write, then lets the router drop what it left at rest.
+    async fn finish(self, engine: &mut Engine) -> anyhow::Result<()> {
+        self.write.await.map_err(|e| anyhow::anyhow!("writing a batch stopped: {e}"))??;
+        engine.router.settle_ids(self.touched, self.last);
+        Ok(())
+    }
+}
+
 /// The instant a replay starts at: its earliest event (now for none). The
 /// engine restores open work as of then.
 pub fn start_of(events: &[Event]) -> Timestamp {
@@ -195,15 +212,25 @@ pub async fn run(
         }
         Ok(())
     };
+    // Two cores: while one batch is written (flush and commit in a task of
+    // its own), the next is read and stepped. The next one's reads see every
+    // batch before the one in flight; what the one in flight changed is still
+    // in memory (it settles only once committed), and its input keys are
+    // carried over so a repeat across the two is still a repeat.
+    let mut in_flight: Option<InFlight> = None;
     let mut events = events.into_iter().peekable();
     while events.peek().is_some() {
         let chunk: Vec<Event> = events.by_ref().take(BATCH).collect();
-        let mut tx = engine.store.begin().await?;
         let keys: Vec<String> = chunk.iter().map(|e| input_key(e.at, &e.input)).collect();
-        let mut known = engine.store.known_inputs(&mut tx, &keys).await?;
+        let mut read = engine.store.begin_read().await?;
+        let mut known = engine.store.known_inputs(&mut read, &keys).await?;
+        if let Some(f) = &in_flight {
+            known.extend(keys.iter().filter(|k| f.keys.contains(*k)).cloned());
+        }
         let fresh = chunk.iter().zip(&keys).filter(|(_, k)| !known.contains(*k)).map(|(e, _)| &e.input);
-        engine.hydrate(&mut tx, fresh).await?;
-        let last = chunk.last().map(|e| e.at);
+        engine.hydrate(&mut read, fresh).await?;
+        read.rollback().await?;
+        let last = chunk.last().map_or(Timestamp::MIN, |e| e.at);
         let mut batch = engine.batch();
         for event in chunk {
             // Timers strictly before this event fire first, each at its own instant.
@@ -220,11 +247,23 @@ pub async fn run(
                 None => summary.duplicates += 1,
             }
         }
-        engine.store.flush(&mut tx, batch).await?;
-        tx.commit().await?;
-        if let Some(last) = last {
-            engine.settle(last);
+        // Settled while this batch's conversations are still marked touched,
+        // so none of them is dropped before this batch is written.
+        if let Some(f) = in_flight.take() {
+            f.finish(engine).await?;
         }
+        let touched = engine.router.take_touched();
+        let store = engine.store.clone();
+        let write = tokio::spawn(async move {
+            let mut tx = store.begin().await?;
+            store.flush(&mut tx, batch).await?;
+            tx.commit().await?;
+            anyhow::Ok(())
+        });
+        in_flight = Some(InFlight { write, touched, keys: keys.into_iter().collect(), last });
+    }
+    if let Some(f) = in_flight.take() {
+        f.finish(engine).await?;
     }
     if let Some(end) = end {
         let mut tx = engine.store.begin().await?;

@@ -661,8 +661,23 @@ impl Router {
     /// send instants older than the survey throttle window. Call it once what
     /// was stepped is committed: the database then holds all of it.
     pub fn settle(&mut self, now: Timestamp) {
-        for id in std::mem::take(&mut self.touched) {
-            let at_rest = self.conversations.get(&id).is_some_and(|c| c.status == Status::Resolved)
+        let touched = self.take_touched();
+        self.settle_ids(touched, now);
+    }
+
+    /// The conversations touched since the last call (or [`Router::settle`]),
+    /// for a shell that commits in the background: it passes them to
+    /// [`Router::settle_ids`] once their batch is committed.
+    pub fn take_touched(&mut self) -> HashSet<String> {
+        std::mem::take(&mut self.touched)
+    }
+
+    /// [`Router::settle`] for the conversations of one committed batch. One
+    /// touched again since (in a batch not yet committed) stays.
+    pub fn settle_ids(&mut self, committed: HashSet<String>, now: Timestamp) {
+        for id in committed {
+            let at_rest = !self.touched.contains(&id)
+                && self.conversations.get(&id).is_some_and(|c| c.status == Status::Resolved)
                 && self.surveys.get(&id).is_none_or(|s| s.status != SurveyStatus::Pending);
             if !at_rest {
                 continue;

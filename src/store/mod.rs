@@ -136,6 +136,12 @@ impl Store {
         })
     }
 
+    /// A transaction that only reads (on SQLite a deferred one, so it does
+    /// not wait for a writer).
+    pub async fn begin_read(&self) -> anyhow::Result<Tx> {
+        Ok(self.pool.begin().await?)
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -136,10 +136,51 @@ async fn report_json(store: &Store, week: Week) -> serde_json::Value {
 
 #[tokio::test]
 async fn a_replayed_history_is_stored_exactly_as_the_pure_router_decides_on_every_backend() {
-    let (expected_actions, _, _, _) = pure_replay(demo_events(), as_of());
-    assert!(expected_actions.len() > 100, "the demo history produces plenty of actions");
+    stored_exactly_as_decided(demo_events(), as_of()).await;
+}
+
+/// A history of many batches, where conversations span batches, come to
+/// rest, leave memory and are written to again: replayed with one batch
+/// written while the next is stepped, it is stored as the pure router
+/// (which never forgets anything) decides.
+#[tokio::test]
+async fn a_long_history_written_while_the_next_batch_is_stepped_is_stored_exactly_as_decided() {
+    let start: Timestamp = "2026-10-05T05:00:00Z".parse().unwrap();
+    let mut events = concierge::bench::generate::events(600, 3, start, 7);
+    // Every seventh customer writes again three days after the resolve.
+    let again: Vec<Event> = events
+        .iter()
+        .filter_map(|e| match &e.input {
+            Input::Resolve { channel: Some(channel), thread, .. } if thread.ends_with('7') || thread.ends_with('0') => {
+                let m = Message {
+                    channel: *channel,
+                    thread: thread.clone(),
+                    id: format!("{thread}-again"),
+                    author: Author { role: Role::Customer, id: format!("again-{thread}@example.com"), name: None },
+                    text: "Hello again, the problem is back.".into(),
+                };
+                Some(Event {
+                    line: 0,
+                    at: e.at.checked_add(jiff::SignedDuration::from_hours(72)).unwrap(),
+                    input: Input::Message(m),
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(again.len() > 100);
+    events.extend(again);
+    events.sort_by_key(|e| e.at);
+    assert!(events.len() > 5 * replay::BATCH, "several batches: {}", events.len());
+    let until = events.iter().map(|e| e.at).max().unwrap();
+    stored_exactly_as_decided(events, until).await;
+}
+
+async fn stored_exactly_as_decided(events: Vec<Event>, until: Timestamp) {
+    let (expected_actions, _, _, expected_conversations) = pure_replay(events.clone(), until);
+    assert!(expected_actions.len() > 100, "the history produces plenty of actions");
     for db in databases().await {
-        let (engine, summary) = replay_into(&db, demo_events(), Some(as_of())).await;
+        let (engine, summary) = replay_into(&db, events.clone(), Some(until)).await;
         assert_eq!(summary.actions, expected_actions.len(), "{}", db.backend);
         let stored = outbox(&engine.store).await;
         let mut expected: Vec<_> = expected_actions
@@ -161,6 +202,8 @@ async fn a_replayed_history_is_stored_exactly_as_the_pure_router_decides_on_ever
             rows.iter().all(|i| i.status == OutboxStatus::Replayed),
             "replayed actions are history, never delivered"
         );
+        assert_eq!(engine.store.all_conversations().await.unwrap(), expected_conversations, "{}", db.backend);
+        engine.store.close().await;
     }
 }
 
