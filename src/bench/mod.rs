@@ -162,19 +162,25 @@ pub fn rules(rules: &RuleSet, n: usize, seed: u64) -> Vec<Figure> {
         std::hint::black_box(rules.check(&r.labelled.text, r.labelled.context()));
         std::hint::black_box(set.matches(&r.labelled.text));
     }
-    let started = Instant::now();
+    // Three rounds, alternating, the best of each: a busy machine slows a
+    // round, never speeds one up.
+    let (mut ours, mut raw) = (Duration::MAX, Duration::MAX);
     let mut failed = 0usize;
-    for r in &replies {
-        failed += usize::from(!rules.check(&r.labelled.text, r.labelled.context()).passed);
+    for _ in 0..3 {
+        let started = Instant::now();
+        failed = 0;
+        for r in &replies {
+            failed += usize::from(!rules.check(&r.labelled.text, r.labelled.context()).passed);
+        }
+        ours = ours.min(started.elapsed());
+        let started = Instant::now();
+        let mut hits = 0usize;
+        for r in &replies {
+            hits += set.matches(&r.labelled.text).iter().count();
+        }
+        raw = raw.min(started.elapsed());
+        std::hint::black_box(hits);
     }
-    let ours = started.elapsed();
-    let started = Instant::now();
-    let mut hits = 0usize;
-    for r in &replies {
-        hits += set.matches(&r.labelled.text).iter().count();
-    }
-    let raw = started.elapsed();
-    std::hint::black_box(hits);
     let (ours_rate, raw_rate) = (per_second(n, ours), per_second(n, raw));
     let poor = replies.iter().filter(|r| r.poor).count();
     vec![

@@ -222,14 +222,16 @@ struct Rule {
 /// pattern of every rule is also in one `RegexSet`, so a reply is scanned
 /// once to learn which patterns match anywhere; only a forbidden phrase
 /// that matched is then searched for its position (and its `unless` and
-/// `exempt`). Word boundaries `\b` are compiled as ASCII boundaries
-/// (`(?-u:\b)`), which keeps every search in the lazy DFA: a Unicode
-/// boundary makes the regex engine fall back to its slow NFA simulation on
-/// any text that is not pure ASCII (curly quotes, accented names), which
-/// made checking ~50x slower. The cost: a boundary between an ASCII letter
-/// and a non-ASCII one ("café" is "caf" + "é" to `\b`) — no rule's
-/// phrase is built on one. Word counts take a byte-level fast path on
-/// ASCII paragraphs. Cloning shares the compiled regexes.
+/// `exempt`). `\b`, `\w` and `\d` are compiled as ASCII classes
+/// (`(?-u:\b)`...): a Unicode word boundary makes the regex engine fall back
+/// to its slow NFA simulation on any text that is not pure ASCII (curly
+/// quotes, accented names), which made checking ~50x slower, and a Unicode
+/// `\w` repeated (`[\w ]{1,25}`) compiled into ~30 ms and megabytes per
+/// pattern. The cost: a non-ASCII letter is not a word character to a
+/// pattern ("café" is "caf" + "é" to `\b`); the phrases the rules look
+/// for are English, and a rule that needs more spells it out
+/// (`responses/rules.toml` says so). Word counts take a byte-level fast
+/// path on ASCII paragraphs. Cloning shares the compiled regexes.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
     rules: Vec<Rule>,
@@ -321,7 +323,7 @@ impl RuleSet {
             if r.when_customer_words.is_some() && r.min_words.is_none() {
                 problem("has `when_customer_words` without `min_words`");
             }
-            let mut compile = |field: &str, pattern: &str| match regex::RegexBuilder::new(&ascii_boundaries(pattern))
+            let mut compile = |field: &str, pattern: &str| match regex::RegexBuilder::new(&ascii_classes(pattern))
                 .dfa_size_limit(8 << 20)
                 .build()
             {
@@ -578,9 +580,10 @@ fn relax(pattern: &str) -> String {
     out
 }
 
-/// `pattern` with each word boundary `\b` outside a character class made
-/// ASCII (`(?-u:\b)`): see [`RuleSet`] for why.
-fn ascii_boundaries(pattern: &str) -> String {
+/// `pattern` with the word classes made ASCII: `\b` becomes `(?-u:\b)`,
+/// `\w` and `\d` become `(?-u:\w)` and `(?-u:\d)`, and inside a class
+/// `[:word:]` and `[:digit:]`. See [`RuleSet`] for why.
+fn ascii_classes(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len() + 16);
     let mut chars = pattern.chars().peekable();
     let mut class_depth = 0usize;
@@ -590,6 +593,8 @@ fn ascii_boundaries(pattern: &str) -> String {
                 Some('b') if class_depth == 0 => out.push_str("(?-u:\\b)"),
                 Some('w') if class_depth == 0 => out.push_str("(?-u:\\w)"),
                 Some('d') if class_depth == 0 => out.push_str("(?-u:\\d)"),
+                Some('w') => out.push_str("[:word:]"),
+                Some('d') => out.push_str("[:digit:]"),
                 Some(next) => {
                     out.push('\\');
                     out.push(next);
@@ -829,10 +834,11 @@ mod tests {
     }
 
     #[test]
-    fn word_boundaries_become_ascii_outside_classes_only() {
-        assert_eq!(ascii_boundaries(r"(?i)\bsorry\b"), r"(?i)(?-u:\b)sorry(?-u:\b)");
-        assert_eq!(ascii_boundaries(r"[\]\b]\b\\b"), r"[\]\b](?-u:\b)\\b");
-        assert_eq!(ascii_boundaries(r"[]b]\b[^]x]\B"), r"[]b](?-u:\b)[^]x]\B");
+    fn word_classes_become_ascii() {
+        assert_eq!(ascii_classes(r"(?i)\bsorry\b"), r"(?i)(?-u:\b)sorry(?-u:\b)");
+        assert_eq!(ascii_classes(r"\w+ [\w -]\d[^\d]\W"), r"(?-u:\w)+ [[:word:] -](?-u:\d)[^[:digit:]]\W");
+        assert_eq!(ascii_classes(r"[\]\b]\b\\b"), r"[\]\b](?-u:\b)\\b");
+        assert_eq!(ascii_classes(r"[]b]\b[^]x]\B"), r"[]b](?-u:\b)[^]x]\B");
         assert_eq!(relax(r"a{0,40}b{1,30}c{2,9}d{0,3}e{2,}f\{0,9}[{0,9}]"), r"a*b+c{2,}d{0,3}e{2,}f\{0,9}[{0,9}]");
         // The same verdicts with non-ASCII text around the phrases.
         let r = rules();
