@@ -158,6 +158,9 @@ pub enum BenchCommand {
         seed: u64,
         #[arg(long, value_name = "ADMIN_URL")]
         postgres: Option<String>,
+        /// Measure this database instead (history is generated into it first if it has none)
+        #[arg(long, value_name = "URL", conflicts_with = "postgres")]
+        database: Option<String>,
     },
     /// One week's report out of a large history, with the query plans.
     Reports {
@@ -451,8 +454,9 @@ fn bench_cmd(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode, Failure> {
         BenchCommand::Ingest { events, seed, postgres } => {
             block_on(async { print(&bench::ingest(*events, *seed, postgres.as_deref()).await?) })
         }
-        BenchCommand::Startup { conversations, open, seed, postgres } => block_on(async {
-            print(&bench::startup(*conversations, (*open).min(*conversations), *seed, postgres.as_deref()).await?)
+        BenchCommand::Startup { conversations, open, seed, postgres, database } => block_on(async {
+            let open = (*open).min(*conversations);
+            print(&bench::startup(*conversations, open, *seed, postgres.as_deref(), database.as_deref()).await?)
         }),
         BenchCommand::Reports { conversations, seed, postgres, plans } => block_on(async {
             let (figures, text) = bench::reports(*conversations, *seed, postgres.as_deref()).await?;

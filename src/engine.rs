@@ -48,9 +48,9 @@ impl Engine {
     pub async fn reload(&mut self, now: Timestamp) -> anyhow::Result<()> {
         let throttle = jiff::SignedDuration::from_secs(self.router.policy().survey_throttle);
         let from = now.checked_sub(throttle).unwrap_or(Timestamp::MIN);
-        let (convs, surveys) = self.store.load_state(from).await?;
+        let work = self.store.load_state(from).await?;
         self.router = self.router.fresh();
-        self.router.restore(convs, surveys);
+        self.router.restore(work);
         Ok(())
     }
 

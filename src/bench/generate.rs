@@ -193,11 +193,11 @@ fn instant(secs: i64) -> Timestamp {
     Timestamp::from_second(secs).expect("generated instants are in range")
 }
 
-/// Stored history as the router would have written it, in chunks of
-/// `chunk` conversations: `total` conversations opened evenly over the
-/// `weeks` weeks before `end`, the newest `open` of them still open with a
-/// first response owed (due within `due_spread` seconds after `end`, so
-/// their timers are pending); the rest answered, resolved and, for most,
+/// Stored history as the router would have written it: `total`
+/// conversations opened evenly over the `weeks` weeks before `end`, the
+/// newest `open` of them still open (opened in the hour before `end`) with
+/// a first response owed within `due_spread` seconds after `end`, so their
+/// timers are pending; the rest answered, resolved and, for most,
 /// surveyed. Each conversation is one [`Step`] (conversation, survey,
 /// first reply's check), written through the store's own batch path.
 pub fn history(
@@ -242,8 +242,9 @@ pub fn history(
             name_used: false,
         };
         if still_open {
+            // Opened in the hour before `end`, its reply due soon after.
             let due = end.as_second() + 1 + rng.below(due_spread.max(1) as u64) as i64;
-            conv.opened_at = instant(opened.min(due - 3600));
+            conv.opened_at = instant(end.as_second() - rng.below(3600) as i64);
             conv.waiting_since = Some(conv.opened_at);
             conv.due_at = Some(instant(due));
             conv.reply_due = Some(instant(due));
@@ -337,5 +338,6 @@ mod tests {
             steps.iter().filter_map(|s| s.conversation.as_ref()).filter(|c| c.status == Status::Open).collect();
         assert_eq!(open.len(), 100);
         assert!(open.iter().all(|c| c.reply_due.is_some_and(|d| d > end && d.as_second() <= end.as_second() + 300)));
+        assert!(open.iter().all(|c| c.opened_at <= end && c.opened_at.as_second() > end.as_second() - 3600));
     }
 }

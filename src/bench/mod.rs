@@ -343,12 +343,26 @@ pub async fn write_history(
 /// Start-up: what a fresh `concierge run` process does before its first
 /// timer is armed, on a database of `total` conversations with `open` open,
 /// measured in a child process so its memory is its own.
-pub async fn startup(total: usize, open: usize, seed: u64, admin: Option<&str>) -> anyhow::Result<Vec<Figure>> {
-    let db = BenchDb::fresh(admin, "startup").await?;
-    let backend = db.backend();
-    let store = Store::open(&db.url).await?;
-    let end = Timestamp::now();
-    write_history(&store, total, open, end, 3600, seed).await?;
+pub async fn startup(
+    total: usize,
+    open: usize,
+    seed: u64,
+    admin: Option<&str>,
+    database: Option<&str>,
+) -> anyhow::Result<Vec<Figure>> {
+    let fresh = match database {
+        Some(_) => None,
+        None => Some(BenchDb::fresh(admin, "startup").await?),
+    };
+    let url = database.map_or_else(|| fresh.as_ref().map(|d| d.url.clone()).unwrap_or_default(), str::to_string);
+    let backend = if url.starts_with("sqlite:") { "SQLite" } else { "PostgreSQL" };
+    let store = Store::open(&url).await?;
+    if store.count("conversations").await? == 0 {
+        write_history(&store, total, open, Timestamp::now(), 3600, seed).await?;
+    }
+    let total = store.count("conversations").await?;
+    let open: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM conversations WHERE status = 'open'").fetch_one(store.pool()).await?;
     // The physical reference: the same open rows read by a bare query.
     let started = Instant::now();
     let rows = sqlx::query("SELECT * FROM conversations WHERE status = 'open'").fetch_all(store.pool()).await?;
@@ -357,13 +371,15 @@ pub async fn startup(total: usize, open: usize, seed: u64, admin: Option<&str>) 
     drop(rows);
     store.close().await;
     let exe = std::env::current_exe()?;
-    let url = db.url.clone();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(exe).args(["bench", "startup-probe", "--database", &url]).output()
     })
     .await??;
-    db.remove().await?;
+    if let Some(db) = fresh {
+        db.remove().await?;
+    }
     anyhow::ensure!(out.status.success(), "the start-up probe failed: {}", String::from_utf8_lossy(&out.stderr));
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
     let probe: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     let ms = probe["ms"].as_f64().unwrap_or(f64::NAN);
     let rss = probe["peak_rss_kb"].as_f64().unwrap_or(f64::NAN) / 1024.0;

@@ -544,6 +544,16 @@ pub struct Router {
     last_sent_pruned: usize,
 }
 
+/// What the shell reads back for [`Router::restore`]: the conversations
+/// open or with a survey pending, their surveys, and each customer's latest
+/// survey sent within the throttle window.
+#[derive(Debug, Clone, Default)]
+pub struct OpenWork {
+    pub conversations: Vec<Conversation>,
+    pub surveys: Vec<Survey>,
+    pub last_sent: Vec<(String, Timestamp)>,
+}
+
 /// The stored conversation an input needs in memory before
 /// [`Router::handle`]: see [`Router::wants`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -588,19 +598,21 @@ impl Router {
     /// no nudge or survey. Stages already fired are not fired again.
     ///
     /// Memory follows open work: the shell restores the conversations that
-    /// are open or have a survey pending, with their surveys, plus the
-    /// surveys sent within the throttle window (`surveys` may name
-    /// conversations not restored: only their send instant is kept). Resolved
+    /// are open or have a survey pending, with their surveys, and when each
+    /// customer was last sent a survey within the throttle window. Resolved
     /// history is brought in by [`Router::hydrate`] when an input needs it.
-    pub fn restore(&mut self, conversations: Vec<Conversation>, surveys: Vec<Survey>) {
+    pub fn restore(&mut self, work: OpenWork) {
+        for (customer, at) in &work.last_sent {
+            self.survey_sent(customer, *at);
+        }
         let mut by_conversation: HashMap<String, Vec<Survey>> = HashMap::new();
-        for s in surveys {
-            if let Some(sent) = s.sent_at {
-                self.survey_sent(&s.customer_id, sent);
-            }
+        for s in work.surveys {
             by_conversation.entry(s.conversation.clone()).or_default().push(s);
         }
-        for c in conversations {
+        // Sized once: growing by doubling would hold two tables at the peak.
+        self.conversations.reserve(work.conversations.len());
+        self.by_thread.reserve(work.conversations.len());
+        for c in work.conversations {
             let surveys = by_conversation.remove(&c.id).unwrap_or_default();
             self.hydrate(c, surveys);
         }

@@ -3,50 +3,64 @@
 //! (whether a thread exists, its customer, the customer's latest message).
 
 use anyhow::Context as _;
+use futures_util::TryStreamExt as _;
 use jiff::Timestamp;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::{Store, Tx, opt_ts, placeholders, ts};
-use crate::core::router::{Channel, Conversation, Status, Survey, SurveyStatus};
+use super::{Store, Tx, placeholders, ts};
+use crate::core::router::{Channel, Conversation, OpenWork, Status, Survey, SurveyStatus};
 
 impl Store {
     /// What the router needs to resume, which follows open work, not
     /// history: the conversations open or with a survey pending, their
-    /// surveys, and the surveys sent since `throttle_from` (the throttle
-    /// window: only their customers and send instants matter).
-    pub async fn load_state(&self, throttle_from: Timestamp) -> anyhow::Result<(Vec<Conversation>, Vec<Survey>)> {
-        let mut convs = self.fetch_conversations("SELECT * FROM conversations WHERE status = 'open'", None).await?;
-        let mut surveys = self
-            .fetch_surveys(
-                "SELECT s.* FROM surveys s JOIN conversations c ON c.id = s.conversation WHERE c.status = 'open'",
-                None,
-            )
-            .await?;
-        let pending = self.fetch_surveys("SELECT * FROM surveys WHERE status = 'pending'", None).await?;
-        let mut ids: Vec<String> = pending.iter().map(|s| s.conversation.clone()).collect();
+    /// surveys, and each customer's latest survey sent since
+    /// `throttle_from` (the throttle window).
+    pub async fn load_state(&self, throttle_from: Timestamp) -> anyhow::Result<OpenWork> {
+        // Read side by side on several connections (two cores on SQLite).
+        let open = format!("SELECT {CONVERSATION} FROM conversations WHERE status = 'open'");
+        let open_surveys = format!(
+            "SELECT {} FROM surveys s JOIN conversations c ON c.id = s.conversation WHERE c.status = 'open'",
+            prefixed(SURVEY, "s")
+        );
+        let pending = format!("SELECT {SURVEY} FROM surveys WHERE status = 'pending'");
+        let (mut convs, mut surveys, pending) = tokio::try_join!(
+            self.fetch_conversations(&open, None),
+            self.fetch_surveys(&open_surveys, None),
+            self.fetch_surveys(&pending, None)
+        )?;
+        let pending_ids: Vec<String> = pending.iter().map(|s| s.conversation.clone()).collect();
+        surveys.extend(pending);
+        let pending = pending_ids.into_iter();
+        let mut ids: Vec<String> = pending.collect();
         ids.sort();
         ids.dedup();
-        let mut tx = self.begin().await?;
-        let (resolved, theirs) = self.stored_for(&mut tx, &ids, &[]).await?;
-        tx.commit().await?;
+        let mut tx = self.begin_read().await?;
+        let (resolved, _) = self.stored_for(&mut tx, &ids, &[]).await?;
+        tx.rollback().await?;
         convs.extend(resolved.into_iter().filter(|c| c.status != Status::Open));
-        surveys.extend(theirs);
-        surveys.extend(
-            self.fetch_surveys("SELECT * FROM surveys WHERE sent_at >= $1", Some(throttle_from.as_second())).await?,
-        );
-        Ok((convs, surveys))
+        let rows = sqlx::query(
+            "SELECT customer_id, MAX(sent_at) AS sent_at FROM surveys WHERE sent_at >= $1 GROUP BY customer_id",
+        )
+        .bind(throttle_from.as_second())
+        .fetch_all(&self.pool)
+        .await?;
+        let last_sent = rows
+            .iter()
+            .map(|r| anyhow::Ok((r.try_get("customer_id")?, ts(r.try_get("sent_at")?))))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(OpenWork { conversations: convs, surveys, last_sent })
     }
 
     /// Every stored conversation, by id (checks and exports; the router
     /// never needs them all).
     pub async fn all_conversations(&self) -> anyhow::Result<Vec<Conversation>> {
-        self.fetch_conversations("SELECT * FROM conversations ORDER BY id", None).await
+        self.fetch_conversations(&format!("SELECT {CONVERSATION} FROM conversations ORDER BY id"), None).await
     }
 
     /// Every stored survey, by id (checks and exports).
     pub async fn all_surveys(&self) -> anyhow::Result<Vec<Survey>> {
-        self.fetch_surveys("SELECT * FROM surveys ORDER BY id", None).await
+        self.fetch_surveys(&format!("SELECT {SURVEY} FROM surveys ORDER BY id"), None).await
     }
 
     /// Stored conversations by id, and the newest of each thread in
@@ -62,7 +76,7 @@ impl Store {
         for (column, keys) in [("id", ids), ("thread", threads)] {
             for chunk in keys.chunks(500) {
                 let list = placeholders(self.backend, 1, chunk.len());
-                let sql = format!("SELECT * FROM conversations WHERE {column} IN ({list})");
+                let sql = format!("SELECT {CONVERSATION} FROM conversations WHERE {column} IN ({list})");
                 let mut q = sqlx::query(&sql);
                 for k in chunk {
                     q = q.bind(k.as_str());
@@ -93,7 +107,7 @@ impl Store {
         let found: Vec<String> = convs.iter().map(|c| c.id.clone()).collect();
         for chunk in found.chunks(500) {
             let list = placeholders(self.backend, 1, chunk.len());
-            let sql = format!("SELECT * FROM surveys WHERE conversation IN ({list})");
+            let sql = format!("SELECT {SURVEY} FROM surveys WHERE conversation IN ({list})");
             let mut q = sqlx::query(&sql);
             for k in chunk {
                 q = q.bind(k.as_str());
@@ -110,7 +124,13 @@ impl Store {
         if let Some(a) = arg {
             q = q.bind(a);
         }
-        q.fetch_all(&self.pool).await?.iter().map(conversation_from_row).collect()
+        // Streamed: one row at a time, never all of them as rows at once.
+        let mut rows = q.fetch(&self.pool);
+        let mut out = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            out.push(conversation_from_row(&row)?);
+        }
+        Ok(out)
     }
 
     async fn fetch_surveys(&self, sql: &str, arg: Option<i64>) -> anyhow::Result<Vec<Survey>> {
@@ -118,7 +138,12 @@ impl Store {
         if let Some(a) = arg {
             q = q.bind(a);
         }
-        q.fetch_all(&self.pool).await?.iter().map(survey_from_row).collect()
+        let mut rows = q.fetch(&self.pool);
+        let mut out = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            out.push(survey_from_row(&row)?);
+        }
+        Ok(out)
     }
 
     /// Whether a conversation exists on `channel` with this thread.
@@ -158,13 +183,16 @@ impl Store {
 
     /// One conversation as stored, by id (`channel:thread`).
     pub async fn conversation(&self, id: &str) -> anyhow::Result<Option<Conversation>> {
-        let row = sqlx::query("SELECT * FROM conversations WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&format!("SELECT {CONVERSATION} FROM conversations WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(conversation_from_row).transpose()
     }
 
     /// The newest survey of a conversation, if any.
     pub async fn latest_survey(&self, conversation: &str) -> anyhow::Result<Option<Survey>> {
-        let rows = sqlx::query("SELECT * FROM surveys WHERE conversation = $1")
+        let rows = sqlx::query(&format!("SELECT {SURVEY} FROM surveys WHERE conversation = $1"))
             .bind(conversation)
             .fetch_all(&self.pool)
             .await?;
@@ -181,7 +209,7 @@ impl Store {
         now: Timestamp,
         limit: i64,
     ) -> anyhow::Result<Vec<Conversation>> {
-        let base = "SELECT * FROM conversations WHERE customer_id IS NOT NULL AND";
+        let base = format!("SELECT {CONVERSATION} FROM conversations WHERE customer_id IS NOT NULL AND");
         let order = "ORDER BY opened_at DESC, id";
         let rows = match status {
             "open" | "resolved" => {
@@ -207,7 +235,10 @@ impl Store {
 
     /// The survey whose link carries `token`, if any.
     pub async fn survey_by_token(&self, token: &str) -> anyhow::Result<Option<Survey>> {
-        let row = sqlx::query("SELECT * FROM surveys WHERE token = $1").bind(token).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&format!("SELECT {SURVEY} FROM surveys WHERE token = $1"))
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(survey_from_row).transpose()
     }
 
@@ -238,46 +269,64 @@ impl Store {
     }
 }
 
+/// The columns [`conversation_from_row`] reads, in its order.
+const CONVERSATION: &str = "id, channel, thread, customer_id, customer_name, opened_at, due_at, first_reply_at, \
+     first_reply_by, status, resolved_at, assigned, waiting_since, reply_due, waits, sla_stage, surveys, silent_since, \
+     asked_words, name_used";
+
+/// The columns [`survey_from_row`] reads, in its order.
+const SURVEY: &str = "id, conversation, customer_id, status, due_at, sent_at, token, score, comment, answered_at";
+
+/// `columns` each prefixed with `alias.` (for joins).
+fn prefixed(columns: &str, alias: &str) -> String {
+    columns.split(',').map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ")
+}
+
+/// A conversation from a row of [`CONVERSATION`] columns, read by position
+/// (start-up reads 100k of them: a lookup by name costs more than the row).
 fn conversation_from_row(r: &AnyRow) -> anyhow::Result<Conversation> {
-    let channel: String = r.try_get("channel")?;
-    let status: String = r.try_get("status")?;
+    let at = |i: usize| -> Result<Option<Timestamp>, sqlx::Error> { Ok(r.try_get::<Option<i64>, _>(i)?.map(ts)) };
+    let channel: String = r.try_get(1)?;
+    let status: String = r.try_get(9)?;
     Ok(Conversation {
-        id: r.try_get("id")?,
+        id: r.try_get(0)?,
         channel: Channel::parse(&channel)
             .with_context(|| format!("stored conversation has unknown channel {channel:?}"))?,
-        thread: r.try_get("thread")?,
-        customer_id: r.try_get("customer_id")?,
-        customer_name: r.try_get("customer_name")?,
-        opened_at: ts(r.try_get("opened_at")?),
-        due_at: opt_ts(r, "due_at")?,
-        first_reply_at: opt_ts(r, "first_reply_at")?,
-        first_reply_by: r.try_get("first_reply_by")?,
+        thread: r.try_get(2)?,
+        customer_id: r.try_get(3)?,
+        customer_name: r.try_get(4)?,
+        opened_at: ts(r.try_get(5)?),
+        due_at: at(6)?,
+        first_reply_at: at(7)?,
+        first_reply_by: r.try_get(8)?,
         status: if status == "resolved" { Status::Resolved } else { Status::Open },
-        resolved_at: opt_ts(r, "resolved_at")?,
-        assigned: r.try_get("assigned")?,
-        sla_stage: r.try_get::<i64, _>("sla_stage")?.try_into()?,
-        surveys: r.try_get::<i64, _>("surveys")?.try_into()?,
-        waiting_since: opt_ts(r, "waiting_since")?,
-        reply_due: opt_ts(r, "reply_due")?,
-        waits: r.try_get::<i64, _>("waits")?.try_into()?,
-        silent_since: opt_ts(r, "silent_since")?,
-        asked_words: r.try_get::<i64, _>("asked_words")?.try_into().unwrap_or(u32::MAX),
-        name_used: r.try_get::<i64, _>("name_used")? != 0,
+        resolved_at: at(10)?,
+        assigned: r.try_get(11)?,
+        waiting_since: at(12)?,
+        reply_due: at(13)?,
+        waits: r.try_get::<i64, _>(14)?.try_into()?,
+        sla_stage: r.try_get::<i64, _>(15)?.try_into()?,
+        surveys: r.try_get::<i64, _>(16)?.try_into()?,
+        silent_since: at(17)?,
+        asked_words: r.try_get::<i64, _>(18)?.try_into().unwrap_or(u32::MAX),
+        name_used: r.try_get::<i64, _>(19)? != 0,
     })
 }
 
+/// A survey from a row of [`SURVEY`] columns, read by position.
 fn survey_from_row(r: &AnyRow) -> anyhow::Result<Survey> {
-    let status: String = r.try_get("status")?;
+    let at = |i: usize| -> Result<Option<Timestamp>, sqlx::Error> { Ok(r.try_get::<Option<i64>, _>(i)?.map(ts)) };
+    let status: String = r.try_get(3)?;
     Ok(Survey {
-        id: r.try_get("id")?,
-        conversation: r.try_get("conversation")?,
-        customer_id: r.try_get("customer_id")?,
+        id: r.try_get(0)?,
+        conversation: r.try_get(1)?,
+        customer_id: r.try_get(2)?,
         status: SurveyStatus::parse(&status).with_context(|| format!("stored survey has unknown status {status:?}"))?,
-        due_at: ts(r.try_get("due_at")?),
-        sent_at: opt_ts(r, "sent_at")?,
-        token: r.try_get("token")?,
-        score: r.try_get::<Option<i64>, _>("score")?.map(|s| s.clamp(0, 10) as u8),
-        comment: r.try_get("comment")?,
-        answered_at: opt_ts(r, "answered_at")?,
+        due_at: ts(r.try_get(4)?),
+        sent_at: at(5)?,
+        token: r.try_get(6)?,
+        score: r.try_get::<Option<i64>, _>(7)?.map(|s| s.clamp(0, 10) as u8),
+        comment: r.try_get(8)?,
+        answered_at: at(9)?,
     })
 }

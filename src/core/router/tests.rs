@@ -272,7 +272,7 @@ fn a_restored_router_neither_loses_nor_repeats_a_nudge_or_survey() {
     let convs: Vec<_> = ["email:t1", "email:t2"].iter().map(|id| r.conversation(id).unwrap().clone()).collect();
     let surveys = vec![r.surveys["email:t2"].clone()];
     let mut restarted = router();
-    restarted.restore(convs, surveys);
+    restarted.restore(OpenWork { conversations: convs, surveys, last_sent: vec![] });
     let actions = run_until(&mut restarted, "2026-11-23T13:00:00Z");
     assert_eq!(
         actions,
@@ -367,7 +367,7 @@ fn with_next_response_a_reopened_conversation_waits_again_and_survives_a_restart
     let conv = r.conversation("email:t1").unwrap().clone();
     assert_eq!((conv.status, conv.waits, conv.sla_stage), (Status::Open, 2, 1));
     let mut restarted = router_with_next_response();
-    restarted.restore(vec![conv], vec![]);
+    restarted.restore(OpenWork { conversations: vec![conv], ..OpenWork::default() });
     let fired: Vec<_> = restarted.poll_timers(ts("2026-11-23T12:30:00Z")).into_iter().flat_map(|s| s.actions).collect();
     assert_eq!(fired.len(), 1);
     assert_eq!((fired[0].kind, fired[0].at), (ActionKind::NudgeBreach, ts("2026-11-23T12:30:00Z")));
@@ -498,7 +498,7 @@ fn a_customer_message_breaks_the_silence_and_a_later_reply_starts_it_again() {
     // Restart in between: the timer is rebuilt from the stored state.
     let conv = r.conversation("email:t1").unwrap().clone();
     let mut restarted = router_with_silence();
-    restarted.restore(vec![conv], vec![]);
+    restarted.restore(OpenWork { conversations: vec![conv], ..OpenWork::default() });
     let steps = restarted.poll_timers(ts("2026-11-27T10:00:00Z"));
     assert_eq!(steps[0].conversation.clone().unwrap().resolved_at, Some(ts("2026-11-27T10:00:00Z")));
 }
