@@ -112,10 +112,22 @@ struct WebSettings {
 }
 
 impl App {
-    /// Everything `concierge run` needs, from the configuration.
-    pub async fn build(mut config: Config, env: &dyn Env, clock: Clock) -> Result<App, BuildError> {
+    /// Everything `concierge run` needs, from the configuration: the store,
+    /// the instance lock (see [`Store::lock_instance`]), the channels.
+    pub async fn build(config: Config, env: &dyn Env, clock: Clock) -> Result<App, BuildError> {
         let store = Store::open(&config.database_url).await?;
         let lock = store.lock_instance().await?;
+        App::assemble(config, env, clock, store, lock).await
+    }
+
+    /// [`App::build`] on an open store whose instance lock (or lease) is held.
+    pub async fn assemble(
+        mut config: Config,
+        env: &dyn Env,
+        clock: Clock,
+        store: Store,
+        lock: InstanceLock,
+    ) -> Result<App, BuildError> {
         let registry = Registry::build(&config, &store, env)?;
         for warning in registry.unroutable(&config.policy) {
             tracing::warn!("{warning}");
@@ -225,8 +237,8 @@ impl App {
         let _ = tokio::time::timeout(Duration::from_millis(500), async { while tasks.join_next().await.is_some() {} })
             .await;
         tasks.abort_all();
-        store.close().await;
         _lock.release().await;
+        store.close().await;
         result
     }
 }

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use jiff::Timestamp;
 
-use crate::app::{App, BuildError};
+use crate::app::BuildError;
 use crate::config::Config;
 use crate::config::SystemEnv;
 use crate::core::duration::parse_duration;
@@ -154,8 +154,6 @@ pub enum BenchCommand {
         conversations: usize,
         #[arg(long, default_value_t = 100_000)]
         open: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
         #[arg(long, value_name = "ADMIN_URL")]
         postgres: Option<String>,
         /// Measure this database instead (history is generated into it first if it has none)
@@ -166,10 +164,11 @@ pub enum BenchCommand {
     Reports {
         #[arg(long, default_value_t = 1_000_000)]
         conversations: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
         #[arg(long, value_name = "ADMIN_URL")]
         postgres: Option<String>,
+        /// Measure this database instead (history is generated into it first if it has none)
+        #[arg(long, value_name = "URL", conflicts_with = "postgres")]
+        database: Option<String>,
         /// Print the query plans too.
         #[arg(long)]
         plans: bool,
@@ -454,12 +453,12 @@ fn bench_cmd(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode, Failure> {
         BenchCommand::Ingest { events, seed, postgres } => {
             block_on(async { print(&bench::ingest(*events, *seed, postgres.as_deref()).await?) })
         }
-        BenchCommand::Startup { conversations, open, seed, postgres, database } => block_on(async {
+        BenchCommand::Startup { conversations, open, postgres, database } => block_on(async {
             let open = (*open).min(*conversations);
-            print(&bench::startup(*conversations, open, *seed, postgres.as_deref(), database.as_deref()).await?)
+            print(&bench::startup(*conversations, open, postgres.as_deref(), database.as_deref()).await?)
         }),
-        BenchCommand::Reports { conversations, seed, postgres, plans } => block_on(async {
-            let (figures, text) = bench::reports(*conversations, *seed, postgres.as_deref()).await?;
+        BenchCommand::Reports { conversations, postgres, database, plans } => block_on(async {
+            let (figures, text) = bench::reports(*conversations, postgres.as_deref(), database.as_deref()).await?;
             if *plans {
                 write!(std::io::stdout(), "{text}")?;
             }
@@ -1095,11 +1094,12 @@ async fn run_cmd(cli: &Cli) -> Result<ExitCode, Failure> {
         Config::load_for_run(cli.config.as_deref(), &SystemEnv).map_err(|e| input(e.to_string().trim_end()))?;
     let shutdown = shutdown_signal()?;
     tracing::info!(config = %config.source, database = %crate::config::redact_url(&config.database_url), "starting");
-    let app = App::build(config, &SystemEnv, driver::Clock::System).await.map_err(|e| match e {
+    let path = cli.config.clone();
+    let load = move || Config::load_for_run(path.as_deref(), &SystemEnv).map_err(BuildError::Config);
+    crate::instance::run(config, load, &SystemEnv, driver::Clock::System, shutdown).await.map_err(|e| match e {
         BuildError::Config(e) => input(e.to_string().trim_end()),
         BuildError::Runtime(e) => Failure::Runtime(e),
     })?;
-    app.run_until_stopped(shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 

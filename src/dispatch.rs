@@ -39,24 +39,32 @@ pub async fn run_worker(
 ) {
     let channel = adapter.channel();
     let max = adapter.concurrency().max(1);
-    let mut running: JoinSet<(OutboxItem, Result<(), DeliveryError>)> = JoinSet::new();
+    // `None`: not attempted (the lease lapsed first); left as it was.
+    let mut running: JoinSet<(OutboxItem, Option<Result<(), DeliveryError>>)> = JoinSet::new();
     let mut busy: HashSet<String> = HashSet::new();
     loop {
         if *stop.borrow() {
             break;
         }
         // Fill the free places with rows that are due.
-        if busy.len() < max {
+        // The active one of several instances delivers only while its lease
+        // is fresh (see `store::lease`); a lapsed one stops before a standby
+        // may take over.
+        if busy.len() < max && store.may_act() {
             match store.pending_outbox(channel, clock.now(), max - busy.len(), &busy).await {
                 Ok(items) => {
                     for item in items {
                         busy.insert(item.key.clone());
                         let adapter = adapter.clone();
+                        let fenced = store.clone();
                         let span = tracing::info_span!("deliver", conversation = %item.conversation, key = %item.key);
                         running.spawn(
                             async move {
+                                if !fenced.may_act() {
+                                    return (item, None);
+                                }
                                 let result = adapter.deliver(&item).await;
-                                (item, result)
+                                (item, Some(result))
                             }
                             .instrument(span),
                         );
@@ -76,7 +84,9 @@ pub async fn run_worker(
                 match done {
                     Ok((item, result)) => {
                         busy.remove(&item.key);
-                        record(&store, &item, result, clock.now()).await;
+                        if let Some(result) = result {
+                            record(&store, &item, result, clock.now()).await;
+                        }
                     }
                     Err(e) => {
                         // A panicking delivery: its row stays pending and is tried again.

@@ -55,13 +55,15 @@
 //!   connection state, for `/healthz`.
 //! - [`reports`]: weekly reports read, computed and rendered for the CLI,
 //!   Discord and the web; queuing the summary; the schedule's task.
+//! - [`instance`]: `concierge run` as one of several instances: SQLite
+//!   single, PostgreSQL active/standby on a lease with fenced writes.
 //! - [`driver`]: the loop that applies inputs, timers and queued commands,
 //!   one transaction each. [`dispatch`]: the outbox workers. [`backoff`]:
 //!   the retry policies (deliveries and reconnects).
 //! - [`store`]: sqlx over SQLite or PostgreSQL, one portable schema
 //!   (`migrations/`), split by concern: batch, outbox, report, commands,
 //!   conversations, tokens, metrics, privacy (forget, purge); the instance
-//!   lock.
+//!   lock, and on PostgreSQL the active instance's lease ([`store::lease`]).
 //! - [`engine`]: router + store, so each input or timer is applied as one unit.
 //! - [`replay`]: JSON-lines histories on a simulated clock.
 //! - [`standards`]: the rules measured against a labelled corpus (pure).
@@ -99,6 +101,7 @@ pub mod driver;
 pub mod engine;
 pub mod format;
 pub mod input;
+pub mod instance;
 pub mod replay;
 pub mod reports;
 pub mod standards;

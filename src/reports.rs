@@ -26,7 +26,10 @@ pub async fn pair(
     let mut reports = Vec::new();
     for w in [week, week.previous()] {
         let (from, to) = w.bounds(hours.time_zone());
-        let data = store.report_data(from, to, as_of).await?;
+        let mut data = store.report_data(from, to, as_of).await?;
+        if w == week {
+            data.followups = store.followup_rows(as_of).await?;
+        }
         reports.push(compute(w, hours, as_of, &data));
     }
     let prev = reports.pop().expect("two reports");
@@ -208,8 +211,9 @@ pub async fn page(store: &Store, hours: &BusinessHours, week: Week, as_of: Times
     let mut details = None;
     for &w in &weeks {
         let (from, to) = w.bounds(hours.time_zone());
-        let data = store.report_data(from, to, as_of).await?;
+        let mut data = store.report_data(from, to, as_of).await?;
         if w == week {
+            data.followups = store.followup_rows(as_of).await?;
             details = Some(crate::core::report::details(week, hours, as_of, &data));
         }
         reports.push(compute(w, hours, as_of, &data));

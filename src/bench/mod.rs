@@ -340,26 +340,40 @@ pub async fn write_history(
     Ok(())
 }
 
+/// A database of generated history: `database` as given (history is
+/// written into it first if it has none), or a fresh one (returned, to be
+/// removed after).
+async fn history_db(
+    admin: Option<&str>,
+    database: Option<&str>,
+    label: &str,
+    total: usize,
+    open: usize,
+) -> anyhow::Result<(Option<BenchDb>, Store)> {
+    let fresh = match database {
+        Some(_) => None,
+        None => Some(BenchDb::fresh(admin, label).await?),
+    };
+    let url = database.map_or_else(|| fresh.as_ref().map(|d| d.url.clone()).unwrap_or_default(), str::to_string);
+    let store = Store::open(&url).await?;
+    if store.count("conversations").await? == 0 {
+        write_history(&store, total, open, Timestamp::now(), 3600, 1).await?;
+    }
+    Ok((fresh, store))
+}
+
 /// Start-up: what a fresh `concierge run` process does before its first
 /// timer is armed, on a database of `total` conversations with `open` open,
 /// measured in a child process so its memory is its own.
 pub async fn startup(
     total: usize,
     open: usize,
-    seed: u64,
     admin: Option<&str>,
     database: Option<&str>,
 ) -> anyhow::Result<Vec<Figure>> {
-    let fresh = match database {
-        Some(_) => None,
-        None => Some(BenchDb::fresh(admin, "startup").await?),
-    };
-    let url = database.map_or_else(|| fresh.as_ref().map(|d| d.url.clone()).unwrap_or_default(), str::to_string);
+    let (fresh, store) = history_db(admin, database, "startup", total, open).await?;
+    let url = fresh.as_ref().map_or_else(|| database.unwrap_or_default().to_string(), |d| d.url.clone());
     let backend = if url.starts_with("sqlite:") { "SQLite" } else { "PostgreSQL" };
-    let store = Store::open(&url).await?;
-    if store.count("conversations").await? == 0 {
-        write_history(&store, total, open, Timestamp::now(), 3600, seed).await?;
-    }
     let total = store.count("conversations").await?;
     let open: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM conversations WHERE status = 'open'").fetch_one(store.pool()).await?;
@@ -430,13 +444,18 @@ pub fn peak_rss_kb() -> u64 {
 /// Reports: one week's report and the previous week's (what the summary
 /// computes) out of `total` conversations, beside a full scan of the
 /// conversations table; with the query plans.
-pub async fn reports(total: usize, seed: u64, admin: Option<&str>) -> anyhow::Result<(Vec<Figure>, String)> {
-    let db = BenchDb::fresh(admin, "reports").await?;
-    let backend = db.backend();
-    let store = Store::open(&db.url).await?;
-    let end = Timestamp::now();
-    write_history(&store, total, total / 10, end, 3600, seed).await?;
-    let hours = config(&db.url).policy.hours;
+pub async fn reports(
+    total: usize,
+    admin: Option<&str>,
+    database: Option<&str>,
+) -> anyhow::Result<(Vec<Figure>, String)> {
+    let (fresh, store) = history_db(admin, database, "reports", total, total / 10).await?;
+    let backend = if store.backend() == Backend::Sqlite { "SQLite" } else { "PostgreSQL" };
+    let total = store.count("conversations").await?;
+    // The newest conversation's instant stands for "now" in that history.
+    let end: i64 = sqlx::query_scalar("SELECT MAX(opened_at) FROM conversations").fetch_one(store.pool()).await?;
+    let end = Timestamp::from_second(end)?;
+    let hours = config("sqlite::memory:").policy.hours;
     let week = Week::containing(end, hours.time_zone()).previous().previous();
     let started = Instant::now();
     let (report, _) = crate::reports::pair(&store, &hours, week, end).await?;
@@ -476,7 +495,9 @@ pub async fn reports(total: usize, seed: u64, admin: Option<&str>) -> anyhow::Re
         }
     }
     store.close().await;
-    db.remove().await?;
+    if let Some(db) = fresh {
+        db.remove().await?;
+    }
     std::hint::black_box(scanned);
     Ok((
         vec![Figure::new(

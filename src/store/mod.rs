@@ -14,12 +14,14 @@
 pub mod batch;
 pub mod commands;
 pub mod conversations;
+pub mod lease;
 pub mod metrics;
 pub mod outbox;
 pub mod privacy;
 pub mod report;
 pub mod tokens;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -51,6 +53,8 @@ pub struct Store {
     /// As configured (for messages and the instance lock).
     url: String,
     newly_migrated: Vec<String>,
+    /// Set on the active instance of several (PostgreSQL): its writes are fenced.
+    fence: Option<Arc<lease::Fence>>,
 }
 
 impl Store {
@@ -94,7 +98,7 @@ impl Store {
             .connect(&url)
             .await
             .map_err(|e| unreachable(&configured, e))?;
-        let mut store = Store { pool, backend, url: configured, newly_migrated: Vec::new() };
+        let mut store = Store { pool, backend, url: configured, newly_migrated: Vec::new(), fence: None };
         store.newly_migrated = store.migrate().await?;
         Ok(store)
     }
@@ -129,11 +133,50 @@ impl Store {
     /// (`BEGIN IMMEDIATE`): a deferred one that read first could not write
     /// after another connection (the dispatch worker) committed, and would
     /// fail with SQLITE_BUSY_SNAPSHOT instead of waiting its turn.
+    ///
+    /// With a fence (the active one of several instances), the transaction
+    /// first takes a shared lock on the lease row and fails unless this
+    /// instance still holds it: a takeover waits for it, and once a standby
+    /// has taken over, nothing more is written here.
     pub async fn begin(&self) -> anyhow::Result<Tx> {
-        Ok(match self.backend {
+        let mut tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
-        })
+        };
+        if let Some(fence) = &self.fence {
+            let held = sqlx::query(
+                "SELECT 1 AS one FROM instance_lease WHERE name = 'run' AND holder = $1 AND epoch = $2 FOR SHARE",
+            )
+            .bind(&fence.holder)
+            .bind(fence.epoch)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if held.is_none() {
+                anyhow::bail!(
+                    "this instance ({}) is no longer the active one: another has taken over (epoch {} ended)",
+                    fence.holder,
+                    fence.epoch
+                );
+            }
+        }
+        Ok(tx)
+    }
+
+    /// This store with its writes fenced by `fence` (see [`lease`]).
+    pub fn with_fence(mut self, fence: Arc<lease::Fence>) -> Store {
+        self.fence = Some(fence);
+        self
+    }
+
+    /// Whether this instance may deliver now: always, unless it is the
+    /// active one of several and has gone half a lease without renewing.
+    pub fn may_act(&self) -> bool {
+        self.fence.as_ref().is_none_or(|f| f.valid())
+    }
+
+    /// The active instance's fence, if this store has one.
+    pub fn fence(&self) -> Option<&Arc<lease::Fence>> {
+        self.fence.as_ref()
     }
 
     /// A transaction that only reads (on SQLite a deferred one, so it does
@@ -153,28 +196,31 @@ impl Store {
     /// the file `DB.lock` beside the database. The operating system releases
     /// both when the process ends, however it ends.
     pub async fn lock_instance(&self) -> anyhow::Result<InstanceLock> {
-        self.try_lock_instance().await?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "another `concierge run` is already using the database {}; stop it first \
-                 (one instance per database: a standby is not supported yet)",
+        self.try_lock_instance().await?.ok_or_else(|| match self.backend {
+            Backend::Sqlite => anyhow::anyhow!(
+                "another `concierge run` is already using the database {}; stop it first. SQLite serves one \
+                 instance; to run several (one active, the others standing by), use PostgreSQL (see the README)",
                 crate::config::redact_url(&self.url)
-            )
+            ),
+            Backend::Postgres => anyhow::anyhow!(
+                "another `concierge run` is active on the database {}",
+                crate::config::redact_url(&self.url)
+            ),
         })
     }
 
-    /// The instance lock, or `None` when a running bot holds it.
+    /// The instance lock, or `None` when a running bot holds it. On SQLite a
+    /// lock on a file beside the database; on PostgreSQL the lease (see
+    /// [`lease`]), taken for as long as the lock is held.
     pub async fn try_lock_instance(&self) -> anyhow::Result<Option<InstanceLock>> {
         match self.backend {
             Backend::Postgres => {
-                let mut conn = sqlx::AnyConnection::connect(&self.url).await.map_err(|e| unreachable(&self.url, e))?;
-                let row = sqlx::query("SELECT pg_try_advisory_lock($1) AS locked")
-                    .bind(INSTANCE_LOCK_KEY)
-                    .fetch_one(&mut conn)
-                    .await?;
-                if !row.try_get::<bool, _>("locked")? {
-                    return Ok(None);
-                }
-                Ok(Some(InstanceLock::Postgres(Box::new(conn))))
+                let me = lease::instance_id();
+                Ok(self.try_acquire_lease(&me).await?.map(|epoch| InstanceLock::Lease {
+                    store: Box::new(self.clone()),
+                    holder: me,
+                    epoch,
+                }))
             }
             Backend::Sqlite => {
                 let Some(path) = sqlite_path(&self.url) else { return Ok(Some(InstanceLock::None)) };
@@ -257,7 +303,12 @@ impl Store {
 
 /// Held by `concierge run` for its whole life; see [`Store::lock_instance`].
 pub enum InstanceLock {
-    Postgres(Box<sqlx::AnyConnection>),
+    /// The lease on PostgreSQL.
+    Lease {
+        store: Box<Store>,
+        holder: String,
+        epoch: i64,
+    },
     File(std::fs::File),
     /// An in-memory database cannot be shared.
     None,
@@ -267,9 +318,10 @@ impl InstanceLock {
     /// Gives the database up now (dropping the lock does too, a moment later).
     pub async fn release(self) {
         match self {
-            InstanceLock::Postgres(mut conn) => {
-                let _ = sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut *conn).await;
-                let _ = conn.close().await;
+            InstanceLock::Lease { store, holder, epoch } => {
+                if let Err(e) = store.release_lease(&holder, epoch).await {
+                    tracing::warn!(error = %format!("{e:#}"), "could not give the lease up; it expires on its own");
+                }
             }
             InstanceLock::File(file) => {
                 let _ = file.unlock();
@@ -278,9 +330,6 @@ impl InstanceLock {
         }
     }
 }
-
-/// The advisory-lock key of `concierge run` (PostgreSQL scopes it to the database).
-const INSTANCE_LOCK_KEY: i64 = 0x636f_6e63_6965_7267; // "concierg"
 
 fn unreachable(url: &str, e: sqlx::Error) -> anyhow::Error {
     let url = crate::config::redact_url(url);

@@ -19,7 +19,8 @@ const SCORES: &str = "SELECT score FROM surveys WHERE status = 'answered' AND an
 const FAILED: &str = "SELECT COUNT(*) AS n FROM outbox WHERE status = 'failed' AND at >= $1 AND at < $2 AND at <= $3";
 const FOLLOWUPS: &str = "SELECT s.id, s.score, s.answered_at, c.first_reply_by, c.assigned, f.closed_at FROM surveys s \
     JOIN conversations c ON c.id = s.conversation LEFT JOIN followup_closures f ON f.survey = s.id \
-    WHERE s.status = 'answered' AND s.score <= 6 AND s.answered_at <= $1 ORDER BY s.answered_at, s.id";
+    WHERE s.status = 'answered' AND s.score <= 6 AND s.answered_at <= $1 \
+    AND (f.closed_at IS NULL OR f.closed_at > $1) ORDER BY s.answered_at, s.id";
 
 /// The report's queries by what they read, for `concierge bench reports`
 /// to show their plans. `$1`/`$2` are the week's bounds, `$3` the instant.
@@ -35,7 +36,9 @@ pub const REPORT_QUERIES: [(&str, &str); 6] = [
 impl Store {
     /// The rows behind a report: conversations opened in `[from, to)` before
     /// `as_of`, their replies up to `as_of`, and survey scores answered in
-    /// `[from, to)` up to `as_of`, and the week's deliveries that failed for good.
+    /// `[from, to)` up to `as_of`, and the week's deliveries that failed for
+    /// good. The open follow-ups are not the week's: add
+    /// [`Store::followup_rows`] where they are shown.
     pub async fn report_data(&self, from: Timestamp, to: Timestamp, as_of: Timestamp) -> anyhow::Result<ReportData> {
         let (from, to, as_of) = (from.as_second(), to.as_second(), as_of.as_second());
         let opened_before = to.min(as_of + 1);
@@ -90,17 +93,18 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let failed =
             sqlx::query(FAILED).bind(from).bind(to).bind(as_of).fetch_one(&self.pool).await?.try_get::<i64, _>("n")?;
-        let followups = self.followup_rows(Timestamp::from_second(as_of).unwrap_or(Timestamp::MAX)).await?;
         Ok(ReportData {
             conversations,
             checks,
             scores,
             failed_deliveries: u32::try_from(failed).unwrap_or(u32::MAX),
-            followups,
+            // Not the week's: read once by the caller that shows them.
+            followups: Vec::new(),
         })
     }
 
-    /// Every survey answered 0-6 up to `as_of`, with its follow-up's closure.
+    /// Every survey answered 0-6 up to `as_of` whose follow-up was still open
+    /// then (closed after `as_of`, or not at all).
     pub async fn followup_rows(&self, as_of: Timestamp) -> anyhow::Result<Vec<FollowUpRow>> {
         sqlx::query(FOLLOWUPS)
             .bind(as_of.as_second())

@@ -1,5 +1,6 @@
-//! `/healthz` (process, database, each channel's connection; 503 when any
-//! is not well) and `/metrics` (Prometheus text format).
+//! `/healthz` (process, the instance and whether it is the active one,
+//! database, each channel's connection; 503 when any is not well) and
+//! `/metrics` (Prometheus text format).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -21,12 +22,19 @@ pub async fn healthz(State(s): State<WebState>) -> Response {
         Err(e) => serde_json::json!({"ok": false, "error": format!("{e:#}")}),
     };
     let channels = s.status.snapshot();
-    let healthy = database["ok"] == true && channels.values().all(|c| c.link == Link::Up);
+    // Which instance answers, and that it is the active one: on PostgreSQL
+    // the lease holder (standbys serve no HTTP), on SQLite the only one.
+    let instance = match s.store.fence() {
+        Some(f) => serde_json::json!({"id": f.holder, "role": "active", "epoch": f.epoch, "lease_fresh": f.valid()}),
+        None => serde_json::json!({"id": crate::store::lease::instance_id(), "role": "active"}),
+    };
+    let healthy = database["ok"] == true && channels.values().all(|c| c.link == Link::Up) && s.store.may_act();
     let now = s.clock.now();
     let body = serde_json::json!({
         "status": if healthy { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": now.as_second() - s.started.as_second(),
+        "instance": instance,
         "database": database,
         "channels": channels,
     });

@@ -454,14 +454,31 @@ async fn migrate_prepares_the_database_one_run_at_a_time_which_stops_cleanly_on_
             assert!(std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0, "run exited early: {seen}");
             seen.push_str(&line);
         }
-        // A second instance on the same database refuses to start.
-        let second = run(concierge().arg("--config").arg(&config).arg("run"), "");
-        assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
-        assert!(
-            stderr(&second).contains("another `concierge run` is already using the database"),
-            "{}",
-            stderr(&second)
-        );
+        if db.backend == "sqlite" {
+            // A second instance on a SQLite database refuses to start.
+            let second = run(concierge().arg("--config").arg(&config).arg("run"), "");
+            assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
+            assert!(
+                stderr(&second).contains("another `concierge run` is already using the database")
+                    && stderr(&second).contains("use PostgreSQL"),
+                "{}",
+                stderr(&second)
+            );
+        } else {
+            // On PostgreSQL it stands by (and stops cleanly on SIGTERM too).
+            let mut second =
+                concierge().arg("--config").arg(&config).arg("run").stderr(Stdio::piped()).spawn().unwrap();
+            let mut err2 = std::io::BufReader::new(second.stderr.take().unwrap());
+            let mut said = String::new();
+            while !said.contains("standing by: another instance is active") {
+                let mut line = String::new();
+                assert!(std::io::BufRead::read_line(&mut err2, &mut line).unwrap() > 0, "second exited: {said}");
+                said.push_str(&line);
+            }
+            assert!(!said.contains("no channels are configured"), "a standby serves nothing: {said}");
+            Command::new("kill").args(["-TERM", &second.id().to_string()]).status().unwrap();
+            assert_eq!(second.wait().unwrap().code(), Some(0));
+        }
         let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         assert!(kill.success());
         let status = child.wait().unwrap();

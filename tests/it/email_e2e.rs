@@ -19,7 +19,7 @@ impl Drop for Bot {
     }
 }
 
-fn config(servers: &MailServers, db_url: &str) -> String {
+pub fn config(servers: &MailServers, db_url: &str) -> String {
     let p = servers.ports;
     format!(
         r#"

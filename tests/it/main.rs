@@ -8,6 +8,7 @@ mod email_corpus;
 mod email_e2e;
 mod email_imap;
 mod email_smtp;
+mod failover;
 mod fake_discord;
 mod helpers;
 mod mail_servers;

@@ -234,7 +234,10 @@ async fn the_report_from_the_database_equals_the_report_from_the_pure_router_on_
                 week,
                 &config.policy.hours,
                 as_of(),
-                &engine.store.report_data(from, to, as_of()).await.unwrap(),
+                &ReportData {
+                    followups: engine.store.followup_rows(as_of()).await.unwrap(),
+                    ..engine.store.report_data(from, to, as_of()).await.unwrap()
+                },
             );
             let mut data = oracle.clone();
             // The oracle holds everything: keep the week's answers and replies.
