@@ -118,16 +118,23 @@ fn stored_once(db_url: &str, orders: usize) {
     assert_eq!((conversations, messages, acks), (orders as i64, orders as i64, orders as i64));
 }
 
-#[test]
-fn the_standby_takes_over_when_the_active_instance_is_killed_and_nothing_is_lost_or_doubled() {
+/// A PostgreSQL database, the mail servers, and a configuration for both
+/// (a long first-response target: only acknowledgements are sent).
+fn setup() -> Option<(crate::helpers::TestDb, MailServers, tempfile::TempDir, std::path::PathBuf)> {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let Some(db) = rt.block_on(postgres()) else { return };
-    let Some(servers) = MailServers::start() else { return };
+    let db = rt.block_on(postgres())?;
+    let servers = MailServers::start()?;
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("concierge.toml");
     let config =
         crate::email_e2e::config(&servers, &db.url).replace("first_response = \"6s\"", "first_response = \"8h\"");
     std::fs::write(&config_path, config).unwrap();
+    Some((db, servers, dir, config_path))
+}
+
+#[test]
+fn the_standby_takes_over_when_the_active_instance_is_killed_and_nothing_is_lost_or_doubled() {
+    let Some((db, servers, _dir, config_path)) = setup() else { return };
 
     let a = Instance::start(&config_path);
     a.wait_logged("active: this instance holds the lease");
@@ -155,14 +162,7 @@ fn the_standby_takes_over_when_the_active_instance_is_killed_and_nothing_is_lost
 
 #[test]
 fn a_paused_leader_that_lost_its_lease_neither_writes_nor_sends_when_it_resumes() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let Some(db) = rt.block_on(postgres()) else { return };
-    let Some(servers) = MailServers::start() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("concierge.toml");
-    let config =
-        crate::email_e2e::config(&servers, &db.url).replace("first_response = \"6s\"", "first_response = \"8h\"");
-    std::fs::write(&config_path, config).unwrap();
+    let Some((db, servers, _dir, config_path)) = setup() else { return };
 
     let a = Instance::start(&config_path);
     a.wait_logged("active: this instance holds the lease");
