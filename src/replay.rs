@@ -98,10 +98,15 @@ pub fn parse_line(line: &str) -> Result<(Timestamp, Input), String> {
     match object.get("at") {
         None => return Err("`at` is missing; give the instant, e.g. \"at\": \"2026-11-23T14:00:00Z\"".into()),
         Some(serde_json::Value::String(at)) if at.parse::<Timestamp>().is_err() => {
+            let reason = at.parse::<Timestamp>().err().map(|e| e.to_string()).unwrap_or_default();
             return Err(if at.parse::<jiff::civil::DateTime>().is_ok() {
                 format!("\"at\": \"{at}\" has no time zone; add Z or an offset, e.g. \"{at}Z\"")
+            } else if reason.contains("overflowed") {
+                format!("\"at\": \"{at}\" is out of range: instants run from {} to {}", Timestamp::MIN, Timestamp::MAX)
             } else {
-                format!("\"at\": \"{at}\" is not an RFC 3339 instant; write it like \"2026-11-23T14:00:00Z\"")
+                format!(
+                    "\"at\": \"{at}\" is not an RFC 3339 instant ({reason}); write it like \"2026-11-23T14:00:00Z\""
+                )
             });
         }
         Some(serde_json::Value::String(_)) => {}

@@ -738,3 +738,46 @@ fn a_reader_that_stops_early_ends_the_output_quietly() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
 }
+
+/// Instants at the ends of time: year 1 replays like any other; past the
+/// last instant concierge can hold, or with a clock that could not finish,
+/// the line is refused with the reason and nothing is imported.
+#[test]
+fn replay_takes_year_one_and_refuses_instants_past_the_end_of_time_with_the_reason() {
+    let db = crate::helpers::sqlite();
+    let (dir, config) = db_config(&db.url);
+    let line = |at: &str, thread: &str| {
+        format!(
+            r#"{{"at":"{at}","kind":"message","channel":"email","thread":"{thread}","id":"{thread}-1","author":{{"role":"customer","id":"a@x.test"}},"text":"hi"}}"#
+        )
+    };
+    let file = dir.path().join("ends.jsonl");
+    std::fs::write(
+        &file,
+        format!("{}\n{}\n", line("9999-12-31T10:00:00Z", "late"), line("9999-12-30T20:00:00Z", "edge")),
+    )
+    .unwrap();
+    let o = run(concierge().arg("--config").arg(&config).arg("replay").arg(&file), "");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ends.jsonl:1: \"at\": \"9999-12-31T10:00:00Z\" is out of range"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("ends.jsonl:2: `at` 9999-12-30T20:00:00Z starts a first-response clock"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("nothing was imported"));
+    std::fs::write(&file, format!("{}\n", line("0001-01-01T10:00:00Z", "ancient"))).unwrap();
+    let o = run(concierge().arg("--config").arg(&config).arg("replay").arg(&file), "");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run(
+        concierge().arg("--config").arg(&config).args([
+            "report",
+            "--week",
+            "0001-W01",
+            "--as-of",
+            "0001-01-05T00:00:00Z",
+        ]),
+        "",
+    );
+    assert!(stdout(&o).contains("1 opened"), "{}", stdout(&o));
+}

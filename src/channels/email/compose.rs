@@ -251,4 +251,26 @@ mod tests {
         let nudge = String::from_utf8(nudge.unwrap().formatted()).unwrap();
         assert!(nudge.contains("Auto-Submitted: auto-generated") && !nudge.contains("In-Reply-To"), "{nudge}");
     }
+
+    /// What a customer controls and ends up in outbound headers: their
+    /// address (as a recipient), their Message-ID (threading) and the
+    /// thread token. Line breaks in any of them must not add a header.
+    #[test]
+    fn line_breaks_from_a_customer_never_add_a_header() {
+        let s = settings();
+        let evil_id = "m1@example.com>\r\nBcc: victim@example.test\r\nX-Injected: <x";
+        let mut evil = item(ActionKind::Acknowledgement, Recipient::Customer("ana@example.test".into()));
+        evil.thread = "1042\r\nBcc: victim@example.test".into();
+        let message = compose(&evil, &s, &Templates::builtin(), Some(evil_id)).unwrap();
+        let raw = String::from_utf8(message.formatted()).unwrap();
+        let head = raw.split("\r\n\r\n").next().unwrap();
+        for line in head.split("\r\n") {
+            assert!(!line.starts_with("Bcc:") && !line.starts_with("X-Injected:"), "injected: {line:?} in\n{head}");
+        }
+        let bad_address = item(ActionKind::Acknowledgement, Recipient::Customer("ana@x.test\r\nBcc: v@x.test".into()));
+        assert!(
+            compose(&bad_address, &s, &Templates::builtin(), None).is_err(),
+            "an address with a line break is refused"
+        );
+    }
 }
