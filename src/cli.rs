@@ -173,6 +173,16 @@ pub enum BenchCommand {
         #[arg(long)]
         plans: bool,
     },
+    /// Open conversations whose nudges fall due over a few minutes on the real clock: lateness, idle CPU, memory.
+    Timers {
+        #[arg(long, default_value_t = 100_000)]
+        conversations: usize,
+        /// Seconds over which the nudges fall due.
+        #[arg(long, default_value_t = 120)]
+        spread: i64,
+        #[arg(long, value_name = "ADMIN_URL")]
+        postgres: Option<String>,
+    },
     /// The child process of `bench startup` (prints JSON).
     #[command(hide = true)]
     StartupProbe {
@@ -464,6 +474,9 @@ fn bench_cmd(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode, Failure> {
             }
             print(&figures)
         }),
+        BenchCommand::Timers { conversations, spread, postgres } => {
+            block_on(async { print(&bench::timers(*conversations, *spread, postgres.as_deref()).await?) })
+        }
         BenchCommand::StartupProbe { database } => block_on(async {
             writeln!(std::io::stdout(), "{}", bench::startup_probe(database).await?)?;
             Ok(ExitCode::SUCCESS)

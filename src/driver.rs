@@ -95,13 +95,30 @@ impl Wakers {
 /// How often commands queued by the command line are looked for.
 const COMMANDS_EVERY: Duration = Duration::from_secs(1);
 
+/// Where the driver reports how late each fired timer's actions were
+/// committed (seconds after their due instant, by `clock`): `concierge bench
+/// timers` reads it.
+pub type Lateness = Arc<std::sync::Mutex<Vec<f64>>>;
+
 /// Runs until `shutdown` completes or every inbox sender is gone.
 pub async fn run(
+    engine: Engine,
+    inbox: mpsc::Receiver<Inbound>,
+    clock: Clock,
+    wakers: Wakers,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    run_observed(engine, inbox, clock, wakers, shutdown, None).await
+}
+
+/// [`run`], reporting each fired action's lateness to `lateness`.
+pub async fn run_observed(
     mut engine: Engine,
     mut inbox: mpsc::Receiver<Inbound>,
     clock: Clock,
     wakers: Wakers,
     shutdown: impl Future<Output = ()>,
+    lateness: Option<Lateness>,
 ) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(COMMANDS_EVERY);
@@ -117,7 +134,7 @@ pub async fn run(
             input = inbox.recv() => {
                 let Some(Inbound { at, input, done }) = input else { break };
                 // Timers due before this input fire first, at their own instants.
-                if let Err(e) = fire(&mut engine, at.min(clock.now())).await {
+                if let Err(e) = fire(&mut engine, at.min(clock.now()), clock, lateness.as_ref()).await {
                     tracing::error!(error = %format!("{e:#}"), "timers not applied; state reloaded from the database");
                     engine.reload(clock.now()).await?;
                 }
@@ -132,7 +149,7 @@ pub async fn run(
             }
             () = sleep_until_opt(wake) => {
                 let now = clock.now();
-                if let Err(e) = fire(&mut engine, now).await {
+                if let Err(e) = fire(&mut engine, now, clock, lateness.as_ref()).await {
                     tracing::error!(error = %format!("{e:#}"), "timers not applied; state reloaded from the database");
                     engine.reload(clock.now()).await?;
                 }
@@ -213,10 +230,15 @@ async fn apply_commands(engine: &mut Engine, clock: Clock) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn fire(engine: &mut Engine, now: Timestamp) -> anyhow::Result<()> {
+async fn fire(engine: &mut Engine, now: Timestamp, clock: Clock, lateness: Option<&Lateness>) -> anyhow::Result<()> {
     let mut tx = engine.store.begin().await?;
     let actions = engine.fire(&mut tx, now).await?;
     tx.commit().await?;
+    if let Some(sink) = lateness {
+        let committed = clock.now();
+        let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
+        sink.extend(actions.iter().map(|a| committed.duration_since(a.at).as_secs_f64()));
+    }
     for a in &actions {
         let _span = tracing::info_span!("timer", conversation = %a.conversation).entered();
         tracing::info!(kind = a.kind.as_str(), channel = a.channel.as_str(), "timer fired");

@@ -512,3 +512,147 @@ pub async fn reports(
         plans,
     ))
 }
+
+/// The team behind `bench timers`: open around the clock, a ten-minute
+/// first-response target with its warning at half time.
+const TIMERS_CONFIG: &str = r#"
+[business_hours]
+time_zone = "UTC"
+mon = ["00:00-24:00"]
+tue = ["00:00-24:00"]
+wed = ["00:00-24:00"]
+thu = ["00:00-24:00"]
+fri = ["00:00-24:00"]
+sat = ["00:00-24:00"]
+sun = ["00:00-24:00"]
+[sla]
+first_response = "10m"
+warn_at = "50%"
+"#;
+
+/// This process's resident set now (VmRSS), in KiB.
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// CPU seconds this process has used (user + system), from /proc.
+fn cpu_seconds() -> f64 {
+    let ticks = std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| {
+        let after = s.rsplit_once(')')?.1;
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    });
+    ticks.unwrap_or(0) as f64 / 100.0
+}
+
+/// Timers: `n` open conversations whose warnings fall due over `spread`
+/// seconds on the real clock, served by the driver as `concierge run` does
+/// (no channels: the outbox rows are the output). Each warning's lateness is
+/// from its due instant to the commit of its outbox row; the reference is
+/// the due instant itself (0 ms). Then the process's CPU over 10 idle
+/// seconds, and its resident memory.
+pub async fn timers(n: usize, spread: i64, admin: Option<&str>) -> anyhow::Result<Vec<Figure>> {
+    let db = BenchDb::fresh(admin, "timers").await?;
+    let backend = db.backend();
+    let mut config = Config::parse(TIMERS_CONFIG, "bench timers", None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    config.database_url = db.url.clone();
+    let store = Store::open(&db.url).await?;
+    // Due from 30 s after now: time to write them and start.
+    let first_due = Timestamp::now().as_second() + 30 + (n as i64 / 20_000);
+    let mut steps = (0..n).map(|i| {
+        let warn_at = first_due + (i as i64 * spread.max(1)) / n.max(1) as i64;
+        let opened = instant(warn_at - 300);
+        let id = crate::core::router::Conversation::key(crate::core::router::Channel::Email, &format!("t{i:07}"));
+        let conversation = crate::core::router::Conversation {
+            id,
+            channel: crate::core::router::Channel::Email,
+            thread: format!("t{i:07}"),
+            customer_id: Some(format!("c{i}@example.com")),
+            customer_name: Some("Ana Example".into()),
+            opened_at: opened,
+            due_at: Some(instant(warn_at + 300)),
+            first_reply_at: None,
+            first_reply_by: None,
+            status: crate::core::router::Status::Open,
+            resolved_at: None,
+            assigned: None,
+            waiting_since: Some(opened),
+            reply_due: Some(instant(warn_at + 300)),
+            waits: 1,
+            sla_stage: 0,
+            surveys: 0,
+            silent_since: None,
+            asked_words: 5,
+            name_used: false,
+        };
+        crate::core::router::Step { conversation: Some(conversation), ..Default::default() }
+    });
+    loop {
+        let chunk: Vec<_> = steps.by_ref().take(5000).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let mut batch = Batch::new(true);
+        for step in chunk {
+            batch.record_step(step);
+        }
+        let mut tx = store.begin().await?;
+        store.flush(&mut tx, batch).await?;
+        tx.commit().await?;
+    }
+    let engine = Engine::with_store(config, store.clone(), true, Timestamp::now()).await?;
+    let lateness: crate::driver::Lateness = Default::default();
+    let (keep, inbox) = tokio::sync::mpsc::channel(1);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let driver = tokio::spawn(crate::driver::run_observed(
+        engine,
+        inbox,
+        crate::driver::Clock::System,
+        crate::driver::Wakers::default(),
+        async {
+            let _ = stopped.await;
+        },
+        Some(lateness.clone()),
+    ));
+    let give_up = Instant::now() + Duration::from_secs((spread.max(1) as u64) + 120);
+    while lateness.lock().map(|l| l.len()).unwrap_or(0) < n && Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let cpu = cpu_seconds();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let idle_cpu = (cpu_seconds() - cpu) / 10.0;
+    let rss = rss_kb() as f64 / 1024.0;
+    let _ = stop.send(());
+    driver.await??;
+    drop(keep);
+    db.remove().await?;
+    let mut late = lateness.lock().map(|l| l.clone()).unwrap_or_default();
+    late.sort_by(f64::total_cmp);
+    let pick =
+        |q: f64| late.get(((late.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied().unwrap_or(f64::NAN);
+    let ms = |s: f64| format!("{:.0} ms", s * 1000.0);
+    Ok(vec![
+        Figure::new(
+            format!("timers {backend}: warnings fired ({} of {n}, due over {spread} s)", late.len()),
+            format!("p50 {} p99 {} max {}", ms(pick(0.5)), ms(pick(0.99)), ms(pick(1.0))),
+            "0 ms (the due instant)",
+            "p99 ≤ 50 ms",
+        ),
+        Figure::new(
+            format!("timers {backend}: CPU while nothing is due"),
+            format!("{:.1}%", idle_cpu * 100.0),
+            "0%",
+            "≈ 0",
+        ),
+        Figure::new(format!("timers {backend}: resident memory, {n} open"), format!("{rss:.0} MB"), "", "≤ 100 MB"),
+    ])
+}
+
+fn instant(secs: i64) -> Timestamp {
+    Timestamp::from_second(secs).unwrap_or(Timestamp::MAX)
+}
