@@ -194,8 +194,9 @@ fn instant(secs: i64) -> Timestamp {
 }
 
 /// Stored history as the router would have written it: `total`
-/// conversations opened evenly over the `weeks` weeks before `end`, the
-/// newest `open` of them still open (opened in the hour before `end`) with
+/// conversations opened evenly over the `weeks` weeks before `end`, `open`
+/// of them (one in every total/open) still open instead (opened in the hour
+/// before `end`) with
 /// a first response owed within `due_spread` seconds after `end`, so their
 /// timers are pending; the rest answered, resolved and, for most,
 /// surveyed. Each conversation is one [`Step`] (conversation, survey,
@@ -218,7 +219,8 @@ pub fn history(
         let id = Conversation::key(channel, &thread);
         let customer = format!("c{}@example.com", rng.below(total as u64 / 2 + 1));
         let agent = rng.pick(&AGENTS[..]).to_string();
-        let still_open = n >= total.saturating_sub(open);
+        // Every (total/open)-th is open, so history fills every week.
+        let still_open = open > 0 && n % (total / open).max(1) == 0 && n / (total / open).max(1) < open;
         let mut conv = Conversation {
             id: id.clone(),
             channel,
