@@ -86,6 +86,12 @@
 //!   addresses, and says whether a failure is worth retrying.
 //! - Only a channel sees its protocol (MIME, IMAP, SMTP, Discord); adding one
 //!   means adding `channels/NAME/` and its lines in `channels/mod.rs`.
+//! - Memory follows open work: the router holds open conversations, pending
+//!   surveys and the survey throttle's window; the engine hydrates an old
+//!   conversation before an input needs it and lets the router drop what came
+//!   to rest once committed (start-up and memory do not grow with history).
+//! - On PostgreSQL exactly one instance acts (a lease with fenced writes,
+//!   [`store::lease`]); SQLite serves one instance.
 //! - The library never calls `std::process::exit`.
 
 pub mod app;
