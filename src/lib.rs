@@ -69,7 +69,7 @@
 //! - [`standards`]: the rules measured against a labelled corpus (pure).
 //! - [`format`](mod@format): report rendering (text, markdown, json, csv, html).
 //! - [`demo`]: the built-in weeks behind `concierge demo`.
-//! - [`bench`]: `concierge bench`: figures beside their physical references,
+//! - [`bench`](mod@bench): `concierge bench`: figures beside their physical references,
 //!   on data from seeded generators ([`bench::generate`]).
 //! - [`cli`]: the command-line contract; `main.rs` only calls [`cli::main`].
 //!
