@@ -1,7 +1,8 @@
 //! The composition root: what `concierge run` is made of.
 //!
 //! [`App::build`] takes a validated [`Config`]: it opens the store, takes the
-//! instance lock (a second `run` on the same database refuses to start),
+//! instance lock (see [`Store::lock_instance`]; `concierge run` goes through
+//! [`crate::instance`], which on PostgreSQL stands by for the lease),
 //! builds the channel [`Registry`] (reading channel secrets now) and the
 //! engine. [`App::run_until_stopped`] starts each channel's intake and
 //! dispatch worker and the driver, and stops them all when `shutdown`

@@ -190,11 +190,12 @@ impl Store {
     }
 
     /// Takes the database for this process, for as long as the returned
-    /// lock lives: `concierge run` holds it so a second instance on the same
-    /// database refuses to start instead of acting twice. PostgreSQL: an
-    /// advisory lock on a connection of its own; SQLite: an exclusive lock on
-    /// the file `DB.lock` beside the database. The operating system releases
-    /// both when the process ends, however it ends.
+    /// lock lives, so two processes never act at once. SQLite: an exclusive
+    /// lock on the file `DB.lock` beside the database (the operating system
+    /// releases it when the process ends, however it ends). PostgreSQL: the
+    /// lease ([`lease`]), given up by [`InstanceLock::release`] or expiring
+    /// on its own; `concierge run` renews it ([`crate::instance`]), one-off
+    /// holders (`forget`) take it for a moment.
     pub async fn lock_instance(&self) -> anyhow::Result<InstanceLock> {
         self.try_lock_instance().await?.ok_or_else(|| match self.backend {
             Backend::Sqlite => anyhow::anyhow!(
