@@ -8,12 +8,12 @@
 //! stepped, call [`Engine::reload`] so memory matches the database again (the
 //! inputs are re-delivered by their source).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use jiff::Timestamp;
 
 use crate::config::Config;
-use crate::core::router::{Action, Input, Router, Step, Survey, Wanted};
+use crate::core::router::{Action, Input, Router, Step, Wanted};
 use crate::store::{Batch, Store, Tx, input_key};
 
 pub struct Engine {
@@ -77,14 +77,7 @@ impl Engine {
         threads.sort();
         threads.dedup();
         let (convs, surveys) = self.store.stored_for(tx, &ids, &threads).await?;
-        let mut by_conversation: HashMap<String, Vec<Survey>> = HashMap::new();
-        for s in surveys {
-            by_conversation.entry(s.conversation.clone()).or_default().push(s);
-        }
-        for c in convs {
-            let surveys = by_conversation.remove(&c.id).unwrap_or_default();
-            self.router.hydrate(c, surveys);
-        }
+        self.router.hydrate_all(convs, surveys);
         Ok(())
     }
 

@@ -310,6 +310,42 @@ pub fn history(
     })
 }
 
+/// `n` open conversations on email, each owed a first response with a
+/// `target` of `target` seconds (the team open around the clock), opened so
+/// that their half-time warnings fall due evenly over the `spread` seconds
+/// from `first_due` (unix seconds): what `bench timers` serves.
+pub fn awaiting_warnings(n: usize, first_due: i64, spread: i64, target: i64) -> impl Iterator<Item = Step> {
+    (0..n).map(move |i| {
+        let warn_at = first_due + (i as i64 * spread.max(1)) / n.max(1) as i64;
+        let opened = instant(warn_at - target / 2);
+        let due = instant(warn_at - target / 2 + target);
+        let thread = format!("t{i:07}");
+        let conversation = Conversation {
+            id: Conversation::key(Channel::Email, &thread),
+            channel: Channel::Email,
+            thread,
+            customer_id: Some(format!("c{i}@example.com")),
+            customer_name: Some("Ana Example".into()),
+            opened_at: opened,
+            due_at: Some(due),
+            first_reply_at: None,
+            first_reply_by: None,
+            status: Status::Open,
+            resolved_at: None,
+            assigned: None,
+            waiting_since: Some(opened),
+            reply_due: Some(due),
+            waits: 1,
+            sla_stage: 0,
+            surveys: 0,
+            silent_since: None,
+            asked_words: 5,
+            name_used: false,
+        };
+        Step { conversation: Some(conversation), ..Step::default() }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

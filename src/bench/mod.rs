@@ -564,34 +564,7 @@ pub async fn timers(n: usize, spread: i64, admin: Option<&str>) -> anyhow::Resul
     let store = Store::open(&db.url).await?;
     // Due from 30 s after now: time to write them and start.
     let first_due = Timestamp::now().as_second() + 30 + (n as i64 / 20_000);
-    let mut steps = (0..n).map(|i| {
-        let warn_at = first_due + (i as i64 * spread.max(1)) / n.max(1) as i64;
-        let opened = instant(warn_at - 300);
-        let id = crate::core::router::Conversation::key(crate::core::router::Channel::Email, &format!("t{i:07}"));
-        let conversation = crate::core::router::Conversation {
-            id,
-            channel: crate::core::router::Channel::Email,
-            thread: format!("t{i:07}"),
-            customer_id: Some(format!("c{i}@example.com")),
-            customer_name: Some("Ana Example".into()),
-            opened_at: opened,
-            due_at: Some(instant(warn_at + 300)),
-            first_reply_at: None,
-            first_reply_by: None,
-            status: crate::core::router::Status::Open,
-            resolved_at: None,
-            assigned: None,
-            waiting_since: Some(opened),
-            reply_due: Some(instant(warn_at + 300)),
-            waits: 1,
-            sla_stage: 0,
-            surveys: 0,
-            silent_since: None,
-            asked_words: 5,
-            name_used: false,
-        };
-        crate::core::router::Step { conversation: Some(conversation), ..Default::default() }
-    });
+    let mut steps = generate::awaiting_warnings(n, first_due, spread, 600);
     loop {
         let chunk: Vec<_> = steps.by_ref().take(5000).collect();
         if chunk.is_empty() {
@@ -651,8 +624,4 @@ pub async fn timers(n: usize, spread: i64, admin: Option<&str>) -> anyhow::Resul
         ),
         Figure::new(format!("timers {backend}: resident memory, {n} open"), format!("{rss:.0} MB"), "", "≤ 100 MB"),
     ])
-}
-
-fn instant(secs: i64) -> Timestamp {
-    Timestamp::from_second(secs).unwrap_or(Timestamp::MAX)
 }

@@ -605,18 +605,24 @@ impl Router {
         for (customer, at) in &work.last_sent {
             self.survey_sent(customer, *at);
         }
-        let mut by_conversation: HashMap<String, Vec<Survey>> = HashMap::new();
-        for s in work.surveys {
-            by_conversation.entry(s.conversation.clone()).or_default().push(s);
-        }
         // Sized once: growing by doubling would hold two tables at the peak.
         self.conversations.reserve(work.conversations.len());
         self.by_thread.reserve(work.conversations.len());
-        for c in work.conversations {
+        self.hydrate_all(work.conversations, work.surveys);
+        self.touched.clear();
+    }
+
+    /// [`Router::hydrate`] for each of `conversations`, with its surveys
+    /// from `surveys` (which may hold others').
+    pub fn hydrate_all(&mut self, conversations: Vec<Conversation>, surveys: Vec<Survey>) {
+        let mut by_conversation: HashMap<String, Vec<Survey>> = HashMap::new();
+        for s in surveys {
+            by_conversation.entry(s.conversation.clone()).or_default().push(s);
+        }
+        for c in conversations {
             let surveys = by_conversation.remove(&c.id).unwrap_or_default();
             self.hydrate(c, surveys);
         }
-        self.touched.clear();
     }
 
     /// Brings a stored conversation and its surveys into memory and re-arms

@@ -25,18 +25,17 @@ impl Store {
         );
         let pending = format!("SELECT {SURVEY} FROM surveys WHERE status = 'pending'");
         let (mut convs, mut surveys, pending) = tokio::try_join!(
-            self.fetch_conversations(&open, None),
-            self.fetch_surveys(&open_surveys, None),
-            self.fetch_surveys(&pending, None)
+            self.fetch_all(&open, conversation_from_row),
+            self.fetch_all(&open_surveys, survey_from_row),
+            self.fetch_all(&pending, survey_from_row)
         )?;
-        let pending_ids: Vec<String> = pending.iter().map(|s| s.conversation.clone()).collect();
-        surveys.extend(pending);
-        let pending = pending_ids.into_iter();
-        let mut ids: Vec<String> = pending.collect();
+        // A pending survey's conversation is resolved: read it too.
+        let mut ids: Vec<String> = pending.iter().map(|s| s.conversation.clone()).collect();
         ids.sort();
         ids.dedup();
+        surveys.extend(pending);
         let mut tx = self.begin_read().await?;
-        let (resolved, _) = self.stored_for(&mut tx, &ids, &[]).await?;
+        let resolved = self.conversations_in(&mut tx, "id", &ids).await?;
         tx.rollback().await?;
         convs.extend(resolved.into_iter().filter(|c| c.status != Status::Open));
         let rows = sqlx::query(
@@ -55,12 +54,12 @@ impl Store {
     /// Every stored conversation, by id (checks and exports; the router
     /// never needs them all).
     pub async fn all_conversations(&self) -> anyhow::Result<Vec<Conversation>> {
-        self.fetch_conversations(&format!("SELECT {CONVERSATION} FROM conversations ORDER BY id"), None).await
+        self.fetch_all(&format!("SELECT {CONVERSATION} FROM conversations ORDER BY id"), conversation_from_row).await
     }
 
     /// Every stored survey, by id (checks and exports).
     pub async fn all_surveys(&self) -> anyhow::Result<Vec<Survey>> {
-        self.fetch_surveys(&format!("SELECT {SURVEY} FROM surveys ORDER BY id"), None).await
+        self.fetch_all(&format!("SELECT {SURVEY} FROM surveys ORDER BY id"), survey_from_row).await
     }
 
     /// Stored conversations by id, and the newest of each thread in
@@ -72,76 +71,55 @@ impl Store {
         ids: &[String],
         threads: &[String],
     ) -> anyhow::Result<(Vec<Conversation>, Vec<Survey>)> {
-        let mut convs = Vec::new();
-        for (column, keys) in [("id", ids), ("thread", threads)] {
-            for chunk in keys.chunks(500) {
-                let list = placeholders(self.backend, 1, chunk.len());
-                let sql = format!("SELECT {CONVERSATION} FROM conversations WHERE {column} IN ({list})");
-                let mut q = sqlx::query(&sql);
-                for k in chunk {
-                    q = q.bind(k.as_str());
-                }
-                let found = q
-                    .fetch_all(&mut **tx)
-                    .await?
-                    .iter()
-                    .map(conversation_from_row)
-                    .collect::<anyhow::Result<Vec<_>>>()?;
-                convs.extend(found);
-            }
-        }
+        let mut convs = self.conversations_in(tx, "id", ids).await?;
+        let mut by_thread = self.conversations_in(tx, "thread", threads).await?;
         // A thread-only lookup wants the newest conversation of the thread.
-        if !threads.is_empty() {
-            let mut newest: std::collections::HashMap<String, (Timestamp, String)> = std::collections::HashMap::new();
-            for c in convs.iter().filter(|c| threads.contains(&c.thread)) {
-                let e = newest.entry(c.thread.clone()).or_insert((c.opened_at, c.id.clone()));
-                if (c.opened_at, &c.id) > (e.0, &e.1) {
-                    *e = (c.opened_at, c.id.clone());
-                }
-            }
-            convs.retain(|c| ids.contains(&c.id) || newest.get(&c.thread).is_some_and(|(_, id)| *id == c.id));
-        }
+        by_thread.sort_by(|a, b| (&a.thread, b.opened_at, &b.id).cmp(&(&b.thread, a.opened_at, &a.id)));
+        by_thread.dedup_by(|a, b| a.thread == b.thread);
+        convs.extend(by_thread);
         convs.sort_by(|a, b| a.id.cmp(&b.id));
         convs.dedup_by(|a, b| a.id == b.id);
-        let mut surveys = Vec::new();
         let found: Vec<String> = convs.iter().map(|c| c.id.clone()).collect();
-        for chunk in found.chunks(500) {
-            let list = placeholders(self.backend, 1, chunk.len());
-            let sql = format!("SELECT {SURVEY} FROM surveys WHERE conversation IN ({list})");
+        let sql = format!("SELECT {SURVEY} FROM surveys WHERE conversation IN");
+        let surveys = self.fetch_in(tx, &sql, &found, survey_from_row).await?;
+        Ok((convs, surveys))
+    }
+
+    /// Conversations whose `column` is one of `keys`.
+    async fn conversations_in(&self, tx: &mut Tx, column: &str, keys: &[String]) -> anyhow::Result<Vec<Conversation>> {
+        let sql = format!("SELECT {CONVERSATION} FROM conversations WHERE {column} IN");
+        self.fetch_in(tx, &sql, keys, conversation_from_row).await
+    }
+
+    /// `head (keys...)` in chunks of 500 keys, each row read by `from_row`.
+    async fn fetch_in<T>(
+        &self,
+        tx: &mut Tx,
+        head: &str,
+        keys: &[String],
+        from_row: fn(&AnyRow) -> anyhow::Result<T>,
+    ) -> anyhow::Result<Vec<T>> {
+        let mut out = Vec::new();
+        for chunk in keys.chunks(500) {
+            let sql = format!("{head} ({})", placeholders(self.backend, 1, chunk.len()));
             let mut q = sqlx::query(&sql);
             for k in chunk {
                 q = q.bind(k.as_str());
             }
             for row in q.fetch_all(&mut **tx).await? {
-                surveys.push(survey_from_row(&row)?);
+                out.push(from_row(&row)?);
             }
-        }
-        Ok((convs, surveys))
-    }
-
-    async fn fetch_conversations(&self, sql: &str, arg: Option<i64>) -> anyhow::Result<Vec<Conversation>> {
-        let mut q = sqlx::query(sql);
-        if let Some(a) = arg {
-            q = q.bind(a);
-        }
-        // Streamed: one row at a time, never all of them as rows at once.
-        let mut rows = q.fetch(&self.pool);
-        let mut out = Vec::new();
-        while let Some(row) = rows.try_next().await? {
-            out.push(conversation_from_row(&row)?);
         }
         Ok(out)
     }
 
-    async fn fetch_surveys(&self, sql: &str, arg: Option<i64>) -> anyhow::Result<Vec<Survey>> {
-        let mut q = sqlx::query(sql);
-        if let Some(a) = arg {
-            q = q.bind(a);
-        }
-        let mut rows = q.fetch(&self.pool);
+    /// Every row of `sql`, streamed (one row at a time, never all of them
+    /// as rows at once) and read by `from_row`.
+    async fn fetch_all<T>(&self, sql: &str, from_row: fn(&AnyRow) -> anyhow::Result<T>) -> anyhow::Result<Vec<T>> {
+        let mut rows = sqlx::query(sql).fetch(&self.pool);
         let mut out = Vec::new();
         while let Some(row) = rows.try_next().await? {
-            out.push(survey_from_row(&row)?);
+            out.push(from_row(&row)?);
         }
         Ok(out)
     }
