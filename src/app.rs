@@ -43,8 +43,17 @@ async fn purge_daily(store: Store, keep: i64, clock: Clock, mut stopped: watch::
     }
 }
 
+/// The instance's secret: `surveys.secret_*` when configured, else the one
+/// the store keeps. It signs survey links and agents' reply addresses.
+async fn secret(config: &Config, store: &Store) -> anyhow::Result<Arc<Vec<u8>>> {
+    Ok(Arc::new(match &config.secret {
+        Some(s) => s.clone(),
+        None => store.secret().await?,
+    }))
+}
+
 /// Binds the web surface when `[http]` enables it.
-async fn web(config: &mut Config, store: &Store) -> anyhow::Result<Option<(Web, WebSettings)>> {
+async fn web(config: &mut Config, secret: Arc<Vec<u8>>) -> anyhow::Result<Option<(Web, WebSettings)>> {
     if !config.http.enabled {
         return Ok(None);
     }
@@ -54,12 +63,8 @@ async fn web(config: &mut Config, store: &Store) -> anyhow::Result<Option<(Web, 
         config.http.public_url = format!("http://{}", web.local_addr());
         config.policy.survey_url = Some(format!("{}/survey/", config.http.public_url));
     }
-    let secret = match &config.secret {
-        Some(s) => s.clone(),
-        None => store.secret().await?,
-    };
     let settings = WebSettings {
-        secret: Arc::new(secret),
+        secret,
         public_url: config.http.public_url.clone(),
         survey_expire: config.policy.survey_expire,
         hours: config.policy.hours.clone(),
@@ -129,11 +134,12 @@ impl App {
         store: Store,
         lock: InstanceLock,
     ) -> Result<App, BuildError> {
-        let registry = Registry::build(&config, &store, env)?;
+        let secret = secret(&config, &store).await?;
+        let registry = Registry::build(&config, &store, env, secret.clone())?;
         for warning in registry.unroutable(&config.policy) {
             tracing::warn!("{warning}");
         }
-        let web = web(&mut config, &store).await?;
+        let web = web(&mut config, secret).await?;
         let (schedule, keep_messages) = (Schedule::of(&config), config.keep_messages);
         let engine = Engine::with_store(config, store, true, clock.now()).await?;
         Ok(App { engine, registry, clock, schedule, keep_messages, web, _lock: lock })
@@ -147,7 +153,8 @@ impl App {
     ) -> Result<App, BuildError> {
         let store = Store::open(&config.database_url).await?;
         let lock = store.lock_instance().await?;
-        let web = web(&mut config, &store).await?;
+        let secret = secret(&config, &store).await?;
+        let web = web(&mut config, secret).await?;
         let (schedule, keep_messages) = (Schedule::of(&config), config.keep_messages);
         let engine = Engine::with_store(config, store, true, clock.now()).await?;
         Ok(App { engine, registry: Registry::with(channels), clock, schedule, keep_messages, web, _lock: lock })

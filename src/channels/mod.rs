@@ -166,12 +166,12 @@ impl Registry {
     /// The configured channels, their secrets read from `env` now (only
     /// `concierge run` needs them). A missing secret is a configuration
     /// problem naming its key.
-    pub fn build(config: &Config, store: &Store, env: &dyn Env) -> Result<Registry, ConfigError> {
+    pub fn build(config: &Config, store: &Store, env: &dyn Env, secret: Arc<Vec<u8>>) -> Result<Registry, ConfigError> {
         let mut problems = Vec::new();
         let mut adapters: Vec<Arc<dyn ChannelAdapter>> = Vec::new();
         // One line per channel.
         if let Some(s) = &config.channels.email {
-            match email::EmailChannel::new(s, env, store.clone(), config.templates.clone()) {
+            match email::EmailChannel::new(s, env, store.clone(), config.templates.clone(), secret) {
                 Ok(c) => adapters.push(Arc::new(c)),
                 Err(mut p) => problems.append(&mut p),
             }

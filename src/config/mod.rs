@@ -899,6 +899,7 @@ tls = "starttls"
 agents = ["*@example.com", "lead@partner.example"]
 managers = ["boss@example.com"]
 resolve_after_silence = "3d"
+authserv_id = "MX.Example.com"
 "#;
         // Validating needs no password: `report` and `resolve` run without it.
         let c = Config::parse_with_env(text, "x", None, &std::collections::HashMap::new()).unwrap();
@@ -907,6 +908,7 @@ resolve_after_silence = "3d"
         assert_eq!(e.address, "support@example.com");
         assert_eq!((e.mailboxes.clone(), e.resolve_after_silence), (vec!["INBOX".to_string()], Some(3 * 86_400)));
         assert!(e.is_agent("kim@example.com") && e.is_agent("LEAD@partner.example") && !e.is_agent("ana@gmail.com"));
+        assert_eq!((e.authserv_ids.clone(), e.agent_reply_tags), (vec!["mx.example.com".to_string()], true));
         assert_eq!(c.policy.announce, [Channel::Email].into(), "email tickets are announced to the agents");
         assert_eq!(c.policy.staff_channel(Channel::Discord), Channel::Email);
         let env: std::collections::HashMap<String, String> =
@@ -919,7 +921,7 @@ resolve_after_silence = "3d"
     #[test]
     fn a_broken_email_section_names_every_key_to_fix() {
         let found = problems(
-            "[email]\nimap_host = \"imap.example.com\"\nimap_port = 99999\ntls = \"ssl\"\nagents = [\"sam\"]\nfolder = \"x\"\nsmtp_auth = \"no\"\n",
+            "[email]\nimap_host = \"imap.example.com\"\nimap_port = 99999\ntls = \"ssl\"\nagents = [\"sam\"]\nfolder = \"x\"\nsmtp_auth = \"no\"\nauthserv_id = [\"mx.example.com\", \"mx example; x\"]\nagent_reply_tags = \"yes\"\n",
         );
         let keys: Vec<&str> = found.iter().map(|p| p.split(": ").next().unwrap()).collect();
         assert_eq!(
@@ -934,9 +936,12 @@ resolve_after_silence = "3d"
                 "email.smtp_auth",
                 "email.password_env",
                 "email.agents",
+                "email.authserv_id",
+                "email.agent_reply_tags",
             ],
             "{found:#?}"
         );
+        assert!(found[9].contains("\"mx example; x\" is not a server name"), "{}", found[9]);
         assert!(found[7].contains("is missing; name the environment variable"), "{}", found[7]);
     }
 

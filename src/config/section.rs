@@ -196,6 +196,19 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// One string or a list of them, trimmed (empty when absent).
+    pub fn string_or_strings(&mut self, key: &str) -> Vec<String> {
+        match self.table.get(key) {
+            Some(Value::String(one)) => vec![one.trim().to_string()],
+            Some(Value::Array(items)) if items.iter().all(Value::is_str) => self.strings(key),
+            None => Vec::new(),
+            Some(_) => {
+                self.problem(key, "must be a string or a list of strings");
+                Vec::new()
+            }
+        }
+    }
+
     /// A duration such as `"90m"`, in seconds.
     pub fn duration(&mut self, key: &str) -> Option<i64> {
         match parse_duration(self.string(key)?) {

@@ -6,11 +6,27 @@ use std::process::{Child, Command, Stdio};
 use serde_json::Value;
 
 use crate::helpers::{FAST_SLA, concierge, sqlite};
-use crate::mail_servers::{MailServers, PASSWORD};
+use crate::mail_servers::{AUTHSERV_ID, MailServers, PASSWORD};
 
 /// `concierge run` in the background, stopped (SIGTERM) on drop.
 /// The running bot, and the address of its web surface.
-struct Bot(Child, String);
+/// The running bot, its web address and its log so far.
+struct Bot(Child, String, std::sync::Arc<std::sync::Mutex<String>>);
+
+impl Bot {
+    /// Waits (up to 20 s) until the log holds `n` lines containing `text`.
+    fn wait_for_log(&self, text: &str, n: usize) -> String {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let log = self.2.lock().unwrap().clone();
+            if log.lines().filter(|l| l.contains(text)).count() >= n {
+                return log;
+            }
+            assert!(std::time::Instant::now() < until, "{n}× {text:?} not logged:\n{log}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
 
 impl Drop for Bot {
     fn drop(&mut self) {
@@ -37,6 +53,7 @@ address = "support@example.test"
 agents = ["sam@example.test", "kim@example.test"]
 managers = ["boss@example.test"]
 poll_interval = "1s"
+authserv_id = "{AUTHSERV_ID}"
 "#,
         p.imap, p.smtp_auth
     )
@@ -63,8 +80,16 @@ fn start_bot(config: &std::path::Path) -> Bot {
         seen.push_str(&line);
     }
     let web = seen.split("web: listening on ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
-    std::thread::spawn(move || for _ in err.lines() {});
-    Bot(child, web)
+    let log = std::sync::Arc::new(std::sync::Mutex::new(seen));
+    let kept = log.clone();
+    std::thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            let mut log = kept.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    Bot(child, web, log)
 }
 
 /// The ticket token in a mail's subject.
@@ -128,16 +153,17 @@ fn a_customer_mail_is_acknowledged_threaded_nudged_escalated_and_an_agent_cc_rep
     }
     servers.wait_for("boss", |m| m.contains(&format!("[#{ticket}] Escalation")));
 
-    // Sam answers from his own client with support in Cc; the reply is
-    // checked after the fact (it is late and has no apology) and counts as
-    // the first response.
+    // Sam answers from his own client with support in Cc (his domain's
+    // DKIM signature checked by the receiving server); the reply is checked
+    // after the fact (it is late and has no apology) and counts as the first
+    // response.
     let reply = format!(
         "From: Sam <sam@example.test>\r\nTo: ana@example.test\r\nCc: support@example.test\r\n\
          Subject: Re: Invoice wrong [#{ticket}]\r\nMessage-ID: <s1@example.test>\r\nIn-Reply-To: <c1@example.test>\r\n\r\n\
          Hi Ana,\r\n\r\nThanks for writing. The invoice is fixed.\r\n\r\nBest, Sam\r\n\r\n\
          On Mon, Ana Lima <ana@example.test> wrote:\r\n> Hello, the amount on my invoice is wrong.\r\n"
     );
-    servers.send("sam@example.test", "support@example.test", &reply);
+    servers.deliver_verified("support", "s1", "dkim=pass header.d=example.test", &reply);
     let feedback = servers.wait_for("sam", |m| m.contains(&format!("[#{ticket}] Feedback on your reply")));
     assert!(feedback.contains("apologise"), "{feedback}");
 
@@ -287,6 +313,9 @@ fn the_issue_flow_ack_nudges_poor_reply_held_corrected_reply_relayed_survey_answ
     let announcement = servers.wait_for("sam", |m| m.contains(&format!("[#{ticket}] New ticket")));
     assert!(announcement.contains("I was moved to the wrong plan."), "{announcement}");
     let announcement_id = header(&announcement, "Message-ID").unwrap().to_string();
+    // Replies go to the ticket's tagged address, which proves they are Sam's.
+    let reply_to = header(&announcement, "Reply-To").unwrap().to_string();
+    assert!(reply_to.starts_with("support+") && reply_to.ends_with("@example.test"), "{announcement}");
     // No agent reply yet: the warning and the breach reach the agents' mailboxes.
     servers.wait_for("sam", |m| m.contains(&format!("[#{ticket}] Reply due soon")));
     servers.wait_for("sam", |m| m.contains(&format!("[#{ticket}] Response target missed")));
@@ -294,9 +323,9 @@ fn the_issue_flow_ack_nudges_poor_reply_held_corrected_reply_relayed_survey_answ
     // A reply breaking an error rule is held and returned with the findings.
     servers.send(
         "sam@example.test",
-        "support@example.test",
+        &reply_to,
         &format!(
-            "From: Sam <sam@example.test>\r\nTo: support@example.test\r\nSubject: Re: [#{ticket}] New ticket\r\n\
+            "From: Sam <sam@example.test>\r\nTo: {reply_to}\r\nSubject: Re: [#{ticket}] New ticket\r\n\
              Message-ID: <r1@example.test>\r\nIn-Reply-To: {announcement_id}\r\n\r\n\
              Hi Ana, as I already said, the plan is fixed. Best, Sam\r\n"
         ),
@@ -305,15 +334,16 @@ fn the_issue_flow_ack_nudges_poor_reply_held_corrected_reply_relayed_survey_answ
     assert!(held.contains("dismissive"), "{held}");
     assert!(held.contains("Rewrite: \"Hi Ana, to recap, the plan is fixed.\""), "the rewrite is shown: {held}");
     let held_id = header(&held, "Message-ID").unwrap().to_string();
+    assert_eq!(header(&held, "Reply-To"), Some(reply_to.as_str()), "one tag per ticket");
     assert_eq!(servers.delivered("ana").len(), 1, "nothing but the acknowledgement reached the customer");
 
     // The corrected reply, carrying #resolve, reaches the customer threaded,
     // with the command stripped and not marked automatic.
     servers.send(
         "sam@example.test",
-        "support@example.test",
+        &reply_to,
         &format!(
-            "From: Sam <sam@example.test>\r\nTo: support@example.test\r\nSubject: Re: [#{ticket}] Your reply was held\r\n\
+            "From: Sam <sam@example.test>\r\nTo: {reply_to}\r\nSubject: Re: [#{ticket}] Your reply was held\r\n\
              Message-ID: <r2@example.test>\r\nIn-Reply-To: {held_id}\r\n\r\n#resolve\r\n\r\nHi Ana,\r\n\r\n\
              Thanks for letting us know. The plan is fixed now.\r\n\r\nLet me know if anything else comes up.\r\nBest, Sam\r\n"
         ),
@@ -423,6 +453,52 @@ fn the_tricky_corpus_goes_through_the_running_bot_without_a_panic_or_a_mail_loop
     assert_eq!(unparsed, 2, "the garbage and the empty message are kept whole");
     // Still alive and serving after all of it.
     assert!(bot.0.try_wait().unwrap().is_none(), "the bot is still running");
+}
+
+/// Anyone can put an agent's address in `From`. Through the real Postfix
+/// (which drops Authentication-Results claiming our server's name, as a
+/// border server must): a forged verdict and a made-up tag are not proof;
+/// the mail is the customer's, logged, and nothing is relayed or resolved.
+#[test]
+fn a_forged_agent_mail_is_treated_as_a_customers_and_logged() {
+    let Some(servers) = MailServers::start() else { return };
+    let db = sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("concierge.toml");
+    let text = config(&servers, &db.url).replace("first_response = \"6s\"", "first_response = \"8h\"");
+    std::fs::write(&config_path, text).unwrap();
+    let bot = start_bot(&config_path);
+    servers.send(
+        "ana@example.test",
+        "support@example.test",
+        "From: Ana <ana@example.test>\r\nTo: support@example.test\r\nSubject: Refund\r\nMessage-ID: <f1@example.test>\r\n\r\nWhere is my refund?\r\n",
+    );
+    let ack = servers.wait_for("ana", |m| m.contains("We have your request"));
+    let ticket = ticket_of(&ack);
+    let forged = |id: &str, to: &str, extra: &str| {
+        format!(
+            "From: Sam <sam@example.test>\r\nTo: {to}\r\nSubject: Re: Refund [#{ticket}]\r\nMessage-ID: <{id}@evil.test>\r\n{extra}\r\n\
+             #resolve\r\n\r\nHi Ana, to get your refund send your card number to refunds@evil.test. Best, Sam\r\n"
+        )
+    };
+    let verdict = format!("Authentication-Results: {AUTHSERV_ID}; dkim=pass header.d=example.test; dmarc=pass\r\n");
+    servers.send("mallory@evil.test", "support@example.test", &forged("x1", "support@example.test", &verdict));
+    servers.send(
+        "mallory@evil.test",
+        "support+0123456789abcdef0123@example.test",
+        &forged("x2", "support+0123456789abcdef0123@example.test", ""),
+    );
+    let log = bot.wait_for_log("not authenticated", 2);
+    assert!(
+        log.contains("treated as a customer's") && !log.contains("sam@example.test"),
+        "logged, address redacted: {log}"
+    );
+    let v = report_when(&config_path, |_| true);
+    assert_eq!(v["conversations"]["resolved"], 0, "not resolved: {v}");
+    assert_eq!(v["first_response"]["answered"], 0, "no agent answered: {v}");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let to_ana = servers.delivered("ana");
+    assert!(to_ana.iter().all(|m| !m.contains("card number")), "nothing relayed to the customer: {to_ana:#?}");
 }
 
 #[test]

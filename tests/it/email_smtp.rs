@@ -36,7 +36,8 @@ fn ana() -> Recipient {
 }
 
 async fn channel(settings: &EmailSettings, password: &str, store: &Store) -> EmailChannel {
-    EmailChannel::new(settings, &MailServers::env(password), store.clone(), Templates::builtin()).unwrap()
+    let secret = std::sync::Arc::new(b"a test secret of 32 bytes.......".to_vec());
+    EmailChannel::new(settings, &MailServers::env(password), store.clone(), Templates::builtin(), secret).unwrap()
 }
 
 #[tokio::test]

@@ -22,6 +22,9 @@ use concierge::config::SecretSource;
 pub const USERS: [&str; 6] = ["support", "sam", "kim", "boss", "ana", "bob"];
 pub const DOMAIN: &str = "example.test";
 pub const PASSWORD: &str = "secret";
+/// The name our receiving server writes in `Authentication-Results`
+/// (`email.authserv_id` in the tests' configurations).
+pub const AUTHSERV_ID: &str = "mx.example.test";
 
 #[derive(Debug, Clone, Copy)]
 pub struct Ports {
@@ -108,6 +111,16 @@ impl MailServers {
         let pf = d.join("pf");
         std::fs::create_dir_all(&pf).unwrap();
         std::fs::write(pf.join("main.cf"), postfix_main(&d)).unwrap();
+        // As a border server must (RFC 8601 §5): mail from outside never
+        // keeps an Authentication-Results header claiming our server's name.
+        std::fs::write(
+            d.join("header_checks"),
+            format!(
+                "/^Authentication-Results:[[:space:]]*{}([[:space:];]|$)/ IGNORE\n",
+                AUTHSERV_ID.replace('.', "\\.")
+            ),
+        )
+        .unwrap();
         std::fs::write(pf.join("master.cf"), postfix_master(ports)).unwrap();
         std::fs::create_dir_all(d.join("pfq")).unwrap();
         std::fs::create_dir_all(d.join("pfdata")).unwrap();
@@ -205,6 +218,8 @@ impl MailServers {
             managers: vec!["boss@example.test".into()],
             resolve_after_silence: None,
             poll_interval: 60,
+            authserv_ids: vec![AUTHSERV_ID.into()],
+            agent_reply_tags: true,
         }
     }
 
@@ -244,6 +259,15 @@ impl MailServers {
             assert!(Instant::now() < until, "no matching message for {user}; mailbox: {:#?}", self.delivered(user));
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Delivers `raw` to `user` as the receiving server does after checking
+    /// the sender's DKIM signature and DMARC (OpenDKIM/OpenDMARC, rspamd):
+    /// with its `Authentication-Results` verdict on top. Postfix here has no
+    /// such filter, so the verdict is written by the test.
+    pub fn deliver_verified(&self, user: &str, name: &str, verdict: &str, raw: &str) {
+        let raw = format!("Authentication-Results: {AUTHSERV_ID}; {verdict}\r\n{raw}");
+        self.drop_raw(user, name, raw.as_bytes());
     }
 
     /// Puts raw bytes straight into `user`'s Maildir (as a broken client or a
@@ -381,7 +405,8 @@ fn postfix_main(d: &Path) -> String {
          smtpd_tls_cert_file = {d}/cert.pem\nsmtpd_tls_key_file = {d}/key.pem\nsmtpd_tls_security_level = may\n\
          smtpd_sasl_type = dovecot\nsmtpd_sasl_path = {d}/run/auth-postfix\n\
          smtpd_relay_restrictions = permit_mynetworks permit_sasl_authenticated reject_unauth_destination\n\
-         default_transport = error:outbound mail disabled in tests\nrelay_transport = error:outbound mail disabled in tests\n"
+         default_transport = error:outbound mail disabled in tests\nrelay_transport = error:outbound mail disabled in tests\n\
+         recipient_delimiter = +\nheader_checks = regexp:{d}/header_checks\n"
     )
 }
 

@@ -17,6 +17,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::sync::oneshot;
 
+use crate::channels::email::auth::reply_address;
 use crate::channels::email::compose::{compose, message_id};
 use crate::channels::email::imap::{Fetched, Limits, fetch_new, wait_for_mail};
 use crate::channels::email::intake::{Decision, Lookup, decide, message_key};
@@ -24,6 +25,7 @@ use crate::channels::email::message::{Email, ticket_token};
 use crate::channels::email::settings::{AddressPattern, EmailSettings};
 use crate::channels::email::smtp::SmtpOutbound;
 use crate::channels::email::state::{self, Position};
+use crate::channels::log::redact;
 use crate::channels::{BoxFuture, ChannelAdapter, DeliveryError, Intake};
 use crate::config::{Env, Problem};
 use crate::core::router::{ActionKind, Channel, Recipient};
@@ -38,20 +40,26 @@ pub struct EmailChannel {
     store: Store,
     smtp: SmtpOutbound,
     templates: Templates,
+    /// Signs agents' reply addresses ([`super::auth`]); `None` when
+    /// `email.agent_reply_tags` is off.
+    tag_key: Option<Arc<Vec<u8>>>,
 }
 
 impl EmailChannel {
-    /// Reads the password (from `env` or its file) and prepares SMTP.
+    /// Reads the password (from `env` or its file) and prepares SMTP;
+    /// `secret` is the instance's secret (it signs agents' reply addresses).
     pub fn new(
         settings: &EmailSettings,
         env: &dyn Env,
         store: Store,
         templates: Templates,
+        secret: Arc<Vec<u8>>,
     ) -> Result<EmailChannel, Vec<Problem>> {
         let settings = settings.clone().with_password(env).map_err(|p| vec![p])?;
         let smtp = SmtpOutbound::new(settings.clone())
             .map_err(|e| vec![Problem { key: "email.tls_ca_file".into(), message: format!("{e:#}") }])?;
-        Ok(EmailChannel { settings, store, smtp, templates })
+        let tag_key = settings.agent_reply_tags.then_some(secret);
+        Ok(EmailChannel { settings, store, smtp, templates, tag_key })
     }
 }
 
@@ -78,7 +86,12 @@ impl ChannelAdapter for EmailChannel {
             address = %s.address,
             "email channel: reading mail and sending through SMTP"
         );
-        Box::pin(run_intake(intake, self.settings.clone()))
+        if s.authserv_ids.is_empty() && !s.agent_reply_tags {
+            tracing::warn!(
+                "email: neither email.authserv_id nor email.agent_reply_tags is set: agents' mail cannot be authenticated and is treated as customers'"
+            );
+        }
+        Box::pin(run_intake(intake, self.settings.clone(), self.tag_key.clone()))
     }
 
     fn deliver<'a>(&'a self, item: &'a OutboxItem) -> BoxFuture<'a, Result<(), DeliveryError>> {
@@ -97,7 +110,14 @@ impl EmailChannel {
             }
             _ => None,
         };
-        let message = compose(item, &self.settings, &self.templates, in_reply_to.as_deref())
+        // Agents' replies about an email ticket prove themselves by its tag.
+        let reply_to = match (&item.recipient, &self.tag_key) {
+            (Recipient::Agent(_) | Recipient::Agents, Some(key)) if about_email => {
+                reply_address(&self.settings.address, key, &item.thread)
+            }
+            _ => None,
+        };
+        let message = compose(item, &self.settings, &self.templates, in_reply_to.as_deref(), reply_to.as_deref())
             .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
         self.smtp.send(message).await?;
         // Replies to what we sent thread back into the ticket; copies of it
@@ -113,14 +133,14 @@ impl EmailChannel {
 }
 
 /// Reads the configured mailboxes until the bot stops.
-pub async fn run_intake(intake: Intake, settings: EmailSettings) {
+pub async fn run_intake(intake: Intake, settings: EmailSettings, tag_key: Option<Arc<Vec<u8>>>) {
     let store = intake.store.clone();
     let mut failures: u32 = 0;
     loop {
         let mut ok = true;
         let sent = settings.sent_mailbox.iter().map(|m| (m, true));
         for (mailbox, in_sent) in settings.mailboxes.iter().map(|m| (m, false)).chain(sent) {
-            match poll_mailbox(&store, &settings, mailbox, in_sent, &intake).await {
+            match poll_mailbox(&store, &settings, tag_key.as_deref(), (mailbox, in_sent), &intake).await {
                 Ok(polled) => {
                     if polled.consumed > 0 {
                         tracing::info!(mailbox = %mailbox, messages = polled.consumed, "mail read");
@@ -174,8 +194,8 @@ struct Stop;
 async fn poll_mailbox(
     store: &Store,
     settings: &EmailSettings,
-    mailbox: &str,
-    in_sent: bool,
+    tag_key: Option<&Vec<u8>>,
+    (mailbox, in_sent): (&str, bool),
     intake: &Intake,
 ) -> Result<Polled, Stop> {
     let fail = |line: String, consumed: usize| {
@@ -196,7 +216,7 @@ async fn poll_mailbox(
             Err(e) => return fail(format!("the IMAP task failed: {e}"), consumed),
         };
         for fetched in new.messages {
-            match consume(store, settings, (mailbox, in_sent), new.uidvalidity, &fetched, intake).await {
+            match consume(store, (settings, tag_key), (mailbox, in_sent), new.uidvalidity, &fetched, intake).await {
                 Ok(()) => {}
                 Err(Some(line)) => return fail(line, consumed),
                 Err(None) => return Err(Stop),
@@ -222,7 +242,7 @@ pub fn arrival(arrived: Option<i64>, now: Timestamp) -> Timestamp {
 /// Stores one mail through the driver. `Err(None)`: the bot is stopping.
 async fn consume(
     store: &Store,
-    settings: &EmailSettings,
+    (settings, tag_key): (&EmailSettings, Option<&Vec<u8>>),
     (mailbox, in_sent): (&str, bool),
     uidvalidity: u32,
     fetched: &Fetched,
@@ -253,12 +273,16 @@ async fn consume(
         None => None,
     };
     let ours = state::is_sent_by_us(store, &key).await.map_err(db)?;
-    match decide(&email, &key, settings, &Lookup { token_ticket, ref_ticket, customer, in_sent, ours }) {
+    let lookup = Lookup { token_ticket, ref_ticket, customer, in_sent, ours };
+    match decide(&email, &key, settings, &lookup, tag_key.map(Vec::as_slice)) {
         Decision::Ignore { reason } => {
             tracing::info!(mailbox = %mailbox, uid = fetched.uid, %reason, "mail ignored");
             Ok(())
         }
-        Decision::Route { ticket, message_key, inputs, .. } => {
+        Decision::Route { ticket, message_key, inputs, note, .. } => {
+            if let Some(note) = note {
+                tracing::warn!(mailbox = %mailbox, uid = fetched.uid, from = %redact(&email.from.address), %ticket, "{note}");
+            }
             state::map_message_id(store, &message_key, &ticket).await.map_err(db)?;
             for input in inputs {
                 let (tx, rx) = oneshot::channel();

@@ -126,13 +126,14 @@ fn linkify(escaped: &str) -> String {
 }
 
 /// Builds the message for `item`; `in_reply_to` threads it under a message of
-/// the conversation when known. Subjects and the HTML layout come from the
+/// the conversation when known; `reply_to` (agents' mail) is where replies go. Subjects and the HTML layout come from the
 /// templates; an item with HTML of its own (the weekly summary) uses that.
 pub fn compose(
     item: &OutboxItem,
     s: &EmailSettings,
     templates: &Templates,
     in_reply_to: Option<&str>,
+    reply_to: Option<&str>,
 ) -> Result<Message, ComposeError> {
     let build = |e: &dyn std::fmt::Display| ComposeError::Build(e.to_string());
     let from: Mailbox = format!("Support <{}>", s.address).parse().map_err(|e| build(&e))?;
@@ -149,6 +150,9 @@ pub fn compose(
     }
     for to in recipients(item, s)? {
         b = b.to(to.parse().map_err(|e| build(&e))?);
+    }
+    if let Some(address) = reply_to {
+        b = b.reply_to(address.parse().map_err(|e| build(&e))?);
     }
     if let Some(id) = in_reply_to {
         let id = format!("<{}>", id.trim_matches(['<', '>']));
@@ -235,6 +239,7 @@ mod tests {
                 &s,
                 &Templates::builtin(),
                 Some("m1@example.com"),
+                None,
             )
             .unwrap()
             .formatted(),
@@ -247,9 +252,11 @@ mod tests {
         assert!(raw.contains("text/html") && raw.contains("&lt;b&gt;"), "{raw}");
         assert_eq!(message_id("k", "support@example.test"), message_id("k", "support@example.test"));
         assert_ne!(message_id("k", "support@example.test"), message_id("k2", "support@example.test"));
-        let nudge = compose(&item(ActionKind::NudgeBreach, Recipient::Agents), &s, &Templates::builtin(), None);
+        let tagged = Some("support+0123@example.test");
+        let nudge = compose(&item(ActionKind::NudgeBreach, Recipient::Agents), &s, &Templates::builtin(), None, tagged);
         let nudge = String::from_utf8(nudge.unwrap().formatted()).unwrap();
         assert!(nudge.contains("Auto-Submitted: auto-generated") && !nudge.contains("In-Reply-To"), "{nudge}");
+        assert!(nudge.contains("\r\nReply-To: support+0123@example.test") && !raw.contains("\r\nReply-To"), "{nudge}");
     }
 
     /// What a customer controls and ends up in outbound headers: their
@@ -261,7 +268,7 @@ mod tests {
         let evil_id = "m1@example.com>\r\nBcc: victim@example.test\r\nX-Injected: <x";
         let mut evil = item(ActionKind::Acknowledgement, Recipient::Customer("ana@example.test".into()));
         evil.thread = "1042\r\nBcc: victim@example.test".into();
-        let message = compose(&evil, &s, &Templates::builtin(), Some(evil_id)).unwrap();
+        let message = compose(&evil, &s, &Templates::builtin(), Some(evil_id), None).unwrap();
         let raw = String::from_utf8(message.formatted()).unwrap();
         let head = raw.split("\r\n\r\n").next().unwrap();
         for line in head.split("\r\n") {
@@ -269,7 +276,7 @@ mod tests {
         }
         let bad_address = item(ActionKind::Acknowledgement, Recipient::Customer("ana@x.test\r\nBcc: v@x.test".into()));
         assert!(
-            compose(&bad_address, &s, &Templates::builtin(), None).is_err(),
+            compose(&bad_address, &s, &Templates::builtin(), None, None).is_err(),
             "an address with a line break is refused"
         );
     }

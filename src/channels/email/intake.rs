@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::core::text::hex;
 
+use crate::channels::email::auth;
 use crate::channels::email::message::{Email, Origin, strip_reply, take_commands};
 use crate::channels::email::settings::EmailSettings;
 use crate::core::router::{Author, Channel, Input, Message, Role};
@@ -42,6 +43,8 @@ pub enum Decision {
         message_key: String,
         inputs: Vec<Input>,
         new_ticket: bool,
+        /// Something worth a warning in the log (an unauthenticated agent).
+        note: Option<String>,
     },
     Ignore {
         reason: String,
@@ -71,8 +74,15 @@ pub fn ticket_for(message_key: &str) -> String {
         .collect()
 }
 
-/// Decides what one mail means.
-pub fn decide(email: &Email, message_key: &str, settings: &EmailSettings, lookup: &Lookup) -> Decision {
+/// Decides what one mail means. `tag_key` signs the agents' reply
+/// addresses (see [`auth`]); `None` when `email.agent_reply_tags` is off.
+pub fn decide(
+    email: &Email,
+    message_key: &str,
+    settings: &EmailSettings,
+    lookup: &Lookup,
+    tag_key: Option<&[u8]>,
+) -> Decision {
     let ignore = |reason: &str| Decision::Ignore { reason: reason.to_string() };
     if lookup.ours {
         return ignore("sent by concierge itself");
@@ -97,6 +107,7 @@ pub fn decide(email: &Email, message_key: &str, settings: &EmailSettings, lookup
             message_key: message_key.to_string(),
             inputs: vec![Input::Message(message)],
             new_ticket: false,
+            note: None,
         };
     }
     if email.from.address == settings.address {
@@ -110,52 +121,15 @@ pub fn decide(email: &Email, message_key: &str, settings: &EmailSettings, lookup
     }
     let known = lookup.token_ticket.clone().or_else(|| lookup.ref_ticket.clone());
     let author = |role| Author { role, id: email.from.address.clone(), name: email.from.name.clone() };
+    let mut note = None;
     if settings.is_agent(&email.from.address) {
-        let Some(ticket) = known else {
+        let Some(ticket) = known.clone() else {
             return ignore("an agent's mail that belongs to no ticket");
         };
-        let (commands, rest) = take_commands(&email.body);
-        let mut inputs = Vec::new();
-        let text = strip_reply(rest);
-        // With the customer in To/Cc the agent answered directly (observed);
-        // otherwise the mail was written to concierge, to relay.
-        let direct = lookup
-            .customer
-            .as_deref()
-            .is_some_and(|c| email.to.iter().chain(&email.cc).any(|m| m.address.eq_ignore_ascii_case(c)));
-        if !text.is_empty() {
-            let message = Message {
-                channel: Channel::Email,
-                thread: ticket.clone(),
-                id: message_key.to_string(),
-                author: author(Role::Agent),
-                text,
-            };
-            inputs.push(if direct {
-                Input::Message(message)
-            } else {
-                Input::Relay { message, send_anyway: commands.send_anyway }
-            });
+        match auth::verify(email, &ticket, settings, tag_key) {
+            Ok(_) => return agent_mail(email, message_key, settings, lookup, ticket),
+            Err(why) => note = Some(format!("{why}: treated as a customer's")),
         }
-        if let Some(name) = &commands.assign {
-            inputs.push(Input::Assign {
-                channel: Some(Channel::Email),
-                thread: ticket.clone(),
-                agent: settings.agent_address(name),
-            });
-        }
-        if commands.resolve {
-            inputs.push(Input::Resolve {
-                channel: Some(Channel::Email),
-                thread: ticket.clone(),
-                by: email.from.address.clone(),
-                survey: !commands.no_survey,
-            });
-        }
-        if inputs.is_empty() {
-            return ignore("an agent's mail with nothing to record");
-        }
-        return Decision::Route { ticket, message_key: message_key.to_string(), inputs, new_ticket: false };
     }
     let new_ticket = known.is_none();
     let ticket = known.unwrap_or_else(|| ticket_for(message_key));
@@ -172,7 +146,57 @@ pub fn decide(email: &Email, message_key: &str, settings: &EmailSettings, lookup
         })],
         ticket,
         new_ticket,
+        note,
     }
+}
+
+/// An authenticated agent's mail about `ticket`: a relayed or observed reply
+/// and the commands on its first lines.
+fn agent_mail(email: &Email, message_key: &str, settings: &EmailSettings, lookup: &Lookup, ticket: String) -> Decision {
+    let ignore = |reason: &str| Decision::Ignore { reason: reason.to_string() };
+    let author = |role| Author { role, id: email.from.address.clone(), name: email.from.name.clone() };
+    let (commands, rest) = take_commands(&email.body);
+    let mut inputs = Vec::new();
+    let text = strip_reply(rest);
+    // With the customer in To/Cc the agent answered directly (observed);
+    // otherwise the mail was written to concierge, to relay.
+    let direct = lookup
+        .customer
+        .as_deref()
+        .is_some_and(|c| email.to.iter().chain(&email.cc).any(|m| m.address.eq_ignore_ascii_case(c)));
+    if !text.is_empty() {
+        let message = Message {
+            channel: Channel::Email,
+            thread: ticket.clone(),
+            id: message_key.to_string(),
+            author: author(Role::Agent),
+            text,
+        };
+        inputs.push(if direct {
+            Input::Message(message)
+        } else {
+            Input::Relay { message, send_anyway: commands.send_anyway }
+        });
+    }
+    if let Some(name) = &commands.assign {
+        inputs.push(Input::Assign {
+            channel: Some(Channel::Email),
+            thread: ticket.clone(),
+            agent: settings.agent_address(name),
+        });
+    }
+    if commands.resolve {
+        inputs.push(Input::Resolve {
+            channel: Some(Channel::Email),
+            thread: ticket.clone(),
+            by: email.from.address.clone(),
+            survey: !commands.no_survey,
+        });
+    }
+    if inputs.is_empty() {
+        return ignore("an agent's mail with nothing to record");
+    }
+    Decision::Route { ticket, message_key: message_key.to_string(), inputs, new_ticket: false, note: None }
 }
 
 #[cfg(test)]
@@ -200,7 +224,7 @@ mod tests {
     #[test]
     fn a_new_customer_mail_opens_a_stable_ticket() {
         let email = mail("Ana Lima <ana@example.com>", "", "Hello, it broke.");
-        let d = decide(&email, "x1@example.com", &settings(), &Lookup::default());
+        let d = decide(&email, "x1@example.com", &settings(), &Lookup::default(), None);
         assert_eq!(thread_of(&d), ticket_for("x1@example.com"));
         assert_eq!(ticket_for("x1@example.com").len(), 8);
         let Decision::Route { inputs, .. } = d else { unreachable!() };
@@ -221,7 +245,7 @@ mod tests {
             in_sent: false,
             ours: false,
         };
-        assert_eq!(thread_of(&decide(&email, "x1@example.com", &settings(), &both)), "TOKEN001");
+        assert_eq!(thread_of(&decide(&email, "x1@example.com", &settings(), &both, None)), "TOKEN001");
         let refs = Lookup {
             token_ticket: None,
             ref_ticket: Some("REF00001".into()),
@@ -229,7 +253,7 @@ mod tests {
             in_sent: false,
             ours: false,
         };
-        assert_eq!(thread_of(&decide(&email, "x1@example.com", &settings(), &refs)), "REF00001");
+        assert_eq!(thread_of(&decide(&email, "x1@example.com", &settings(), &refs, None)), "REF00001");
     }
 
     #[test]
@@ -240,7 +264,7 @@ mod tests {
             ("news@example.org", "Precedence: bulk\r\n"),
             ("support@example.test", ""),
         ] {
-            let d = decide(&mail(from, headers, "x"), "x1@example.com", &settings(), &Lookup::default());
+            let d = decide(&mail(from, headers, "x"), "x1@example.com", &settings(), &Lookup::default(), None);
             assert!(matches!(d, Decision::Ignore { .. }), "{from}: {d:?}");
         }
     }
@@ -249,7 +273,7 @@ mod tests {
     fn an_agent_reply_is_stripped_and_its_commands_become_inputs() {
         let email = mail(
             "Sam <sam@support.example.test>",
-            "",
+            "Authentication-Results: mx.example.test; dkim=pass header.d=support.example.test\r\n",
             "#resolve #nosurvey\r\nHi Ana, fixed. Best, Sam\r\n\r\nOn Mon, Ana <ana@example.com> wrote:\r\n> it broke\r\n",
         );
         let lookup = Lookup {
@@ -259,7 +283,9 @@ mod tests {
             in_sent: false,
             ours: false,
         };
-        let Decision::Route { inputs, .. } = decide(&email, "x1@example.com", &settings(), &lookup) else { panic!() };
+        let Decision::Route { inputs, .. } = decide(&email, "x1@example.com", &settings(), &lookup, None) else {
+            panic!()
+        };
         // Written to support only: a reply through concierge, to relay.
         let Input::Relay { message: m, send_anyway: false } = &inputs[0] else { panic!("{inputs:?}") };
         assert_eq!((m.author.role, m.text.as_str()), (Role::Agent, "Hi Ana, fixed. Best, Sam"));
@@ -272,7 +298,7 @@ mod tests {
                 survey: false
             }
         );
-        let stray = decide(&email, "x1@example.com", &settings(), &Lookup::default());
+        let stray = decide(&email, "x1@example.com", &settings(), &Lookup::default(), None);
         assert!(matches!(stray, Decision::Ignore { .. }));
     }
 
@@ -280,7 +306,7 @@ mod tests {
     fn an_agent_mail_copying_the_customer_is_an_observed_reply_not_a_relay() {
         let email = mail(
             "sam@support.example.test",
-            "To: ana@example.com\r\nCc: support@example.test\r\n",
+            "To: ana@example.com\r\nCc: support@example.test\r\nAuthentication-Results: mx.example.test; dmarc=pass\r\n",
             "#send-anyway\r\nHi Ana",
         );
         let lookup = Lookup {
@@ -290,12 +316,17 @@ mod tests {
             in_sent: false,
             ours: false,
         };
-        let Decision::Route { inputs, new_ticket, .. } = decide(&email, "x1@example.com", &settings(), &lookup) else {
+        let Decision::Route { inputs, new_ticket, .. } = decide(&email, "x1@example.com", &settings(), &lookup, None)
+        else {
             panic!()
         };
         assert!(matches!(&inputs[0], Input::Message(m) if m.author.role == Role::Agent) && !new_ticket, "{inputs:?}");
-        let to_support = mail("sam@support.example.test", "To: support@example.test\r\n", "#send-anyway\r\nHi Ana");
-        let Decision::Route { inputs, .. } = decide(&to_support, "x2@example.com", &settings(), &lookup) else {
+        let to_support = mail(
+            "sam@support.example.test",
+            "To: support@example.test\r\nAuthentication-Results: mx.example.test; dkim=pass header.d=support.example.test\r\n",
+            "#send-anyway\r\nHi Ana",
+        );
+        let Decision::Route { inputs, .. } = decide(&to_support, "x2@example.com", &settings(), &lookup, None) else {
             panic!()
         };
         assert!(matches!(&inputs[0], Input::Relay { send_anyway: true, .. }), "{inputs:?}");
@@ -307,7 +338,11 @@ mod tests {
         assert_eq!(s.agent_address("Sam"), "sam@example.test");
         assert_eq!(s.agent_address("lee@other.example"), "lee@other.example");
         assert_eq!(s.agent_address("nobody"), "nobody");
-        let email = mail("kim@support.example.test", "", "#assign sam\r\nTaking this over to Sam.");
+        let email = mail(
+            "kim@support.example.test",
+            "Authentication-Results: mx.example.test; dmarc=pass header.from=support.example.test\r\n",
+            "#assign sam\r\nTaking this over to Sam.",
+        );
         let lookup = Lookup {
             token_ticket: Some("T1".into()),
             ref_ticket: None,
@@ -315,7 +350,7 @@ mod tests {
             in_sent: false,
             ours: false,
         };
-        let Decision::Route { inputs, .. } = decide(&email, "x1@example.com", &s, &lookup) else { panic!() };
+        let Decision::Route { inputs, .. } = decide(&email, "x1@example.com", &s, &lookup, None) else { panic!() };
         assert!(
             inputs.contains(&Input::Assign {
                 channel: Some(Channel::Email),
@@ -332,5 +367,54 @@ mod tests {
         let email = Email::parse(raw).unwrap();
         assert_eq!(message_key(&email, raw), message_key(&email, raw));
         assert!(message_key(&email, raw).ends_with("@concierge.invalid"));
+    }
+
+    #[test]
+    fn unauthenticated_agent_mail_is_a_customers_and_says_why() {
+        let lookup = Lookup {
+            token_ticket: Some("T1".into()),
+            ref_ticket: None,
+            customer: Some("ana@example.com".into()),
+            in_sent: false,
+            ours: false,
+        };
+        let forged = [
+            "",
+            "Authentication-Results: mx.evil.test; dmarc=pass header.from=support.example.test\r\n",
+            "Authentication-Results: mx.example.test; dkim=pass header.d=evil.test\r\n",
+            "To: support+0123456789abcdef0123@example.test\r\n",
+        ];
+        for headers in forged {
+            let email = mail("Sam <sam@support.example.test>", headers, "#resolve\r\nHi Ana, all done. Sam");
+            let Decision::Route { inputs, note, .. } =
+                decide(&email, "x1@example.com", &settings(), &lookup, Some(b"k"))
+            else {
+                panic!("{headers}")
+            };
+            let [Input::Message(m)] = inputs.as_slice() else { panic!("{headers}: {inputs:?}") };
+            assert_eq!(m.author.role, Role::Customer, "{headers}");
+            assert!(note.is_some_and(|n| n.contains("not authenticated") && n.contains("customer")), "{headers}");
+        }
+    }
+
+    #[test]
+    fn a_reply_to_the_tickets_tagged_address_is_the_agents() {
+        let lookup = Lookup { token_ticket: Some("T1".into()), ..Lookup::default() };
+        let tagged = auth::reply_address("support@example.test", b"k", "T1").unwrap();
+        let email = mail("Sam <sam@support.example.test>", &format!("To: {tagged}\r\n"), "#resolve\r\nDone.");
+        let Decision::Route { inputs, note: None, .. } =
+            decide(&email, "x1@example.com", &settings(), &lookup, Some(b"k"))
+        else {
+            panic!()
+        };
+        assert!(matches!(&inputs[0], Input::Relay { message, .. } if message.author.role == Role::Agent), "{inputs:?}");
+        let other_ticket = Lookup { token_ticket: Some("T2".into()), ..Lookup::default() };
+        let Decision::Route { inputs, .. } = decide(&email, "x1@example.com", &settings(), &other_ticket, Some(b"k"))
+        else {
+            panic!()
+        };
+        assert!(matches!(&inputs[0], Input::Message(m) if m.author.role == Role::Customer), "another ticket's tag");
+        let tags_off = decide(&email, "x1@example.com", &settings(), &lookup, None);
+        assert!(matches!(tags_off, Decision::Route { note: Some(_), .. }), "{tags_off:?}");
     }
 }

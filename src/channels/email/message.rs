@@ -46,6 +46,9 @@ pub struct Email {
     /// The text as sent (the text part, or the HTML part turned into text).
     pub body: String,
     pub origin: Origin,
+    /// The values of `Authentication-Results` headers, topmost first,
+    /// unfolded (see [`super::auth`]).
+    pub auth_results: Vec<String>,
 }
 
 /// Why a message could not be used.
@@ -96,6 +99,11 @@ impl Email {
             date: msg.date().and_then(|d| Timestamp::from_second(d.to_timestamp()).ok()),
             body: body.replace("\r\n", "\n"),
             origin,
+            auth_results: msg
+                .headers_raw()
+                .filter(|(name, _)| name.eq_ignore_ascii_case("Authentication-Results"))
+                .map(|(_, value)| value.replace(['\r', '\n'], " ").trim().to_string())
+                .collect(),
         })
     }
 

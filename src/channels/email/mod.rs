@@ -2,10 +2,12 @@
 //!
 //! Only this module sees MIME, IMAP and SMTP. [`message`] (MIME parsing,
 //! quote stripping, first-line commands), [`intake`] (threading and what a
-//! mail means) and [`compose`] are pure; [`imap`], [`smtp`], [`state`] (the
+//! mail means), [`auth`] (whether an agent's mail is really theirs) and
+//! [`compose`] are pure; [`imap`], [`smtp`], [`state`] (the
 //! channel's own tables) and [`channel`] (the [`EmailChannel`] adapter) are
 //! the shell. [`settings`] validates the `[email]` section.
 
+pub mod auth;
 pub mod channel;
 pub mod compose;
 pub mod imap;

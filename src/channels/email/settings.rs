@@ -89,6 +89,12 @@ pub struct EmailSettings {
     pub resolve_after_silence: Option<i64>,
     /// Seconds between polls when the server offers no IDLE.
     pub poll_interval: i64,
+    /// `authserv_id`: the receiving servers whose `Authentication-Results`
+    /// prove an agent's mail (see [`super::auth`]); lower-cased.
+    pub authserv_ids: Vec<String>,
+    /// `agent_reply_tags` (default true): mail to agents carries a
+    /// `Reply-To` with the ticket's secret tag, which proves their replies.
+    pub agent_reply_tags: bool,
 }
 
 /// The keys of `[email]`.
@@ -110,6 +116,8 @@ pub const KEYS: &[&str] = &[
     "managers",
     "resolve_after_silence",
     "poll_interval",
+    "authserv_id",
+    "agent_reply_tags",
     "enabled",
 ];
 
@@ -174,6 +182,13 @@ pub fn parse(s: &mut Section) -> Option<EmailSettings> {
     let resolve_after_silence = s.duration("resolve_after_silence");
     let poll_interval = s.duration("poll_interval").unwrap_or(60).max(1);
     let sent_mailbox = s.string("sent_mailbox").map(str::to_string);
+    let authserv_ids = s.string_or_strings("authserv_id");
+    for id in &authserv_ids {
+        if id.is_empty() || id.contains(|c: char| c.is_whitespace() || c == ';') {
+            s.problem("authserv_id", format!("\"{id}\" is not a server name; use the name your receiving server writes first in Authentication-Results, e.g. \"mx.example.com\""));
+        }
+    }
+    let agent_reply_tags = s.flag("agent_reply_tags").unwrap_or(true);
     if s.problem_count() > before {
         return None;
     }
@@ -195,6 +210,8 @@ pub fn parse(s: &mut Section) -> Option<EmailSettings> {
         managers: managers.into_iter().map(|m| m.to_ascii_lowercase()).collect(),
         resolve_after_silence,
         poll_interval,
+        authserv_ids: authserv_ids.iter().map(|i| i.to_ascii_lowercase()).collect(),
+        agent_reply_tags,
     })
 }
 
@@ -254,6 +271,8 @@ pub(crate) fn test_settings() -> EmailSettings {
         managers: vec!["boss@example.test".into()],
         resolve_after_silence: None,
         poll_interval: 60,
+        authserv_ids: vec!["mx.example.test".into()],
+        agent_reply_tags: true,
     }
 }
 
