@@ -8,9 +8,13 @@
 //! falls due, and every few seconds. A slow or down channel only slows its
 //! own worker: timers, intake and the other channels go on.
 //!
-//! Delivery is at least once: a row is marked after its delivery returns, so
-//! a crash in between delivers it again, with the same key (and so the same
-//! Message-ID on email).
+//! A crash neither loses nor (where the channel can tell) repeats a
+//! delivery: the attempt is recorded before it begins
+//! ([`Store::mark_sending`]) and the outcome after it returns; a row found
+//! with an attempt but no outcome goes to the channel marked as cut off
+//! ([`OutboxItem::sending_since`]), and the channel checks whether it went
+//! out (email: its copy in the support mailbox) before sending again, with
+//! the same key (and so the same Message-ID on email).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -62,6 +66,12 @@ pub async fn run_worker(
                             async move {
                                 if !fenced.may_act() {
                                     return (item, None);
+                                }
+                                // Recorded first: a crash from here on leaves
+                                // the row marked as an attempt to check.
+                                if let Err(e) = fenced.mark_sending(&item.key, clock.now()).await {
+                                    let error = format!("database error before sending: {e:#}");
+                                    return (item, Some(Err(DeliveryError::Transient(error))));
                                 }
                                 let result = adapter.deliver(&item).await;
                                 (item, Some(result))
@@ -117,13 +127,19 @@ async fn record(store: &Store, item: &OutboxItem, result: Result<(), DeliveryErr
             let wait = crate::backoff::delivery(item.attempts).as_secs().max(1) as i64;
             tracing::warn!(key = %item.key, channel = item.channel.as_str(), %error, retry_in = wait, "delivery failed; will retry");
             let retry = now.checked_add(jiff::SignedDuration::from_secs(wait)).unwrap_or(now);
-            store.mark_retry(&item.key, &error, retry).await
+            store.mark_retry(&item.key, &error, retry, false).await
+        }
+        Err(DeliveryError::Unconfirmed(error)) => {
+            let wait = crate::backoff::delivery(item.attempts).as_secs().max(1) as i64;
+            tracing::warn!(key = %item.key, channel = item.channel.as_str(), %error, retry_in = wait, "an interrupted delivery could not be checked; will retry");
+            let retry = now.checked_add(jiff::SignedDuration::from_secs(wait)).unwrap_or(now);
+            store.mark_retry(&item.key, &error, retry, true).await
         }
         Err(DeliveryError::Later { after, reason }) => {
             let wait = after.as_secs().clamp(1, 3600) as i64;
             tracing::warn!(key = %item.key, channel = item.channel.as_str(), %reason, retry_in = wait, "rate limited; will retry");
             let retry = now.checked_add(jiff::SignedDuration::from_secs(wait)).unwrap_or(now);
-            store.mark_retry(&item.key, &reason, retry).await
+            store.mark_retry(&item.key, &reason, retry, false).await
         }
         Err(DeliveryError::Permanent(error)) => {
             tracing::error!(key = %item.key, channel = item.channel.as_str(), %error, "delivery failed for good; see `concierge outbox`");

@@ -48,6 +48,10 @@ pub enum DeliveryError {
     /// Rate limited: try again after this long (a server's Retry-After).
     #[error("{reason} (retry after {after:?})")]
     Later { after: std::time::Duration, reason: String },
+    /// An attempt cut off by a crash could not be checked yet (whether it
+    /// went out is unknown): retried with the backoff, still unchecked.
+    #[error("{0}")]
+    Unconfirmed(String),
 }
 
 /// What an intake is handed: where inputs go and when to stop.
@@ -102,7 +106,9 @@ pub trait ChannelAdapter: Send + Sync + 'static {
     fn intake(self: Arc<Self>, intake: Intake) -> BoxFuture<'static, ()>;
 
     /// Delivers one row. Redelivery after a crash must be harmless: the row's
-    /// key is stable, so a channel derives its message ids from it.
+    /// key is stable, so a channel derives its message ids from it. A row
+    /// with [`OutboxItem::sending_since`] was cut off mid-attempt: a channel
+    /// that can tell whether it went out checks before sending again.
     fn deliver<'a>(&'a self, item: &'a OutboxItem) -> BoxFuture<'a, Result<(), DeliveryError>>;
 }
 

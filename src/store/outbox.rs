@@ -72,6 +72,9 @@ pub struct OutboxItem {
     pub status: OutboxStatus,
     pub last_error: Option<String>,
     pub delivered_at: Option<Timestamp>,
+    /// When an attempt whose outcome is unknown began (one cut off by a
+    /// crash): the channel checks whether it went out before resending.
+    pub sending_since: Option<Timestamp>,
 }
 
 impl OutboxItem {
@@ -161,9 +164,22 @@ impl Store {
         row.as_ref().map(item_from_row).transpose()
     }
 
+    /// An attempt begins; kept from an earlier attempt whose outcome is
+    /// still unknown, so the channel's check counts from the first.
+    pub async fn mark_sending(&self, key: &str, at: Timestamp) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET sending_since = COALESCE(sending_since, $1) WHERE action_key = $2 AND status = 'pending'",
+        )
+        .bind(at.as_second())
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn mark_delivered(&self, key: &str, at: Timestamp) -> anyhow::Result<()> {
         sqlx::query(
-            "UPDATE outbox SET status = 'delivered', delivered_at = $1, attempts = attempts + 1 \
+            "UPDATE outbox SET status = 'delivered', delivered_at = $1, attempts = attempts + 1, sending_since = NULL \
              WHERE action_key = $2 AND status = 'pending'",
         )
         .bind(at.as_second())
@@ -173,12 +189,14 @@ impl Store {
         Ok(())
     }
 
-    /// A transient failure: try again at `retry_at`.
-    pub async fn mark_retry(&self, key: &str, error: &str, retry_at: Timestamp) -> anyhow::Result<()> {
-        sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 \
-             WHERE action_key = $3 AND status = 'pending'",
-        )
+    /// A transient failure: try again at `retry_at`. `unknown`: whether the
+    /// attempt went out is still unknown (its start is kept).
+    pub async fn mark_retry(&self, key: &str, error: &str, retry_at: Timestamp, unknown: bool) -> anyhow::Result<()> {
+        let sending = if unknown { "sending_since" } else { "NULL" };
+        sqlx::query(&format!(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2, sending_since = {sending} \
+             WHERE action_key = $3 AND status = 'pending'"
+        ))
         .bind(error)
         .bind(retry_at.as_second())
         .bind(key)
@@ -190,7 +208,7 @@ impl Store {
     /// A permanent failure: never retried; the reason is kept for `concierge outbox`.
     pub async fn mark_failed(&self, key: &str, error: &str) -> anyhow::Result<()> {
         sqlx::query(
-            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $1 \
+            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $1, sending_since = NULL \
              WHERE action_key = $2 AND status = 'pending'",
         )
         .bind(error)
@@ -220,5 +238,6 @@ fn item_from_row(r: &AnyRow) -> anyhow::Result<OutboxItem> {
         status: OutboxStatus::parse(&status).with_context(|| format!("outbox row has unknown status {status:?}"))?,
         last_error: r.try_get("last_error")?,
         delivered_at: opt_ts(r, "delivered_at")?,
+        sending_since: opt_ts(r, "sending_since")?,
     })
 }

@@ -22,6 +22,9 @@ use crate::helpers::databases;
 /// (kind, recipient, the action's instant, when it was delivered, outbox key)
 pub type Delivery = (ActionKind, String, Timestamp, Timestamp, String);
 
+/// One call of `deliver`: the key and when a cut-off attempt began.
+pub type Call = (String, Option<Timestamp>);
+
 /// How a test channel behaves on delivery.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -32,6 +35,8 @@ pub enum Mode {
     Refuses,
     /// Every delivery hangs (a server that never answers).
     Hangs,
+    /// Cannot tell this many times whether a cut-off attempt went out.
+    Unconfirmed(usize),
 }
 
 /// A channel for tests: inputs come from the test, deliveries are recorded.
@@ -39,6 +44,7 @@ pub enum Mode {
 pub struct TestChannel {
     channel: Channel,
     pub delivered: Arc<Mutex<Vec<Delivery>>>,
+    pub calls: Arc<Mutex<Vec<Call>>>,
     mode: Arc<Mutex<Mode>>,
     clock: Clock,
     inputs: Arc<tokio::sync::Mutex<mpsc::Receiver<Inbound>>>,
@@ -51,6 +57,7 @@ impl TestChannel {
         TestChannel {
             channel,
             delivered: Arc::default(),
+            calls: Arc::default(),
             mode: Arc::new(Mutex::new(mode)),
             clock,
             inputs: Arc::new(tokio::sync::Mutex::new(inputs)),
@@ -94,8 +101,14 @@ impl ChannelAdapter for TestChannel {
 
     fn deliver<'a>(&'a self, item: &'a OutboxItem) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
+            self.calls.lock().unwrap().push((item.key.clone(), item.sending_since));
             let mode = *self.mode.lock().unwrap();
             match mode {
+                Mode::Unconfirmed(n) if n > 0 => {
+                    self.set_mode(Mode::Unconfirmed(n - 1));
+                    return Err(DeliveryError::Unconfirmed("the mailbox cannot be searched".into()));
+                }
+                Mode::Unconfirmed(_) => {}
                 Mode::Works => {}
                 Mode::FailFirst(n) if n > 0 => {
                     self.set_mode(Mode::FailFirst(n - 1));
@@ -253,6 +266,39 @@ async fn a_failed_delivery_is_retried_and_a_restart_neither_loses_nor_repeats_it
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), got.len(), "nothing is delivered twice: {got:?}");
+    }
+}
+
+/// A delivery cut off mid-attempt (the bot stopped while the channel hung,
+/// as a crash would) reaches the channel again marked with when the attempt
+/// began, so it can check before resending; an attempt whose outcome stays
+/// unknown keeps that mark; delivered, the mark is gone.
+#[tokio::test]
+async fn a_delivery_cut_off_mid_attempt_is_handed_back_marked_until_its_outcome_is_known() {
+    for db in databases().await {
+        let start = ts("2026-11-23T10:00:00Z");
+        let clock = Clock::virtual_from(start, SPEED);
+        let discord = TestChannel::new(Channel::Discord, Mode::Hangs, clock);
+        let bot = Bot::start(&db.url, &[&discord], clock).await;
+        discord.send.send(customer_message(Channel::Discord, start, "chan-1")).await.unwrap();
+        until(|| !discord.calls.lock().unwrap().is_empty()).await;
+        bot.stop().await;
+        let (key, first) = discord.calls.lock().unwrap()[0].clone();
+        assert_eq!(first, None, "{}: a first attempt is not cut off", db.backend);
+
+        discord.set_mode(Mode::Unconfirmed(1));
+        let bot = Bot::start(&db.url, &[&discord], clock).await;
+        until(|| discord.kinds().iter().any(|d| d.0 == ActionKind::Acknowledgement)).await;
+        bot.stop().await;
+        let calls: Vec<_> = discord.calls.lock().unwrap().iter().filter(|c| c.0 == key).cloned().collect();
+        assert_eq!(calls.len(), 3, "{}: {calls:?}", db.backend);
+        let began = calls[1].1.expect("handed back marked as cut off");
+        assert!(began >= start && began < clock.now(), "{}: {began}", db.backend);
+        assert_eq!(calls[2].1, Some(began), "{}: still unknown after an unconfirmed check", db.backend);
+        let store = Store::open(&db.url).await.unwrap();
+        let row = store.outbox_item(&key).await.unwrap().unwrap();
+        assert_eq!((row.status, row.sending_since), (OutboxStatus::Delivered, None), "{}", db.backend);
+        store.close().await;
     }
 }
 

@@ -28,6 +28,7 @@ fn item(key: &str, kind: ActionKind, to: Recipient) -> OutboxItem {
         status: OutboxStatus::Pending,
         last_error: None,
         delivered_at: None,
+        sending_since: None,
     }
 }
 
@@ -60,6 +61,46 @@ async fn actions_are_mailed_in_every_tls_mode_marked_automatic_with_the_ticket_t
     assert!(mail.contains("Subject: [#1042] Escalation: still unanswered"), "{mail}");
     email.deliver(&item("email:1042/sla/0", ActionKind::NudgeWarning, Recipient::Agents)).await.unwrap();
     servers.wait_for("sam", |m| m.contains("Auto-Submitted: auto-generated"));
+}
+
+/// A send cut off by a crash (`sending_since` set) is looked for in the
+/// support mailbox, where `copy_to_support` puts a copy of every mail in the
+/// same SMTP transaction: found, it is not sent again; missing after the
+/// grace period, it is sent.
+#[tokio::test]
+async fn an_interrupted_send_is_not_repeated_when_its_copy_arrived_and_sent_when_it_did_not() {
+    let Some(servers) = MailServers::start() else { return };
+    let db = sqlite();
+    let store = Store::open(&db.url).await.unwrap();
+    let email = channel(&servers.settings(Tls::None, PASSWORD), PASSWORD, &store).await;
+    // Sent once (the crash came after the server accepted it).
+    let sent = item("email:1042/ack", ActionKind::Acknowledgement, ana());
+    email.deliver(&sent).await.unwrap();
+    servers.wait_for("ana", |m| m.contains("Body of email:1042/ack"));
+    servers.wait_for("support", |m| m.contains("Body of email:1042/ack"));
+    let cut_off = OutboxItem { sending_since: Some(jiff::Timestamp::now()), ..sent };
+    email.deliver(&cut_off).await.unwrap();
+    // Never sent (the crash came before): the copy is missing well past the grace.
+    let never = item("email:1042/survey", ActionKind::Survey, ana());
+    let long_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(120);
+    email.deliver(&OutboxItem { sending_since: Some(long_ago), ..never }).await.unwrap();
+    servers.wait_for("ana", |m| m.contains("Body of email:1042/survey"));
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let to_ana = servers.delivered("ana");
+    assert_eq!(to_ana.iter().filter(|m| m.contains("Body of email:1042/ack")).count(), 1, "not repeated");
+    assert_eq!(to_ana.len(), 2, "{to_ana:#?}");
+    let copy = servers.delivered("support").into_iter().find(|m| m.contains("Body of email:1042/ack")).unwrap();
+    assert!(
+        !copy.contains("support@example.test>\r\nTo: support") && copy.contains("To: ana@example.test"),
+        "envelope only: {copy}"
+    );
+    // The server cannot be asked: the question stays open, nothing is sent.
+    let mut down = servers.settings(Tls::None, PASSWORD);
+    down.imap_port = 1;
+    let email = channel(&down, PASSWORD, &store).await;
+    let unknown = item("email:1042/nudge", ActionKind::Acknowledgement, ana());
+    let err = email.deliver(&OutboxItem { sending_since: Some(long_ago), ..unknown }).await.unwrap_err();
+    assert!(matches!(&err, DeliveryError::Unconfirmed(e) if e.contains("email.imap_port")), "{err:?}");
 }
 
 #[tokio::test]

@@ -220,6 +220,7 @@ impl MailServers {
             poll_interval: 60,
             authserv_ids: vec![AUTHSERV_ID.into()],
             agent_reply_tags: true,
+            copy_to_support: true,
         }
     }
 

@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::channels::email::auth::reply_address;
 use crate::channels::email::compose::{compose, message_id};
-use crate::channels::email::imap::{Fetched, Limits, fetch_new, wait_for_mail};
+use crate::channels::email::imap::{self, Fetched, Limits, fetch_new, wait_for_mail};
 use crate::channels::email::intake::{Decision, Lookup, decide, message_key};
 use crate::channels::email::message::{Email, ticket_token};
 use crate::channels::email::settings::{AddressPattern, EmailSettings};
@@ -117,18 +117,59 @@ impl EmailChannel {
             }
             _ => None,
         };
-        let message = compose(item, &self.settings, &self.templates, in_reply_to.as_deref(), reply_to.as_deref())
-            .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
-        self.smtp.send(message).await?;
-        // Replies to what we sent thread back into the ticket; copies of it
-        // in a Sent folder are recognised as ours.
         let id = message_id(&item.key, &self.settings.address);
         let id = id.trim_matches(['<', '>']);
+        let copy_to = self.settings.copy_to_support.then_some(self.settings.address.as_str());
+        let went_out = match (item.sending_since, copy_to) {
+            (Some(since), Some(_)) => self.went_out(id, since).await?,
+            _ => false,
+        };
+        if went_out {
+            tracing::info!("an interrupted send had gone out (its copy is in the support mailbox): not sent again");
+        } else {
+            let message = compose(item, &self.settings, &self.templates, in_reply_to.as_deref(), reply_to.as_deref())
+                .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+            self.smtp.send(message, copy_to).await?;
+        }
+        // Replies to what we sent thread back into the ticket; copies of it
+        // in a Sent folder are recognised as ours.
         state::record_sent(&self.store, id).await.map_err(db)?;
         if about_email {
             state::map_message_id(&self.store, id, &item.thread).await.map_err(db)?;
         }
         Ok(())
+    }
+}
+
+/// How long after an interrupted attempt began its copy may still be on its
+/// way to the support mailbox; after that, a missing copy means it never
+/// went out.
+const COPY_GRACE: Duration = Duration::from_secs(30);
+
+impl EmailChannel {
+    /// Whether a send cut off by a crash (begun at `since`) went out: its
+    /// copy (`copy_to_support`) is in one of the watched mailboxes, looked
+    /// for until [`COPY_GRACE`] after `since`. A server that cannot be asked
+    /// leaves the question open ([`DeliveryError::Unconfirmed`]).
+    async fn went_out(&self, message_id: &str, since: Timestamp) -> Result<bool, DeliveryError> {
+        let s = &self.settings;
+        let boxes: Vec<String> = s.mailboxes.iter().chain(&s.sent_mailbox).cloned().collect();
+        let deadline = since.checked_add(COPY_GRACE).unwrap_or(since);
+        loop {
+            for mailbox in &boxes {
+                let (s, mailbox, id) = (s.clone(), mailbox.clone(), message_id.to_string());
+                match tokio::task::spawn_blocking(move || imap::has_message_id(&s, &mailbox, &id)).await {
+                    Ok(Ok(true)) => return Ok(true),
+                    Ok(Ok(false)) => {}
+                    Ok(Err(line)) => return Err(DeliveryError::Unconfirmed(line)),
+                    Err(e) => return Err(DeliveryError::Unconfirmed(format!("the IMAP task failed: {e}"))),
+                }
+            }
+            if Timestamp::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 }
 
@@ -275,6 +316,11 @@ async fn consume(
     let ours = state::is_sent_by_us(store, &key).await.map_err(db)?;
     let lookup = Lookup { token_ticket, ref_ticket, customer, in_sent, ours };
     match decide(&email, &key, settings, &lookup, tag_key.map(Vec::as_slice)) {
+        // Copies of what we sent (`copy_to_support`) are expected: not news.
+        Decision::Ignore { reason } if email.from.address == settings.address => {
+            tracing::debug!(mailbox = %mailbox, uid = fetched.uid, %reason, "mail ignored");
+            Ok(())
+        }
         Decision::Ignore { reason } => {
             tracing::info!(mailbox = %mailbox, uid = fetched.uid, %reason, "mail ignored");
             Ok(())

@@ -193,6 +193,7 @@ mod tests {
             status: OutboxStatus::Pending,
             last_error: None,
             delivered_at: None,
+            sending_since: None,
         }
     }
 

@@ -86,6 +86,12 @@ pub fn wait_for_mail(
     with_mailbox(s, mailbox, Wait { since, timeout })
 }
 
+/// Whether `mailbox` holds a message with this Message-ID (without angle
+/// brackets; ours are hex digits and a domain, safe to quote).
+pub fn has_message_id(s: &EmailSettings, mailbox: &str, message_id: &str) -> Result<bool, String> {
+    with_mailbox(s, mailbox, Search { message_id })
+}
+
 type Session<T> = imap::Session<T>;
 
 /// Something done with a selected mailbox, on any kind of connection.
@@ -141,6 +147,22 @@ impl Job for Fetch<'_> {
         }
         messages.sort_by_key(|m| m.uid);
         Ok(NewMail { uidvalidity, messages, more })
+    }
+}
+
+struct Search<'a> {
+    message_id: &'a str,
+}
+
+impl Job for Search<'_> {
+    type Out = bool;
+
+    fn run<T: Read + Write + SetReadTimeout>(self, session: &mut Session<T>, _: &Mailbox) -> Result<bool, String> {
+        let id: String = self.message_id.chars().filter(|c| !matches!(c, '"' | '\\' | '\r' | '\n')).collect();
+        let found = session
+            .uid_search(format!("HEADER Message-ID \"<{id}>\""))
+            .map_err(|e| format!("searching the mailbox for a sent copy failed: {e}"))?;
+        Ok(!found.is_empty())
     }
 }
 

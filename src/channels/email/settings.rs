@@ -95,6 +95,10 @@ pub struct EmailSettings {
     /// `agent_reply_tags` (default true): mail to agents carries a
     /// `Reply-To` with the ticket's secret tag, which proves their replies.
     pub agent_reply_tags: bool,
+    /// `copy_to_support` (default true): every mail sent also goes to the
+    /// support address (envelope only), so after a crash concierge can see
+    /// whether an interrupted send went out before sending it again.
+    pub copy_to_support: bool,
 }
 
 /// The keys of `[email]`.
@@ -118,6 +122,7 @@ pub const KEYS: &[&str] = &[
     "poll_interval",
     "authserv_id",
     "agent_reply_tags",
+    "copy_to_support",
     "enabled",
 ];
 
@@ -189,6 +194,7 @@ pub fn parse(s: &mut Section) -> Option<EmailSettings> {
         }
     }
     let agent_reply_tags = s.flag("agent_reply_tags").unwrap_or(true);
+    let copy_to_support = s.flag("copy_to_support").unwrap_or(true);
     if s.problem_count() > before {
         return None;
     }
@@ -212,6 +218,7 @@ pub fn parse(s: &mut Section) -> Option<EmailSettings> {
         poll_interval,
         authserv_ids: authserv_ids.iter().map(|i| i.to_ascii_lowercase()).collect(),
         agent_reply_tags,
+        copy_to_support,
     })
 }
 
@@ -273,6 +280,7 @@ pub(crate) fn test_settings() -> EmailSettings {
         poll_interval: 60,
         authserv_ids: vec!["mx.example.test".into()],
         agent_reply_tags: true,
+        copy_to_support: true,
     }
 }
 

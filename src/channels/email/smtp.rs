@@ -45,9 +45,20 @@ impl SmtpOutbound {
         Ok(SmtpOutbound { transport: builder.build(), settings })
     }
 
-    /// Sends one message.
-    pub async fn send(&self, message: Message) -> Result<(), DeliveryError> {
-        self.transport.send(message).await.map(|_| ()).map_err(|e| self.explain(&e))
+    /// Sends one message; with `copy_to`, that address is one more envelope
+    /// recipient (not in the headers): the server accepts the message for
+    /// everyone or no one, so the copy proves the sending.
+    pub async fn send(&self, message: Message, copy_to: Option<&str>) -> Result<(), DeliveryError> {
+        let envelope = message.envelope();
+        let mut to = envelope.to().to_vec();
+        if let Some(copy) = copy_to.and_then(|c| c.parse::<lettre::Address>().ok())
+            && !to.contains(&copy)
+        {
+            to.push(copy);
+        }
+        let envelope = lettre::address::Envelope::new(envelope.from().cloned(), to)
+            .map_err(|e| DeliveryError::Permanent(format!("no valid envelope: {e}")))?;
+        self.transport.send_raw(&envelope, &message.formatted()).await.map(|_| ()).map_err(|e| self.explain(&e))
     }
 
     /// One line saying what went wrong and which setting to look at.
