@@ -145,6 +145,26 @@ pub fn parse_line(line: &str) -> Result<(Timestamp, Input), String> {
     })
 }
 
+/// The replay line of an input ([`parse_line`] reads it back); `None` for
+/// inputs the format has no kind for (relays, reopens, assignments...).
+pub fn to_line(at: Timestamp, input: &Input) -> Option<String> {
+    let value = match input {
+        Input::Message(m) => serde_json::json!({
+            "at": at, "kind": "message", "channel": m.channel, "thread": m.thread, "id": m.id,
+            "author": m.author, "text": m.text,
+        }),
+        Input::Resolve { channel, thread, by, survey } => serde_json::json!({
+            "at": at, "kind": "resolve", "channel": channel, "thread": thread, "by": by, "survey": survey,
+        }),
+        Input::SurveyAnswer { channel, thread, score, comment } => serde_json::json!({
+            "at": at, "kind": "survey_answer", "channel": channel, "thread": thread, "score": score,
+            "comment": comment,
+        }),
+        _ => return None,
+    };
+    Some(value.to_string())
+}
+
 /// Whether the clock a customer message starts at `at` (its target and every
 /// escalation level) ends before the end of time.
 fn within_reach(policy: &Policy, at: Timestamp, input: &Input) -> Result<(), String> {
@@ -163,7 +183,6 @@ fn within_reach(policy: &Policy, at: Timestamp, input: &Input) -> Result<(), Str
     }
 }
 
-/// What a replay did.
 /// A batch being written while the next is stepped.
 struct InFlight {
     write: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -358,5 +377,16 @@ mod tests {
             events[0].input,
             Input::Resolve { channel: None, thread: "t1".into(), by: "sam".into(), survey: true }
         );
+    }
+
+    #[test]
+    fn every_generated_event_is_written_as_a_line_that_reads_back_the_same() {
+        let start = "2026-11-02T09:00:00Z".parse().unwrap();
+        for e in crate::bench::generate::events(30, 1, start, 7) {
+            let line = to_line(e.at, &e.input).expect("messages, resolves and answers have a line");
+            assert_eq!(parse_line(&line), Ok((e.at, e.input)), "{line}");
+        }
+        let relay = Input::Reopen { channel: None, thread: "t".into(), by: "sam".into() };
+        assert_eq!(to_line(start, &relay), None);
     }
 }

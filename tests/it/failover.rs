@@ -4,70 +4,10 @@
 //! over; every mail is stored once and acknowledged once; a paused old
 //! leader, resumed, neither writes nor sends.
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{concierge, postgres};
-use crate::mail_servers::{MailServers, PASSWORD};
-
-/// A running instance and everything it has logged so far.
-struct Instance {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Instance {
-    fn start(config: &std::path::Path) -> Instance {
-        let mut child = concierge()
-            .arg("--config")
-            .arg(config)
-            .arg("run")
-            .env("CONCIERGE_TEST_SUPPORT_PASSWORD", PASSWORD)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let err = std::io::BufReader::new(child.stderr.take().unwrap());
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in err.lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Instance { child, log }
-    }
-
-    fn logged(&self, what: &str) -> bool {
-        self.log.lock().unwrap().contains(what)
-    }
-
-    fn wait_logged(&self, what: &str) {
-        let until = Instant::now() + Duration::from_secs(60);
-        while !self.logged(what) {
-            assert!(Instant::now() < until, "never logged {what:?}:\n{}", self.log.lock().unwrap());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
-        let _ = Command::new("kill").args(["-KILL", &self.child.id().to_string()]).status();
-        let _ = self.child.wait();
-    }
-}
+use crate::helpers::{Running as Instance, postgres};
+use crate::mail_servers::MailServers;
 
 fn customer_mail(servers: &MailServers, n: usize) {
     let raw = format!(
@@ -136,9 +76,9 @@ fn setup() -> Option<(crate::helpers::TestDb, MailServers, tempfile::TempDir, st
 fn the_standby_takes_over_when_the_active_instance_is_killed_and_nothing_is_lost_or_doubled() {
     let Some((db, servers, _dir, config_path)) = setup() else { return };
 
-    let a = Instance::start(&config_path);
+    let a = Instance::start(&config_path, &[]);
     a.wait_logged("active: this instance holds the lease");
-    let b = Instance::start(&config_path);
+    let b = Instance::start(&config_path, &[]);
     b.wait_logged("standing by: another instance is active");
     assert!(!b.logged("email channel"), "a standby reads no mail");
 
@@ -164,10 +104,10 @@ fn the_standby_takes_over_when_the_active_instance_is_killed_and_nothing_is_lost
 fn a_paused_leader_that_lost_its_lease_neither_writes_nor_sends_when_it_resumes() {
     let Some((db, servers, _dir, config_path)) = setup() else { return };
 
-    let a = Instance::start(&config_path);
+    let a = Instance::start(&config_path, &[]);
     a.wait_logged("active: this instance holds the lease");
     a.wait_logged("email channel");
-    let b = Instance::start(&config_path);
+    let b = Instance::start(&config_path, &[]);
     b.wait_logged("standing by: another instance is active");
     customer_mail(&servers, 0);
     acknowledged_once(&servers, 0..1, &[&a, &b]);

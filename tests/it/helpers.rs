@@ -68,6 +68,69 @@ pub fn concierge() -> std::process::Command {
     cmd
 }
 
+/// A `concierge run` in the background and everything it has logged so far;
+/// killed (SIGCONT, then SIGKILL) when dropped.
+pub struct Running {
+    pub child: std::process::Child,
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Running {
+    /// `concierge --config CONFIG run` with the test mailbox password and `env`.
+    pub fn start(config: &std::path::Path, env: &[(&str, &str)]) -> Running {
+        use std::io::BufRead as _;
+        let mut child = concierge()
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .env("CONCIERGE_TEST_SUPPORT_PASSWORD", crate::mail_servers::PASSWORD)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in err.lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Running { child, log }
+    }
+
+    pub fn logged(&self, what: &str) -> bool {
+        self.log.lock().unwrap().contains(what)
+    }
+
+    /// Waits (up to 60 s) until the log contains `what`.
+    pub fn wait_logged(&self, what: &str) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !self.logged(what) {
+            assert!(std::time::Instant::now() < until, "never logged {what:?}:\n{}", self.log.lock().unwrap());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Sends a signal such as `-KILL` or `-STOP`.
+    pub fn signal(&self, sig: &str) {
+        let status = std::process::Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
+        let _ = std::process::Command::new("kill").args(["-KILL", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
 /// Writes `text` to a file in a new temp dir; returns the dir and the path.
 pub fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -3,6 +3,7 @@
 mod app;
 mod browser;
 mod cli;
+mod crash;
 mod discord_e2e;
 mod email_corpus;
 mod email_e2e;
