@@ -355,7 +355,9 @@ fn load_config(cli: &Cli) -> Result<Config, Failure> {
 /// Parses arguments, runs the command and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let base = if matches!(cli.command, Command::Run) { "info" } else { "warn" };
+    // The database driver's own notes (a dropped idle connection, a
+    // migration table that exists) are not news: concierge says what matters.
+    let base = if matches!(cli.command, Command::Run) { "info,sqlx=warn,sqlx_core=warn" } else { "warn" };
     let filter = log_filter(std::env::var("CONCIERGE_LOG").ok().as_deref(), base);
     let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| base.into());
     // No colour codes in log files and pipes, nor when NO_COLOR is set.

@@ -28,6 +28,7 @@ use tracing::Instrument as _;
 use crate::channels::log::redact;
 use crate::channels::{ChannelAdapter, DeliveryError};
 use crate::driver::Clock;
+use crate::status::Condition;
 use crate::store::{OutboxItem, Store};
 
 /// How often a worker looks at its rows even without being woken.
@@ -46,6 +47,8 @@ pub async fn run_worker(
     // `None`: not attempted (the lease lapsed first); left as it was.
     let mut running: JoinSet<(OutboxItem, Option<Result<(), DeliveryError>>)> = JoinSet::new();
     let mut busy: HashSet<String> = HashSet::new();
+    let mut deliveries = Condition::new(format!("{} deliveries", channel.as_str()));
+    let mut outbox = Condition::new(format!("{} outbox (the database)", channel.as_str()));
     loop {
         if *stop.borrow() {
             break;
@@ -57,6 +60,7 @@ pub async fn run_worker(
         if busy.len() < max && store.may_act() {
             match store.pending_outbox(channel, clock.now(), max - busy.len(), &busy).await {
                 Ok(items) => {
+                    outbox.ok();
                     for item in items {
                         busy.insert(item.key.clone());
                         let adapter = adapter.clone();
@@ -81,7 +85,7 @@ pub async fn run_worker(
                     }
                 }
                 Err(e) => {
-                    tracing::error!(channel = channel.as_str(), error = %format!("{e:#}"), "cannot read the outbox")
+                    outbox.failed(&format!("cannot read the outbox: {e:#}"));
                 }
             }
         }
@@ -95,7 +99,7 @@ pub async fn run_worker(
                     Ok((item, result)) => {
                         busy.remove(&item.key);
                         if let Some(result) = result {
-                            record(&store, &item, result, clock.now()).await;
+                            record(&store, &item, result, clock.now(), &mut deliveries).await;
                         }
                     }
                     Err(e) => {
@@ -115,31 +119,47 @@ pub async fn run_worker(
     running.abort_all();
 }
 
-/// Marks a delivery's outcome.
-async fn record(store: &Store, item: &OutboxItem, result: Result<(), DeliveryError>, now: Timestamp) {
+/// Marks a delivery's outcome. Failures worth retrying put the channel's
+/// deliveries in a degraded state (said once, see [`Condition`]); each
+/// retry is logged at debug level. The first success after them makes every
+/// row waiting on a retry due at once.
+async fn record(
+    store: &Store,
+    item: &OutboxItem,
+    result: Result<(), DeliveryError>,
+    now: Timestamp,
+    deliveries: &mut Condition,
+) {
     let to = redact(item.recipient.as_str());
+    let later = |wait: i64| now.checked_add(jiff::SignedDuration::from_secs(wait)).unwrap_or(now);
+    let backoff = || crate::backoff::delivery(item.attempts).as_secs().max(1) as i64;
     let marked = match result {
         Ok(()) => {
+            if deliveries.ok()
+                && let Err(e) = store.retry_now(item.channel, now).await
+            {
+                tracing::warn!(error = %format!("{e:#}"), "cannot bring the waiting retries forward");
+            }
             tracing::info!(kind = item.kind.as_str(), channel = item.channel.as_str(), %to, "delivered");
             store.mark_delivered(&item.key, now).await
         }
         Err(DeliveryError::Transient(error)) => {
-            let wait = crate::backoff::delivery(item.attempts).as_secs().max(1) as i64;
-            tracing::warn!(key = %item.key, channel = item.channel.as_str(), %error, retry_in = wait, "delivery failed; will retry");
-            let retry = now.checked_add(jiff::SignedDuration::from_secs(wait)).unwrap_or(now);
-            store.mark_retry(&item.key, &error, retry, false).await
+            let wait = backoff();
+            deliveries.failed(&error);
+            tracing::debug!(key = %item.key, %error, retry_in = wait, "delivery failed; will retry");
+            store.mark_retry(&item.key, &error, later(wait), false).await
         }
         Err(DeliveryError::Unconfirmed(error)) => {
-            let wait = crate::backoff::delivery(item.attempts).as_secs().max(1) as i64;
-            tracing::warn!(key = %item.key, channel = item.channel.as_str(), %error, retry_in = wait, "an interrupted delivery could not be checked; will retry");
-            let retry = now.checked_add(jiff::SignedDuration::from_secs(wait)).unwrap_or(now);
-            store.mark_retry(&item.key, &error, retry, true).await
+            let wait = backoff();
+            deliveries.failed(&format!("an interrupted delivery cannot be checked: {error}"));
+            tracing::debug!(key = %item.key, %error, retry_in = wait, "an interrupted delivery could not be checked; will retry");
+            store.mark_retry(&item.key, &error, later(wait), true).await
         }
         Err(DeliveryError::Later { after, reason }) => {
             let wait = after.as_secs().clamp(1, 3600) as i64;
-            tracing::warn!(key = %item.key, channel = item.channel.as_str(), %reason, retry_in = wait, "rate limited; will retry");
-            let retry = now.checked_add(jiff::SignedDuration::from_secs(wait)).unwrap_or(now);
-            store.mark_retry(&item.key, &reason, retry, false).await
+            deliveries.failed(&format!("rate limited: {reason}"));
+            tracing::debug!(key = %item.key, %reason, retry_in = wait, "rate limited; will retry");
+            store.mark_retry(&item.key, &reason, later(wait), false).await
         }
         Err(DeliveryError::Permanent(error)) => {
             tracing::error!(key = %item.key, channel = item.channel.as_str(), %error, "delivery failed for good; see `concierge outbox`");

@@ -16,6 +16,7 @@ use tracing::Instrument as _;
 
 use crate::core::router::Input;
 use crate::engine::Engine;
+use crate::status::Condition;
 use crate::store::Store;
 use crate::store::commands::QueuedCommand;
 
@@ -123,10 +124,13 @@ pub async fn run_observed(
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(COMMANDS_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut database = Condition::new("the database");
     loop {
         let deadline = engine.router.next_deadline();
         let wake = deadline.map(|d| clock.instant_of(d));
-        tokio::select! {
+        // What failed, if anything: then the state is read back from the
+        // database (waiting for it to come back) before going on.
+        let failed: Option<anyhow::Error> = tokio::select! {
             () = &mut shutdown => {
                 tracing::info!("shutting down");
                 break;
@@ -134,30 +138,34 @@ pub async fn run_observed(
             input = inbox.recv() => {
                 let Some(Inbound { at, input, done }) = input else { break };
                 // Timers due before this input fire first, at their own instants.
-                if let Err(e) = fire(&mut engine, at.min(clock.now()), clock, lateness.as_ref()).await {
-                    tracing::error!(error = %format!("{e:#}"), "timers not applied; state reloaded from the database");
-                    engine.reload(clock.now()).await?;
-                }
-                let applied = apply(&mut engine, at, input).await;
-                if let Some(done) = done {
-                    let _ = done.send(applied.is_ok());
-                }
-                if let Err(e) = applied {
-                    tracing::error!(error = %format!("{e:#}"), "input not applied; state reloaded from the database");
-                    engine.reload(clock.now()).await?;
-                }
-            }
-            () = sleep_until_opt(wake) => {
-                let now = clock.now();
-                if let Err(e) = fire(&mut engine, now, clock, lateness.as_ref()).await {
-                    tracing::error!(error = %format!("{e:#}"), "timers not applied; state reloaded from the database");
-                    engine.reload(clock.now()).await?;
+                match fire(&mut engine, at.min(clock.now()), clock, lateness.as_ref()).await {
+                    Err(e) => {
+                        // The input is not applied: its channel keeps it and retries.
+                        if let Some(done) = done {
+                            let _ = done.send(false);
+                        }
+                        Some(e)
+                    }
+                    Ok(()) => {
+                        let applied = apply(&mut engine, at, input).await;
+                        if let Some(done) = done {
+                            let _ = done.send(applied.is_ok());
+                        }
+                        applied.err()
+                    }
                 }
             }
-            _ = tick.tick() => {
-                if let Err(e) = apply_commands(&mut engine, clock).await {
-                    tracing::error!(error = %format!("{e:#}"), "queued commands not applied; state reloaded from the database");
-                    engine.reload(clock.now()).await?;
+            () = sleep_until_opt(wake) => fire(&mut engine, clock.now(), clock, lateness.as_ref()).await.err(),
+            _ = tick.tick() => apply_commands(&mut engine, clock).await.err(),
+        };
+        match failed {
+            None => {
+                database.ok();
+            }
+            Some(e) => {
+                database.failed(&format!("{e:#}"));
+                if !reload(&mut engine, clock, &mut database, shutdown.as_mut()).await {
+                    break;
                 }
             }
         }
@@ -166,6 +174,31 @@ pub async fn run_observed(
     }
     engine.store.close().await;
     Ok(())
+}
+
+/// Reads the state back from the database after a failed step, retrying
+/// with backoff while the database cannot be reached; `false` when the bot
+/// is stopping first.
+async fn reload(
+    engine: &mut Engine,
+    clock: Clock,
+    database: &mut Condition,
+    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> bool {
+    let mut failures = 0;
+    loop {
+        match engine.reload(clock.now()).await {
+            Ok(()) => return true,
+            Err(e) => {
+                database.failed(&format!("{e:#}"));
+                failures += 1;
+                tokio::select! {
+                    () = tokio::time::sleep(crate::backoff::reconnect(failures, Duration::from_secs(1))) => {}
+                    () = &mut shutdown => return false,
+                }
+            }
+        }
+    }
 }
 
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {

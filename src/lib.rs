@@ -52,7 +52,8 @@
 //!   driver, the web surface, the weekly schedule, the daily text purge.
 //! - [`web`]: the HTTP surface on axum: survey pages, the report page, the
 //!   API (bearer tokens), `/healthz`, `/metrics`. [`status`]: each channel's
-//!   connection state, for `/healthz`.
+//!   connection state, for `/healthz`, and [`Condition`](status::Condition),
+//!   how a degraded part says so once in the log and once when it recovers.
 //! - [`reports`]: weekly reports read, computed and rendered for the CLI,
 //!   Discord and the web; queuing the summary; the schedule's task.
 //! - [`instance`]: `concierge run` as one of several instances: SQLite

@@ -1,6 +1,8 @@
 //! What a running bot knows about its own health: each configured channel's
 //! connection state, set by the channel's intake and read by `/healthz` and
-//! `/metrics`.
+//! `/metrics`; and [`Condition`], how a part of the bot says in the log that
+//! it is degraded (once) and that it recovered (once), however many retries
+//! lie between.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -56,6 +58,46 @@ impl StatusBoard {
     }
 }
 
+/// A part of the bot that can be degraded (the database, a channel's
+/// intake or deliveries). The first failure is logged as a warning with its
+/// reason, repeats only at debug level, and the first success after it as
+/// one line saying how long it lasted.
+#[derive(Debug)]
+pub struct Condition {
+    what: String,
+    /// Since when, and why, it has been failing.
+    failing: Option<(std::time::Instant, String)>,
+}
+
+impl Condition {
+    pub fn new(what: impl Into<String>) -> Condition {
+        Condition { what: what.into(), failing: None }
+    }
+
+    /// It failed (again); `true` when this starts a degraded state.
+    pub fn failed(&mut self, reason: &str) -> bool {
+        if self.failing.is_some() {
+            tracing::debug!(what = %self.what, %reason, "still failing");
+            return false;
+        }
+        tracing::warn!("{} degraded: {reason}; retrying until it recovers", self.what);
+        self.failing = Some((std::time::Instant::now(), reason.to_string()));
+        true
+    }
+
+    /// It worked; `true` when this ends a degraded state.
+    pub fn ok(&mut self) -> bool {
+        let Some((since, _)) = self.failing.take() else { return false };
+        let secs = since.elapsed().as_secs();
+        tracing::info!("{} recovered after {}m{:02}s", self.what, secs / 60, secs % 60);
+        true
+    }
+
+    pub fn is_failing(&self) -> bool {
+        self.failing.is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +117,15 @@ mod tests {
             snap[&Channel::Email],
             ChannelStatus { link: Link::Down("IMAP refused the login".into()), since: t1 }
         );
+    }
+
+    #[test]
+    fn a_condition_says_when_it_degrades_and_recovers_once_each() {
+        let mut db = Condition::new("the database");
+        assert!(!db.ok(), "nothing to recover from");
+        assert!(db.failed("connection refused") && db.is_failing());
+        assert!(!db.failed("connection refused"), "a repeat is no new state");
+        assert!(db.ok() && !db.is_failing());
+        assert!(!db.ok());
     }
 }

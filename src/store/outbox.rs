@@ -205,6 +205,19 @@ impl Store {
         Ok(())
     }
 
+    /// Rows of `channel` waiting on a retry are due now (its deliveries work
+    /// again after an outage: nobody waits out a long backoff).
+    pub async fn retry_now(&self, channel: Channel, now: Timestamp) -> anyhow::Result<u64> {
+        let done = sqlx::query(
+            "UPDATE outbox SET next_attempt_at = $1 WHERE status = 'pending' AND channel = $2 AND next_attempt_at > $1",
+        )
+        .bind(now.as_second())
+        .bind(channel.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// A permanent failure: never retried; the reason is kept for `concierge outbox`.
     pub async fn mark_failed(&self, key: &str, error: &str) -> anyhow::Result<()> {
         sqlx::query(

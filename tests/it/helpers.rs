@@ -116,6 +116,10 @@ impl Running {
         }
     }
 
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     /// Sends a signal such as `-KILL` or `-STOP`.
     pub fn signal(&self, sig: &str) {
         let status = std::process::Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap();

@@ -31,7 +31,7 @@ use crate::config::{Env, Problem};
 use crate::core::router::{ActionKind, Channel, Recipient};
 use crate::core::template::Templates;
 use crate::driver::Inbound;
-use crate::status::Link;
+use crate::status::{Condition, Link};
 use crate::store::{OutboxItem, Store};
 
 /// The email channel: IMAP in, SMTP out.
@@ -177,8 +177,9 @@ impl EmailChannel {
 pub async fn run_intake(intake: Intake, settings: EmailSettings, tag_key: Option<Arc<Vec<u8>>>) {
     let store = intake.store.clone();
     let mut failures: u32 = 0;
+    let mut reading = Condition::new("email intake");
     loop {
-        let mut ok = true;
+        let mut failed = None;
         let sent = settings.sent_mailbox.iter().map(|m| (m, true));
         for (mailbox, in_sent) in settings.mailboxes.iter().map(|m| (m, false)).chain(sent) {
             match poll_mailbox(&store, &settings, tag_key.as_deref(), (mailbox, in_sent), &intake).await {
@@ -186,13 +187,19 @@ pub async fn run_intake(intake: Intake, settings: EmailSettings, tag_key: Option
                     if polled.consumed > 0 {
                         tracing::info!(mailbox = %mailbox, messages = polled.consumed, "mail read");
                     }
-                    ok &= polled.ok;
+                    if let Some(line) = polled.error {
+                        reading.failed(&format!("mailbox \"{mailbox}\": {line}"));
+                        intake.link(Channel::Email, Link::Down(line));
+                        failed = Some(());
+                    }
                 }
                 Err(Stop) => return,
             }
         }
+        let ok = failed.is_none();
         failures = if ok { 0 } else { failures + 1 };
         if ok {
+            reading.ok();
             intake.link(Channel::Email, Link::Up);
             // Wait for new mail in the first mailbox: IDLE where offered, else poll.
             let (s, name) = (settings.clone(), settings.mailboxes[0].clone());
@@ -202,7 +209,7 @@ pub async fn run_intake(intake: Intake, settings: EmailSettings, tag_key: Option
             tokio::select! {
                 waited = waiting => {
                     if let Ok(Err(line)) = waited {
-                        tracing::warn!("{line}; will retry");
+                        reading.failed(&line);
                         intake.link(Channel::Email, Link::Down(line));
                         failures += 1;
                     }
@@ -222,8 +229,8 @@ pub async fn run_intake(intake: Intake, settings: EmailSettings, tag_key: Option
 /// What one poll of a mailbox did.
 struct Polled {
     consumed: usize,
-    /// False when it stopped on an error (then the loop backs off).
-    ok: bool,
+    /// Why it stopped early, if it did (then the loop backs off).
+    error: Option<String>,
 }
 
 /// The inbox closed: the bot is stopping.
@@ -239,11 +246,7 @@ async fn poll_mailbox(
     (mailbox, in_sent): (&str, bool),
     intake: &Intake,
 ) -> Result<Polled, Stop> {
-    let fail = |line: String, consumed: usize| {
-        tracing::warn!(mailbox = %mailbox, "{line}; will retry");
-        intake.link(Channel::Email, Link::Down(line));
-        Ok(Polled { consumed, ok: false })
-    };
+    let fail = |line: String, consumed: usize| Ok(Polled { consumed, error: Some(line) });
     let mut consumed = 0;
     loop {
         let since = match state::position(store, mailbox).await {
@@ -269,7 +272,7 @@ async fn poll_mailbox(
             consumed += 1;
         }
         if !new.more {
-            return Ok(Polled { consumed, ok: true });
+            return Ok(Polled { consumed, error: None });
         }
     }
 }
