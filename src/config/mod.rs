@@ -965,6 +965,22 @@ authserv_id = "MX.Example.com"
     }
 
     #[test]
+    fn a_holiday_list_as_long_as_a_config_file_may_be_is_read_and_clocks_still_finish() {
+        // ~60,000 consecutive holidays (about 900 KB, under the 1 MB file limit).
+        let first = jiff::civil::date(2026, 11, 23);
+        let days: Vec<String> =
+            (0..60_000).map(|i| format!("\"{}\"", first.checked_add(jiff::Span::new().days(i)).unwrap())).collect();
+        let text = format!(
+            "[business_hours]\ntime_zone = \"UTC\"\nmon = [\"09:00-17:00\"]\nholidays = [{}]\n",
+            days.join(",")
+        );
+        let c = Config::parse(&text, "x", None).unwrap();
+        let from: jiff::Timestamp = "2026-11-23T10:00:00Z".parse().unwrap();
+        let due = c.policy.hours.add(from, 3600).expect("open again after the holidays");
+        assert!(due > "2190-01-01T00:00:00Z".parse().unwrap(), "{due}");
+    }
+
+    #[test]
     fn passwords_in_database_urls_are_redacted() {
         assert_eq!(redact_url("postgres://bob:hunter2@db/x"), "postgres://bob:***@db/x");
         assert_eq!(redact_url("sqlite://concierge.db"), "sqlite://concierge.db");

@@ -501,6 +501,54 @@ fn a_forged_agent_mail_is_treated_as_a_customers_and_logged() {
     assert!(to_ana.iter().all(|m| !m.contains("card number")), "nothing relayed to the customer: {to_ana:#?}");
 }
 
+/// Hostile mail straight into the mailbox (past Postfix's size limit): 25 MB
+/// of text, 10,000 recipients, MIME nested 5,000 deep. Each is read once,
+/// acknowledged once, stored with bounded text; the bot keeps running.
+#[test]
+fn huge_wide_and_deeply_nested_mail_is_read_acknowledged_and_stored_bounded() {
+    let Some(servers) = MailServers::start() else { return };
+    let db = sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("concierge.toml");
+    let text = config(&servers, &db.url).replace("first_response = \"6s\"", "first_response = \"8h\"");
+    std::fs::write(&config_path, text).unwrap();
+    let mut bot = start_bot(&config_path);
+    let line = "The export still fails, here is everything I tried, once more from the start.\r\n";
+    let huge = format!(
+        "From: Ana <ana@example.test>\r\nTo: support@example.test\r\nSubject: Huge\r\nMessage-ID: <h1@example.test>\r\n\r\n{}",
+        line.repeat(25 * 1024 * 1024 / line.len())
+    );
+    servers.drop_raw("support", "huge", huge.as_bytes());
+    let to: Vec<String> = (0..10_000).map(|i| format!("user{i}@example.org")).collect();
+    let wide = format!(
+        "From: Bob <bob@example.test>\r\nTo: support@example.test, {}\r\nSubject: Wide\r\nMessage-ID: <w1@example.test>\r\n\r\nHello all\r\n",
+        to.join(", ")
+    );
+    servers.drop_raw("support", "wide", wide.as_bytes());
+    let mut nested =
+        String::from("From: Ana <ana@example.test>\r\nSubject: Nested\r\nMessage-ID: <n1@example.test>\r\n");
+    for i in 0..5000 {
+        nested.push_str(&format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"));
+    }
+    nested.push_str("Content-Type: text/plain\r\n\r\ndeep text\r\n");
+    servers.drop_raw("support", "nested", nested.as_bytes());
+    for (user, id) in [("ana", "<h1@example.test>"), ("bob", "<w1@example.test>"), ("ana", "<n1@example.test>")] {
+        servers.wait_for(user, |m| m.contains("We have your request") && m.contains(id));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let acks = |user: &str| servers.delivered(user).iter().filter(|m| m.contains("We have your request")).count();
+    assert_eq!((acks("ana"), acks("bob")), (2, 1), "each acknowledged once, to its sender only");
+    let longest: i64 = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = concierge::store::Store::open(&db.url).await.unwrap();
+        let n = sqlx::query_scalar::<_, i64>("SELECT MAX(LENGTH(body)) FROM messages").fetch_one(store.pool()).await;
+        store.close().await;
+        n.unwrap()
+    });
+    let max = concierge::channels::email::message::MAX_TEXT as i64;
+    assert!(longest > 1000 && longest < max + 200, "stored text is bounded: {longest}");
+    assert!(bot.0.try_wait().unwrap().is_none(), "the bot is still running");
+}
+
 #[test]
 fn concierge_resolve_hands_the_ticket_to_the_running_bot_which_sends_the_survey() {
     let Some(servers) = MailServers::start() else { return };

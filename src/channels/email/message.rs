@@ -203,9 +203,14 @@ pub fn take_commands(text: &str) -> (Commands, &str) {
     (commands, rest.trim_start_matches(['\n', '\r']))
 }
 
+/// The most of a mail's text concierge keeps (stores, checks, shows agents):
+/// 64 KiB, pages of writing; the rest of a longer text is counted, not kept.
+pub const MAX_TEXT: usize = 64 * 1024;
+
 /// What the sender wrote now: the text before any quoted history (`On ...
 /// wrote:`, `-----Original Message-----`, an Outlook `From:`/`Sent:` block,
-/// `>` lines) and before a signature (`-- `).
+/// `>` lines) and before a signature (`-- `), at most [`MAX_TEXT`] bytes of
+/// it with a note of how much more there was.
 pub fn strip_reply(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let mut keep = Vec::new();
@@ -227,7 +232,17 @@ pub fn strip_reply(text: &str) -> String {
         }
         keep.push(*line);
     }
-    keep.join("\n").trim().to_string()
+    bounded(keep.join("\n").trim())
+}
+
+/// `text` cut to [`MAX_TEXT`] bytes (at a character boundary) with a note.
+pub fn bounded(text: &str) -> String {
+    if text.len() <= MAX_TEXT {
+        return text.to_string();
+    }
+    let cut = (0..=MAX_TEXT).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    let more = text[cut..].chars().count();
+    format!("{}\n\n[{more} more characters not kept: the message is longer than concierge keeps]", &text[..cut])
 }
 
 /// Gmail wraps long "On ..., X <x@y> wrote:" lines onto two.
@@ -238,6 +253,39 @@ fn next_ends_wrote(lines: &[&str], i: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostile_mail_is_parsed_in_bounded_memory_without_a_panic() {
+        // 25 MB of text: what is kept is bounded and says so.
+        let line = "My invoice is wrong again, and here is the whole story once more.\r\n";
+        let body = line.repeat(25 * 1024 * 1024 / line.len());
+        let raw = format!("From: Ana <ana@example.com>\r\nSubject: big\r\nMessage-ID: <b@x>\r\n\r\n{body}");
+        let email = Email::parse(raw.as_bytes()).unwrap();
+        let kept = strip_reply(&email.body);
+        assert!(kept.len() < MAX_TEXT + 200 && kept.ends_with("longer than concierge keeps]"), "{}", kept.len());
+        assert!(kept.starts_with("My invoice is wrong again"));
+        // Megabytes of quoted history: only the new text.
+        let quoted = format!("Thanks!\r\n\r\nOn Mon, Sam wrote:\r\n{}", "> old text\r\n".repeat(300_000));
+        let raw = format!("From: ana@example.com\r\nSubject: re\r\n\r\n{quoted}");
+        assert_eq!(strip_reply(&Email::parse(raw.as_bytes()).unwrap().body), "Thanks!");
+        // 10,000 recipients.
+        let to: Vec<String> = (0..10_000).map(|i| format!("u{i}@example.com")).collect();
+        let raw = format!("From: ana@example.com\r\nTo: {}\r\nSubject: x\r\n\r\nhi", to.join(", "));
+        assert_eq!(Email::parse(raw.as_bytes()).unwrap().to.len(), 10_000);
+        // MIME nested 5,000 deep.
+        let mut raw = String::from("From: ana@example.com\r\nSubject: nested\r\n");
+        for i in 0..5000 {
+            raw.push_str(&format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"));
+        }
+        raw.push_str("Content-Type: text/plain\r\n\r\ndeep text\r\n");
+        assert!(Email::parse(raw.as_bytes()).is_ok());
+        // Invalid UTF-8 in headers and body; line breaks in a display name.
+        let raw = b"From: \"Ana\xff\r\n Bcc: x@y\" <ana@example.com>\r\nSubject: caf\xe9\r\n\r\nbad \xc3\x28 bytes";
+        let email = Email::parse(raw).unwrap();
+        assert_eq!(email.from.address, "ana@example.com");
+        assert!(email.from.name.as_deref().is_some_and(|n| !n.contains('\n') && !n.contains('\r')), "{:?}", email.from);
+        assert!(email.body.starts_with("bad "));
+    }
 
     #[test]
     fn ticket_tokens_are_found_in_subjects() {
