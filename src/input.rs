@@ -1,6 +1,7 @@
 //! Bounded reading of what users point concierge at: a config or rules file,
 //! a JSON-lines history or batch, a reply on stdin. Nothing is read past its
-//! limit (`rules = "/dev/zero"` fails at once, not after filling memory), and
+//! limit (`replay /dev/zero` fails at once, not after filling memory; a
+//! config, rules or template file must be a regular file), and
 //! the error says which file, which line, and what the limit is.
 
 use std::io::{BufRead, BufReader, Read};
@@ -11,8 +12,16 @@ pub const MAX_FILE: u64 = 1 << 20;
 /// The longest line of a JSON-lines file (a history, a batch, a corpus).
 pub const MAX_LINE: u64 = 1 << 20;
 
-/// `path`'s text, at most `max` bytes of valid UTF-8.
+/// `path`'s text, at most `max` bytes of valid UTF-8. Only a regular file:
+/// a device or pipe (`/dev/zero`, `/dev/stdin`) could block or never end.
 pub fn read_file(path: &Path, max: u64) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{}: not a regular file (a directory, device or pipe); point it at a file",
+            path.display()
+        ));
+    }
     let file = std::fs::File::open(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     read_all(file, &path.display().to_string(), max)
 }

@@ -704,16 +704,23 @@ fn detractor_follow_ups_are_listed_closed_once_and_counted_as_of_an_instant() {
 
 #[test]
 fn endless_or_oversized_input_is_refused_at_once_with_the_file_and_the_limit() {
-    // /dev/zero as the rules, the config, a history and a batch: each stops
-    // at its limit instead of filling memory.
-    let (_dir, config) = temp_file("c.toml", "[standards]\nrules = \"/dev/zero\"\n");
-    let o = run(concierge().arg("--config").arg(&config).arg("check"), "Hi Ana. Best, Sam");
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("standards.rules: /dev/zero: larger than 1 MiB"), "{}", stderr(&o));
+    // /dev/zero or /dev/stdin as the rules or the config: refused at once
+    // (a device could block or never end); as a history or a batch: each
+    // stops at its limit instead of filling memory. A file too large says so.
+    for device in ["/dev/zero", "/dev/stdin"] {
+        let (_dir, config) = temp_file("c.toml", &format!("[standards]\nrules = \"{device}\"\n"));
+        let o = run(concierge().arg("--config").arg(&config).arg("check"), "Hi Ana. Best, Sam");
+        assert_eq!(o.status.code(), Some(2));
+        let expected = format!("standards.rules: {device}: not a regular file");
+        assert!(stderr(&o).contains(&expected), "{}", stderr(&o));
+    }
     let o = run(concierge().args(["--config", "/dev/zero", "check"]), "Hi Ana. Best, Sam");
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(err.contains("/dev/zero: 1 problem") && err.contains("larger than 1 MiB; is it the right file?"), "{err}");
+    assert!(err.contains("/dev/zero: 1 problem") && err.contains("not a regular file"), "{err}");
+    let (_big_dir, big) = temp_file("big.toml", &format!("# {}\n", "x".repeat(1 << 20)));
+    let o = run(concierge().arg("--config").arg(&big).arg("check"), "Hi Ana. Best, Sam");
+    assert!(stderr(&o).contains("larger than 1 MiB; is it the right file?"), "{}", stderr(&o));
     let db = crate::helpers::sqlite();
     let (_d, config) = db_config(&db.url);
     let o = run(concierge().arg("--config").arg(&config).args(["replay", "/dev/zero"]), "");
