@@ -80,6 +80,9 @@
 //! - Every side effect goes through the outbox, written in the same
 //!   transaction as the state change that caused it; each has an idempotency
 //!   key, so a crash or a replay neither loses nor repeats it.
+//! - A delivery's attempt is recorded before it starts; one cut off by a
+//!   crash is checked before it is sent again (email: its copy in the
+//!   support mailbox), so a kill -9 neither loses nor repeats mail.
 //! - Every input has an idempotency key (a message's channel id; a resolve's
 //!   or survey answer's thread and instant): applying it twice changes nothing.
 //! - Routing is decided by the core and recorded in the outbox row; a channel
@@ -93,6 +96,11 @@
 //!   to rest once committed (start-up and memory do not grow with history).
 //! - On PostgreSQL exactly one instance acts (a lease with fenced writes,
 //!   [`store::lease`]); SQLite serves one instance.
+//! - Mail from an agent's address is acted on only with proof that the
+//!   agent wrote it ([`channels::email::auth`]); otherwise it is a customer's.
+//! - No outage ends `run`: a degraded part says so once and once when it
+//!   recovers ([`status::Condition`]); what could not be stored stays at
+//!   its source and is read again.
 //! - The library never calls `std::process::exit`.
 
 pub mod app;
