@@ -59,6 +59,16 @@ authserv_id = "{AUTHSERV_ID}"
     )
 }
 
+/// [`config`] with an 8-hour first-response target (acknowledgements and
+/// announcements only, no nudges) and `extra` sections, written to a file in
+/// `dir`; returns its path.
+pub fn slow_config_file(servers: &MailServers, db_url: &str, dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("concierge.toml");
+    let text = config(servers, db_url).replace("first_response = \"6s\"", "first_response = \"8h\"") + extra;
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 fn start_bot(config: &std::path::Path) -> Bot {
     let mut child = concierge()
         .arg("--config")
@@ -464,9 +474,7 @@ fn a_forged_agent_mail_is_treated_as_a_customers_and_logged() {
     let Some(servers) = MailServers::start() else { return };
     let db = sqlite();
     let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("concierge.toml");
-    let text = config(&servers, &db.url).replace("first_response = \"6s\"", "first_response = \"8h\"");
-    std::fs::write(&config_path, text).unwrap();
+    let config_path = slow_config_file(&servers, &db.url, dir.path(), "");
     let bot = start_bot(&config_path);
     servers.send(
         "ana@example.test",
@@ -509,10 +517,7 @@ fn huge_wide_and_deeply_nested_mail_is_read_acknowledged_and_stored_bounded() {
     let Some(servers) = MailServers::start() else { return };
     let db = sqlite();
     let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("concierge.toml");
-    let text = config(&servers, &db.url).replace("first_response = \"6s\"", "first_response = \"8h\"");
-    std::fs::write(&config_path, text).unwrap();
-    let mut bot = start_bot(&config_path);
+    let mut bot = start_bot(&slow_config_file(&servers, &db.url, dir.path(), ""));
     let line = "The export still fails, here is everything I tried, once more from the start.\r\n";
     let huge = format!(
         "From: Ana <ana@example.test>\r\nTo: support@example.test\r\nSubject: Huge\r\nMessage-ID: <h1@example.test>\r\n\r\n{}",

@@ -5,10 +5,11 @@
 //! recovery, and the log says once that a part is degraded and once that it
 //! recovered.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::email_e2e::slow_config_file;
 use crate::helpers::{Running, sqlite};
 use crate::mail_servers::MailServers;
 
@@ -60,20 +61,12 @@ fn lines(bot: &Running, text: &str) -> usize {
     bot.log.lock().unwrap().lines().filter(|l| l.contains(text)).count()
 }
 
-fn config_for(servers: &MailServers, db_url: &str, dir: &Path) -> PathBuf {
-    let path = dir.join("concierge.toml");
-    // A long target: acknowledgements and announcements only.
-    let text = crate::email_e2e::config(servers, db_url).replace("first_response = \"6s\"", "first_response = \"8h\"");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[test]
 fn imap_and_smtp_each_down_two_minutes_lose_nothing_send_once_and_say_so_once() {
     let Some(mut servers) = MailServers::start() else { return };
     let db = sqlite();
     let dir = tempfile::tempdir().unwrap();
-    let bot = Running::start(&config_for(&servers, &db.url, dir.path()), &[]);
+    let bot = Running::start(&slow_config_file(&servers, &db.url, dir.path(), ""), &[]);
     bot.wait_logged("email channel");
     servers.send("ana@example.test", "support@example.test", &mail(0));
     acknowledged(&servers, 0..1, 30, &bot);
@@ -189,7 +182,7 @@ fn postgresql_restarted_and_then_down_past_the_lease_loses_nothing_and_sends_onc
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut bot = Running::start(&config_for(&servers, &pg.url(), dir.path()), &[]);
+    let mut bot = Running::start(&slow_config_file(&servers, &pg.url(), dir.path(), ""), &[]);
     bot.wait_logged("email channel");
     servers.send("ana@example.test", "support@example.test", &mail(0));
     acknowledged(&servers, 0..1, 30, &bot);
@@ -250,7 +243,7 @@ fn sqlite_on_a_full_disk_loses_nothing_and_goes_on_once_there_is_room() {
     }
     let _unmount = Tmpfs(disk.clone());
     let url = format!("sqlite://{}", disk.join("concierge.db").display());
-    let bot = Running::start(&config_for(&servers, &url, dir.path()), &[]);
+    let bot = Running::start(&slow_config_file(&servers, &url, dir.path(), ""), &[]);
     bot.wait_logged("email channel");
     servers.send("ana@example.test", "support@example.test", &mail(0));
     acknowledged(&servers, 0..1, 30, &bot);
