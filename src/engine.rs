@@ -14,7 +14,7 @@ use jiff::Timestamp;
 
 use crate::config::Config;
 use crate::core::router::{Action, Input, Router, Step, Wanted};
-use crate::store::{Batch, Store, Tx, input_key};
+use crate::store::{Batch, Store, Stored, Tx, input_key};
 
 pub struct Engine {
     pub router: Router,
@@ -48,9 +48,14 @@ impl Engine {
     pub async fn reload(&mut self, now: Timestamp) -> anyhow::Result<()> {
         let throttle = jiff::SignedDuration::from_secs(self.router.policy().survey_throttle);
         let from = now.checked_sub(throttle).unwrap_or(Timestamp::MIN);
-        let work = self.store.load_state(from).await?;
-        self.router = self.router.fresh();
-        self.router.restore(work);
+        let mut router = self.router.fresh();
+        self.store
+            .load_state_each(from, |item| match item {
+                Stored::Sent(customer, at) => router.restore_sent(&customer, at),
+                Stored::Conversation(c, surveys) => router.restore_one(c, surveys),
+            })
+            .await?;
+        self.router = router;
         Ok(())
     }
 

@@ -30,7 +30,8 @@
 //! - [`core`]: the functional core. No I/O, no clock, no tokio/sqlx/serenity/
 //!   lettre/imap. [`core::hours`] (business-time arithmetic, the SLA clock's
 //!   semantics), [`core::router`] (conversations, SLA stages, surveys, who
-//!   gets each action on which channel), [`core::rules`] (the reply-standards
+//!   gets each action on which channel; its memory laid out for size in
+//!   `core/router/held.rs`, timers in [`core::timers`]), [`core::rules`] (the reply-standards
 //!   checker), [`core::report`] and [`core::stats`] (weekly figures,
 //!   nearest-rank percentiles, NPS, the report page's details),
 //!   [`core::schedule`] (when the weekly summary goes out, DST-exact),
@@ -93,7 +94,9 @@
 //! - Memory follows open work: the router holds open conversations, pending
 //!   surveys and the survey throttle's window; the engine hydrates an old
 //!   conversation before an input needs it and lets the router drop what came
-//!   to rest once committed (start-up and memory do not grow with history).
+//!   to rest once committed (start-up and memory do not grow with history;
+//!   open work is streamed from the database into the router, never listed
+//!   whole first).
 //! - On PostgreSQL exactly one instance acts (a lease with fenced writes,
 //!   [`store::lease`]); SQLite serves one instance.
 //! - Mail from an agent's address is acted on only with proof that the

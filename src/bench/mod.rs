@@ -426,6 +426,7 @@ pub async fn startup_probe(database_url: &str) -> anyhow::Result<String> {
         "timers": engine.router.timers_pending(),
         "first_deadline": first.map(|t| t.to_string()),
         "peak_rss_kb": peak_rss_kb(),
+        "rss_kb": rss_kb(),
     });
     engine.store.close().await;
     Ok(value.to_string())

@@ -27,7 +27,7 @@
 //!   the policy's staff route ([`Policy::staff_channel`]); new conversations
 //!   on channels in [`Policy::announce`] are announced to the agents.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
@@ -39,7 +39,10 @@ use super::hours::BusinessHours;
 use super::rules::{CheckContext, CheckResult, RuleSet, contains_word, first_name, words};
 use super::stats::{NpsClass, classify};
 use super::template::{Templates, render};
-use super::timers::Timers;
+use super::timers::{Kind, Timers};
+
+mod held;
+use held::Held;
 
 /// Where a conversation happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -366,6 +369,33 @@ impl Conversation {
         }
     }
 
+    /// A conversation on `thread` opened at `at` with nothing known yet:
+    /// no customer, no clock, nobody assigned.
+    pub fn blank(channel: Channel, thread: &str, at: Timestamp) -> Conversation {
+        Conversation {
+            id: Conversation::key(channel, thread),
+            channel,
+            thread: thread.to_string(),
+            customer_id: None,
+            customer_name: None,
+            opened_at: at,
+            due_at: None,
+            first_reply_at: None,
+            first_reply_by: None,
+            status: Status::Open,
+            resolved_at: None,
+            assigned: None,
+            waiting_since: None,
+            reply_due: None,
+            waits: 0,
+            sla_stage: 0,
+            surveys: 0,
+            silent_since: None,
+            asked_words: 0,
+            name_used: false,
+        }
+    }
+
     pub fn key(channel: Channel, thread: &str) -> String {
         format!("{}:{thread}", channel.as_str())
     }
@@ -524,19 +554,22 @@ enum TimerKind {
     Silence,
 }
 
+impl Kind for TimerKind {
+    const LEAST: TimerKind = TimerKind::Sla;
+}
+
 /// The state machine. See the module docs.
 pub struct Router {
     policy: Policy,
     rules: RuleSet,
     templates: Templates,
     secret: Vec<u8>,
-    conversations: HashMap<String, Conversation>,
+    /// The conversations in memory, by id and by thread.
+    held: Held,
     /// The latest survey of each conversation.
     surveys: HashMap<String, Survey>,
     /// When each customer was last sent a survey.
     last_survey_sent: HashMap<String, Timestamp>,
-    /// The newest conversation of each thread, for inputs that name no channel.
-    by_thread: HashMap<String, String>,
     timers: Timers<TimerKind>,
     /// Conversations changed or hydrated since the last [`Router::settle`].
     touched: HashSet<String>,
@@ -571,10 +604,9 @@ impl Router {
             rules,
             templates,
             secret,
-            conversations: HashMap::new(),
+            held: Held::default(),
             surveys: HashMap::new(),
             last_survey_sent: HashMap::new(),
-            by_thread: HashMap::new(),
             timers: Timers::default(),
             touched: HashSet::new(),
             last_sent_pruned: 0,
@@ -603,22 +635,33 @@ impl Router {
     /// history is brought in by [`Router::hydrate`] when an input needs it.
     pub fn restore(&mut self, work: OpenWork) {
         for (customer, at) in &work.last_sent {
-            self.survey_sent(customer, *at);
+            self.restore_sent(customer, *at);
         }
-        // Sized once: growing by doubling would hold two tables at the peak.
-        self.conversations.reserve(work.conversations.len());
-        self.by_thread.reserve(work.conversations.len());
-        self.hydrate_all(work.conversations, work.surveys);
-        self.touched.clear();
+        let mut by_conversation = by_conversation(work.surveys);
+        for c in work.conversations {
+            let surveys = by_conversation.remove(&c.id).unwrap_or_default();
+            self.restore_one(c, surveys);
+        }
+    }
+
+    /// [`Router::restore`] one conversation at a time, for a shell that
+    /// streams open work from the database rather than reading it all
+    /// first: a conversation with its surveys.
+    pub fn restore_one(&mut self, conversation: Conversation, surveys: Vec<Survey>) {
+        // Restored work is in the database already: nothing to settle.
+        self.bring_in(conversation, surveys, false);
+    }
+
+    /// [`Router::restore`] one customer's latest survey sent within the
+    /// throttle window.
+    pub fn restore_sent(&mut self, customer: &str, at: Timestamp) {
+        self.survey_sent(customer, at);
     }
 
     /// [`Router::hydrate`] for each of `conversations`, with its surveys
     /// from `surveys` (which may hold others').
     pub fn hydrate_all(&mut self, conversations: Vec<Conversation>, surveys: Vec<Survey>) {
-        let mut by_conversation: HashMap<String, Vec<Survey>> = HashMap::new();
-        for s in surveys {
-            by_conversation.entry(s.conversation.clone()).or_default().push(s);
-        }
+        let mut by_conversation = by_conversation(surveys);
         for c in conversations {
             let surveys = by_conversation.remove(&c.id).unwrap_or_default();
             self.hydrate(c, surveys);
@@ -629,8 +672,12 @@ impl Router {
     /// its timers. Memory is never overwritten: what it holds is newer than
     /// the database until the shell commits.
     pub fn hydrate(&mut self, conversation: Conversation, surveys: Vec<Survey>) {
+        self.bring_in(conversation, surveys, true);
+    }
+
+    fn bring_in(&mut self, conversation: Conversation, surveys: Vec<Survey>, touch: bool) {
         let id = conversation.id.clone();
-        if self.conversations.contains_key(&id) {
+        if self.held.contains(&id) {
             return;
         }
         for s in surveys.into_iter().filter(|s| s.conversation == id) {
@@ -642,14 +689,16 @@ impl Router {
                 self.surveys.insert(id.clone(), s);
             }
         }
-        self.by_thread.entry(conversation.thread.clone()).or_insert_with(|| id.clone());
-        self.conversations.insert(id.clone(), conversation);
+        let slot = self.held.insert(conversation);
+        self.held.set_newest(slot, false);
         self.arm_sla(&id);
         self.arm_silence(&id);
         if let Some(s) = self.surveys.get(&id).filter(|s| s.status == SurveyStatus::Pending) {
-            self.timers.insert(s.due_at, &id, TimerKind::Survey);
+            self.arm(s.due_at, &id, TimerKind::Survey);
         }
-        self.touched.insert(id);
+        if touch {
+            self.touched.insert(id);
+        }
     }
 
     /// The stored conversation `input` needs that memory does not hold, if
@@ -668,9 +717,9 @@ impl Router {
         match channel {
             Some(c) => {
                 let id = Conversation::key(c, thread);
-                (!self.conversations.contains_key(&id)).then_some(Wanted::Id(id))
+                (!self.held.contains(&id)).then_some(Wanted::Id(id))
             }
-            None => (!self.by_thread.contains_key(thread)).then(|| Wanted::Thread(thread.clone())),
+            None => self.held.newest_of(thread).is_none().then(|| Wanted::Thread(thread.clone())),
         }
     }
 
@@ -695,18 +744,15 @@ impl Router {
     pub fn settle_ids(&mut self, committed: HashSet<String>, now: Timestamp) {
         for id in committed {
             let at_rest = !self.touched.contains(&id)
-                && self.conversations.get(&id).is_some_and(|c| c.status == Status::Resolved)
+                && self.held.get(&id).is_some_and(|c| c.status == Status::Resolved)
                 && self.surveys.get(&id).is_none_or(|s| s.status != SurveyStatus::Pending);
             if !at_rest {
                 continue;
             }
-            if let Some(c) = self.conversations.remove(&id)
-                && self.by_thread.get(&c.thread) == Some(&id)
-            {
-                self.by_thread.remove(&c.thread);
-            }
+            // Its timers first: the slot they name is reused once emptied.
+            self.disarm(&id, |_| true);
+            self.held.remove(&id);
             self.surveys.remove(&id);
-            self.timers.cancel(&id, |_| true);
         }
         // Pruned when it has doubled, so settling stays cheap per input.
         if self.last_survey_sent.len() > 2 * self.last_sent_pruned + 1024 {
@@ -719,12 +765,26 @@ impl Router {
     /// How many conversations memory holds (open work plus what was touched
     /// since the last [`Router::settle`]).
     pub fn in_memory(&self) -> usize {
-        self.conversations.len()
+        self.held.len()
     }
 
     /// How many timers are armed.
     pub fn timers_pending(&self) -> usize {
         self.timers.len()
+    }
+
+    /// Arms a timer of the conversation `id` (held in memory).
+    fn arm(&mut self, at: Timestamp, id: &str, kind: TimerKind) {
+        if let Some(slot) = self.held.slot(id) {
+            self.timers.insert(at, slot, kind);
+        }
+    }
+
+    /// Cancels the conversation `id`'s timers whose kind satisfies `which`.
+    fn disarm(&mut self, id: &str, which: impl Fn(TimerKind) -> bool) {
+        if let Some(slot) = self.held.slot(id) {
+            self.timers.cancel(slot, which);
+        }
     }
 
     fn survey_sent(&mut self, customer: &str, at: Timestamp) {
@@ -734,11 +794,11 @@ impl Router {
 
     /// Every conversation in memory, in no particular order.
     pub fn conversations(&self) -> impl Iterator<Item = &Conversation> {
-        self.conversations.values()
+        self.held.values()
     }
 
     pub fn conversation(&self, id: &str) -> Option<&Conversation> {
-        self.conversations.get(id)
+        self.held.get(id)
     }
 
     /// The earliest pending timer, if any: call [`Router::poll_timers`] then.
@@ -784,20 +844,30 @@ impl Router {
     /// Fires every timer due at or before `now`, in time order.
     pub fn poll_timers(&mut self, now: Timestamp) -> Vec<Step> {
         let mut steps = Vec::new();
-        while let Some((at, id, kind)) = self.timers.first().cloned() {
-            if at > now {
-                break;
+        while let Some(&(at, _, _)) = self.timers.first().filter(|t| t.0 <= now) {
+            // Timers due at one instant fire in (conversation id, kind) order,
+            // the same before and after a restart whatever slots they have.
+            let mut due: BTreeSet<(String, TimerKind, u32)> =
+                self.timers.at(at).map(|(slot, kind)| (self.held.at(slot).id.clone(), kind, slot)).collect();
+            while let Some((id, kind, slot)) = due.pop_first() {
+                if !self.timers.remove(at, slot, kind) {
+                    continue; // cancelled by a timer fired before it
+                }
+                let step = match kind {
+                    TimerKind::Sla => self.fire_sla(at, &id),
+                    TimerKind::Survey => self.fire_survey(at, &id),
+                    TimerKind::Silence => self.fire_silence(at, &id),
+                };
+                if let Some(step) = &step {
+                    self.touch(step);
+                }
+                steps.extend(step);
+                // A timer only arms timers of its own conversation, at or
+                // after its instant: those at this instant join the round.
+                if let Some(slot) = self.held.slot(&id) {
+                    due.extend(self.timers.of(slot).filter(|t| t.0 == at).map(|(_, k)| (id.clone(), k, slot)));
+                }
             }
-            self.timers.pop_first();
-            let step = match kind {
-                TimerKind::Sla => self.fire_sla(at, &id),
-                TimerKind::Survey => self.fire_survey(at, &id),
-                TimerKind::Silence => self.fire_silence(at, &id),
-            };
-            if let Some(step) = &step {
-                self.touch(step);
-            }
-            steps.extend(step);
         }
         steps
     }
@@ -810,7 +880,7 @@ impl Router {
             return self.survey_answer(now, Some(m.channel), &m.thread, score, comment);
         }
         let mut step = Step::default();
-        if let Some(conv) = self.conversations.get_mut(&id) {
+        if let Some(conv) = self.held.get_mut(&id) {
             if conv.customer_id.is_none() {
                 conv.customer_id = Some(m.author.id.clone());
                 conv.customer_name = m.author.name.clone();
@@ -820,9 +890,9 @@ impl Router {
                 conv.resolved_at = None;
             }
             if conv.silent_since.take().is_some() {
-                self.timers.cancel(&id, |k| k == TimerKind::Silence);
+                self.disarm(&id, |k| k == TimerKind::Silence);
             }
-            let conv = self.conversations.get_mut(&id).expect("present above");
+            let conv = self.held.get_mut(&id).expect("present above");
             conv.asked_words = conv.asked_words.saturating_add(words(&m.text));
             let start_wait = conv.first_reply_at.is_some() && conv.reply_due.is_none();
             if let (true, Some(target)) = (start_wait, self.policy.next_response) {
@@ -833,31 +903,19 @@ impl Router {
             }
             step.survey = self.cancel_pending_survey(&id);
             self.arm_sla(&id);
-            step.conversation = self.conversations.get(&id).cloned();
+            step.conversation = self.held.get(&id).cloned();
             return step;
         }
         let due = self.business_add(now, self.policy.first_response);
         let conv = Conversation {
-            id: id.clone(),
-            channel: m.channel,
-            thread: m.thread.clone(),
             customer_id: Some(m.author.id.clone()),
             customer_name: m.author.name.clone(),
-            opened_at: now,
             due_at: Some(due),
-            first_reply_at: None,
-            first_reply_by: None,
-            status: Status::Open,
-            resolved_at: None,
-            assigned: None,
             waiting_since: Some(now),
             reply_due: Some(due),
             waits: 1,
-            sla_stage: 0,
-            surveys: 0,
-            silent_since: None,
             asked_words: words(&m.text),
-            name_used: false,
+            ..Conversation::blank(m.channel, &m.thread, now)
         };
         let name = m.author.name.as_deref().and_then(first_name).unwrap_or("there");
         let due_text = self.customer_time(due);
@@ -884,38 +942,24 @@ impl Router {
             let key = format!("{id}/announce");
             step.actions.push(self.action(&conv, now, ActionKind::Announcement, key, Recipient::Agents, body));
         }
-        self.by_thread.insert(m.thread, id.clone());
-        self.conversations.insert(id.clone(), conv);
+        let slot = self.held.insert(conv);
+        self.held.set_newest(slot, true);
         self.arm_sla(&id);
-        step.conversation = self.conversations.get(&id).cloned();
+        step.conversation = self.held.get(&id).cloned();
         step
     }
 
     fn agent_message(&mut self, now: Timestamp, m: Message) -> Step {
         let id = Conversation::key(m.channel, &m.thread);
-        let conv = self.conversations.entry(id.clone()).or_insert_with(|| Conversation {
-            id: id.clone(),
-            channel: m.channel,
-            thread: m.thread.clone(),
-            customer_id: None,
-            customer_name: None,
-            opened_at: now,
-            due_at: None,
-            first_reply_at: None,
-            first_reply_by: None,
-            status: Status::Open,
-            resolved_at: None,
-            assigned: Some(m.author.id.clone()),
-            waiting_since: None,
-            reply_due: None,
-            waits: 0,
-            sla_stage: 0,
-            surveys: 0,
-            silent_since: None,
-            asked_words: 0,
-            name_used: false,
-        });
-        self.by_thread.entry(m.thread.clone()).or_insert_with(|| id.clone());
+        let slot = match self.held.slot(&id) {
+            Some(slot) => slot,
+            None => self.held.insert(Conversation {
+                assigned: Some(m.author.id.clone()),
+                ..Conversation::blank(m.channel, &m.thread, now)
+            }),
+        };
+        self.held.set_newest(slot, false);
+        let conv = self.held.get_mut(&id).expect("inserted above");
         let first = conv.customer_id.is_some() && conv.first_reply_at.is_none();
         // A reply at exactly the due instant is on time.
         let late = first && conv.due_at.is_some_and(|due| now > due);
@@ -934,15 +978,15 @@ impl Router {
         }
         let conv = conv.clone();
         if answered {
-            self.timers.cancel(&id, |k| k == TimerKind::Sla);
+            self.disarm(&id, |k| k == TimerKind::Sla);
         }
         self.arm_silence(&id);
         let result = self.rules.check(&m.text, conv.check_context(first, late));
-        if let Some(c) = self.conversations.get_mut(&id) {
+        if let Some(c) = self.held.get_mut(&id) {
             c.asked_words = 0;
             c.name_used |= c.customer_name.as_deref().and_then(first_name).is_some_and(|n| contains_word(&m.text, n));
         }
-        let conv = self.conversations.get(&id).expect("inserted above").clone();
+        let conv = self.held.get(&id).expect("inserted above").clone();
         let mut step = Step::default();
         if !result.findings.is_empty() {
             let feedback = result.feedback(&m.text);
@@ -975,14 +1019,14 @@ impl Router {
         let Some(id) = self.find(channel, thread) else {
             return notice(format!("assignment of unknown thread \"{thread}\" ignored"));
         };
-        let conv = self.conversations.get_mut(&id).expect("found above");
+        let conv = self.held.get_mut(&id).expect("found above");
         conv.assigned = Some(agent);
         Step { conversation: Some(conv.clone()), ..Step::default() }
     }
 
     fn relay(&mut self, now: Timestamp, m: Message, send_anyway: bool) -> Step {
         let id = Conversation::key(m.channel, &m.thread);
-        let Some(conv) = self.conversations.get(&id) else {
+        let Some(conv) = self.held.get(&id) else {
             return notice(format!("reply for unknown thread \"{}\" not relayed", m.thread));
         };
         let Some(customer) = conv.customer_id.clone() else {
@@ -1022,7 +1066,7 @@ impl Router {
 
     fn posted(&mut self, now: Timestamp, m: Message) -> Step {
         let id = Conversation::key(m.channel, &m.thread);
-        if let (true, Some(conv)) = (self.policy.enforce, self.conversations.get(&id))
+        if let (true, Some(conv)) = (self.policy.enforce, self.held.get(&id))
             && conv.customer_id.is_some()
         {
             let first = conv.first_reply_at.is_none();
@@ -1053,7 +1097,7 @@ impl Router {
         let Some(id) = self.find(channel, thread) else {
             return notice(format!("reopen of unknown thread \"{thread}\" ignored"));
         };
-        let conv = self.conversations.get_mut(&id).expect("found above");
+        let conv = self.held.get_mut(&id).expect("found above");
         if conv.status == Status::Open {
             return notice(format!("thread \"{thread}\" is open already"));
         }
@@ -1084,7 +1128,8 @@ impl Router {
         let Some(id) = self.find(channel, thread) else {
             return notice(format!("resolve of unknown thread \"{thread}\" ignored"));
         };
-        let conv = self.conversations.get_mut(&id).expect("found above");
+        let slot = self.held.slot(&id).expect("found above");
+        let conv = self.held.get_mut(&id).expect("found above");
         if conv.status == Status::Resolved {
             return notice(format!("thread \"{thread}\" is already resolved"));
         }
@@ -1094,7 +1139,7 @@ impl Router {
         conv.waiting_since = None;
         conv.silent_since = None;
         conv.assigned.get_or_insert_with(|| by.to_string());
-        self.timers.cancel(&id, |k| matches!(k, TimerKind::Sla | TimerKind::Silence));
+        self.timers.cancel(slot, |k| matches!(k, TimerKind::Sla | TimerKind::Silence));
         let mut step = Step::default();
         if survey
             && self.policy.surveys_enabled
@@ -1113,7 +1158,7 @@ impl Router {
                 comment: None,
                 answered_at: None,
             };
-            self.timers.insert(s.due_at, &id, TimerKind::Survey);
+            self.timers.insert(s.due_at, slot, TimerKind::Survey);
             self.surveys.insert(id.clone(), s.clone());
             step.survey = Some(s);
         }
@@ -1164,7 +1209,7 @@ impl Router {
     /// survey, and an alert to the managers when it newly is a detractor's.
     fn after_answer(&mut self, now: Timestamp, id: &str, survey: Survey, before: Option<u8>) -> Step {
         let score = survey.score.unwrap_or(0);
-        let conv = self.conversations[id].clone();
+        let conv = self.held.get(id).expect("found by the caller").clone();
         let mut step = Step::default();
         let was_detractor = before.is_some_and(|b| classify(b) == NpsClass::Detractor);
         if classify(score) == NpsClass::Detractor && !was_detractor {
@@ -1189,7 +1234,7 @@ impl Router {
     }
 
     fn fire_sla(&mut self, at: Timestamp, id: &str) -> Option<Step> {
-        let conv = self.conversations.get(id)?;
+        let conv = self.held.get(id)?;
         if !conv.awaiting_reply() {
             return None;
         }
@@ -1246,7 +1291,7 @@ impl Router {
         let key =
             if conv.waits <= 1 { format!("{id}/sla/{stage}") } else { format!("{id}/wait{}/sla/{stage}", conv.waits) };
         let action = self.action(conv, at, kind, key, to, body);
-        let conv = self.conversations.get_mut(id)?;
+        let conv = self.held.get_mut(id)?;
         conv.sla_stage += 1;
         let snapshot = conv.clone();
         self.arm_sla(id);
@@ -1255,7 +1300,7 @@ impl Router {
 
     fn fire_survey(&mut self, at: Timestamp, id: &str) -> Option<Step> {
         let survey = self.surveys.get(id).filter(|s| s.status == SurveyStatus::Pending)?.clone();
-        let conv = self.conversations.get(id)?.clone();
+        let conv = self.held.get(id)?.clone();
         let throttled = self
             .last_survey_sent
             .get(&survey.customer_id)
@@ -1313,32 +1358,32 @@ impl Router {
     }
 
     fn arm_sla(&mut self, id: &str) {
-        let Some(conv) = self.conversations.get(id) else {
+        let Some(conv) = self.held.get(id) else {
             return;
         };
         if !conv.awaiting_reply() {
             return;
         }
         if let Some((at, _, _)) = self.stage(conv, conv.sla_stage) {
-            self.timers.insert(at, id, TimerKind::Sla);
+            self.arm(at, id, TimerKind::Sla);
         }
     }
 
     /// Arms the resolve-after-silence timer, when the channel has one.
     fn arm_silence(&mut self, id: &str) {
-        let Some(conv) = self.conversations.get(id) else { return };
-        let (Some(since), Some(after)) = (conv.silent_since, self.policy.resolve_after_silence.get(&conv.channel))
+        let Some(conv) = self.held.get(id) else { return };
+        let (Some(since), Some(&after)) = (conv.silent_since, self.policy.resolve_after_silence.get(&conv.channel))
         else {
             return;
         };
         if conv.status == Status::Open {
-            self.timers.cancel(id, |k| k == TimerKind::Silence);
-            self.timers.insert(plus(since, *after), id, TimerKind::Silence);
+            self.disarm(id, |k| k == TimerKind::Silence);
+            self.arm(plus(since, after), id, TimerKind::Silence);
         }
     }
 
     fn fire_silence(&mut self, at: Timestamp, id: &str) -> Option<Step> {
-        let conv = self.conversations.get(id)?;
+        let conv = self.held.get(id)?;
         let after = *self.policy.resolve_after_silence.get(&conv.channel)?;
         // Only when the silence that armed this timer is still unbroken.
         if conv.status != Status::Open || conv.silent_since.is_none_or(|s| plus(s, after) != at) {
@@ -1354,7 +1399,7 @@ impl Router {
         let survey = self.surveys.get_mut(id).filter(|s| s.status == SurveyStatus::Pending)?;
         survey.status = SurveyStatus::Cancelled;
         let survey = survey.clone();
-        self.timers.cancel(id, |k| k == TimerKind::Survey);
+        self.disarm(id, |k| k == TimerKind::Survey);
         Some(survey)
     }
 
@@ -1362,9 +1407,9 @@ impl Router {
         match channel {
             Some(c) => {
                 let id = Conversation::key(c, thread);
-                self.conversations.contains_key(&id).then_some(id)
+                self.held.contains(&id).then_some(id)
             }
-            None => self.by_thread.get(thread).cloned(),
+            None => self.held.newest_of(thread).map(str::to_string),
         }
     }
 
@@ -1473,6 +1518,15 @@ fn display_customer(conv: &Conversation) -> String {
         (Some(name), None) => name.clone(),
         (None, None) => "an unknown customer".into(),
     }
+}
+
+/// Surveys grouped by their conversation's id.
+pub fn by_conversation(surveys: Vec<Survey>) -> HashMap<String, Vec<Survey>> {
+    let mut by_conversation: HashMap<String, Vec<Survey>> = HashMap::new();
+    for s in surveys {
+        by_conversation.entry(s.conversation.clone()).or_default().push(s);
+    }
+    by_conversation
 }
 
 fn survey_seq(id: &str) -> u32 {

@@ -8,47 +8,106 @@ use jiff::Timestamp;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::{Store, Tx, placeholders, ts};
+use super::{Backend, Store, Tx, placeholders, ts};
 use crate::core::router::{Channel, Conversation, OpenWork, Status, Survey, SurveyStatus};
+
+/// One item of open work as [`Store::load_state_each`] reads it (handed
+/// over one at a time, never held in bulk: the size difference is moot).
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Stored {
+    /// A customer's latest survey sent within the throttle window.
+    Sent(String, Timestamp),
+    /// A conversation open or with a survey pending, with its surveys.
+    Conversation(Conversation, Vec<Survey>),
+}
 
 impl Store {
     /// What the router needs to resume, which follows open work, not
     /// history: the conversations open or with a survey pending, their
     /// surveys, and each customer's latest survey sent since
-    /// `throttle_from` (the throttle window).
+    /// `throttle_from` (the throttle window). See [`Store::load_state_each`].
     pub async fn load_state(&self, throttle_from: Timestamp) -> anyhow::Result<OpenWork> {
-        // Read side by side on several connections (two cores on SQLite).
-        let open = format!("SELECT {CONVERSATION} FROM conversations WHERE status = 'open'");
-        let open_surveys = format!(
-            "SELECT {} FROM surveys s JOIN conversations c ON c.id = s.conversation WHERE c.status = 'open'",
-            prefixed(SURVEY, "s")
-        );
-        let pending = format!("SELECT {SURVEY} FROM surveys WHERE status = 'pending'");
-        let (mut convs, mut surveys, pending) = tokio::try_join!(
-            self.fetch_all(&open, conversation_from_row),
-            self.fetch_all(&open_surveys, survey_from_row),
-            self.fetch_all(&pending, survey_from_row)
-        )?;
-        // A pending survey's conversation is resolved: read it too.
-        let mut ids: Vec<String> = pending.iter().map(|s| s.conversation.clone()).collect();
-        ids.sort();
-        ids.dedup();
-        surveys.extend(pending);
-        let mut tx = self.begin_read().await?;
-        let resolved = self.conversations_in(&mut tx, "id", &ids).await?;
-        tx.rollback().await?;
-        convs.extend(resolved.into_iter().filter(|c| c.status != Status::Open));
+        let mut work = OpenWork::default();
+        self.load_state_each(throttle_from, |item| match item {
+            Stored::Sent(customer, at) => work.last_sent.push((customer, at)),
+            Stored::Conversation(c, surveys) => {
+                work.conversations.push(c);
+                work.surveys.extend(surveys);
+            }
+        })
+        .await?;
+        Ok(work)
+    }
+
+    /// [`Store::load_state`] handed to `each` as it is read, so memory
+    /// never holds open work twice (as rows and as the router's state):
+    /// first each customer's latest survey sent, then each conversation
+    /// with its surveys.
+    pub async fn load_state_each(&self, throttle_from: Timestamp, mut each: impl FnMut(Stored)) -> anyhow::Result<()> {
         let rows = sqlx::query(
             "SELECT customer_id, MAX(sent_at) AS sent_at FROM surveys WHERE sent_at >= $1 GROUP BY customer_id",
         )
         .bind(throttle_from.as_second())
         .fetch_all(&self.pool)
         .await?;
-        let last_sent = rows
-            .iter()
-            .map(|r| anyhow::Ok((r.try_get("customer_id")?, ts(r.try_get("sent_at")?))))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(OpenWork { conversations: convs, surveys, last_sent })
+        for r in &rows {
+            each(Stored::Sent(r.try_get("customer_id")?, ts(r.try_get("sent_at")?)));
+        }
+        drop(rows);
+        // Surveys are few beside conversations: read side by side first.
+        let open_surveys = format!(
+            "SELECT {} FROM surveys s JOIN conversations c ON c.id = s.conversation WHERE c.status = 'open'",
+            prefixed(SURVEY, "s")
+        );
+        let pending = format!("SELECT {SURVEY} FROM surveys WHERE status = 'pending'");
+        let (surveys, pending) = tokio::try_join!(
+            self.fetch_all(&open_surveys, survey_from_row),
+            self.fetch_all(&pending, survey_from_row)
+        )?;
+        // A pending survey's conversation is resolved: read it after the open ones.
+        let mut resolved: Vec<String> = pending.iter().map(|s| s.conversation.clone()).collect();
+        resolved.sort();
+        resolved.dedup();
+        let mut surveys = crate::core::router::by_conversation(surveys.into_iter().chain(pending).collect());
+        let sql = self.open_pages();
+        let mut pages = sqlx::query(&sql).fetch(&self.pool);
+        while let Some(page) = pages.try_next().await? {
+            let page: String = page.try_get(0)?;
+            let rows: Vec<ConversationRow> =
+                serde_json::from_str(&page).context("reading a page of open conversations")?;
+            for row in rows {
+                let c = row.into_conversation()?;
+                let of = surveys.remove(&c.id).unwrap_or_default();
+                each(Stored::Conversation(c, of));
+            }
+        }
+        drop(pages);
+        let mut tx = self.begin_read().await?;
+        let resolved = self.conversations_in(&mut tx, "id", &resolved).await?;
+        tx.rollback().await?;
+        for c in resolved.into_iter().filter(|c| c.status != Status::Open) {
+            let of = surveys.remove(&c.id).unwrap_or_default();
+            each(Stored::Conversation(c, of));
+        }
+        Ok(())
+    }
+
+    /// The open conversations in pages of 1,000, each page one JSON array
+    /// of [`CONVERSATION`] arrays. The driver costs a copy per value and a
+    /// hand-off between threads per row: read row by row, 100,000 open
+    /// conversations took three times as long (see BENCHMARKS.md, start-up).
+    fn open_pages(&self) -> String {
+        let (page, row) = match self.backend {
+            Backend::Sqlite => ("json_group_array", "json_array"),
+            Backend::Postgres => ("json_agg", "json_build_array"),
+        };
+        let text = if self.backend == Backend::Postgres { "::text" } else { "" };
+        format!(
+            "SELECT {page}({row}({CONVERSATION})){text} AS page FROM \
+             (SELECT {CONVERSATION}, (row_number() OVER ()) / 250 AS page_no \
+             FROM conversations WHERE status = 'open') AS t GROUP BY page_no"
+        )
     }
 
     /// Every stored conversation, by id (checks and exports; the router
@@ -263,32 +322,87 @@ fn prefixed(columns: &str, alias: &str) -> String {
 /// A conversation from a row of [`CONVERSATION`] columns, read by position
 /// (start-up reads 100k of them: a lookup by name costs more than the row).
 fn conversation_from_row(r: &AnyRow) -> anyhow::Result<Conversation> {
-    let at = |i: usize| -> Result<Option<Timestamp>, sqlx::Error> { Ok(r.try_get::<Option<i64>, _>(i)?.map(ts)) };
-    let channel: String = r.try_get(1)?;
-    let status: String = r.try_get(9)?;
-    Ok(Conversation {
-        id: r.try_get(0)?,
-        channel: Channel::parse(&channel)
-            .with_context(|| format!("stored conversation has unknown channel {channel:?}"))?,
-        thread: r.try_get(2)?,
-        customer_id: r.try_get(3)?,
-        customer_name: r.try_get(4)?,
-        opened_at: ts(r.try_get(5)?),
-        due_at: at(6)?,
-        first_reply_at: at(7)?,
-        first_reply_by: r.try_get(8)?,
-        status: if status == "resolved" { Status::Resolved } else { Status::Open },
-        resolved_at: at(10)?,
-        assigned: r.try_get(11)?,
-        waiting_since: at(12)?,
-        reply_due: at(13)?,
-        waits: r.try_get::<i64, _>(14)?.try_into()?,
-        sla_stage: r.try_get::<i64, _>(15)?.try_into()?,
-        surveys: r.try_get::<i64, _>(16)?.try_into()?,
-        silent_since: at(17)?,
-        asked_words: r.try_get::<i64, _>(18)?.try_into().unwrap_or(u32::MAX),
-        name_used: r.try_get::<i64, _>(19)? != 0,
-    })
+    ConversationRow::read(r)?.into_conversation()
+}
+
+/// A conversation's columns as stored, in [`CONVERSATION`] order: read from
+/// a row, or from a JSON array of the same columns (see [`Store::open_pages`]).
+#[derive(serde::Deserialize)]
+struct ConversationRow {
+    id: String,
+    channel: String,
+    thread: String,
+    customer_id: Option<String>,
+    customer_name: Option<String>,
+    opened_at: i64,
+    due_at: Option<i64>,
+    first_reply_at: Option<i64>,
+    first_reply_by: Option<String>,
+    status: String,
+    resolved_at: Option<i64>,
+    assigned: Option<String>,
+    waiting_since: Option<i64>,
+    reply_due: Option<i64>,
+    waits: i64,
+    sla_stage: i64,
+    surveys: i64,
+    silent_since: Option<i64>,
+    asked_words: i64,
+    name_used: i64,
+}
+
+impl ConversationRow {
+    fn read(r: &AnyRow) -> Result<ConversationRow, sqlx::Error> {
+        Ok(ConversationRow {
+            id: r.try_get(0)?,
+            channel: r.try_get(1)?,
+            thread: r.try_get(2)?,
+            customer_id: r.try_get(3)?,
+            customer_name: r.try_get(4)?,
+            opened_at: r.try_get(5)?,
+            due_at: r.try_get(6)?,
+            first_reply_at: r.try_get(7)?,
+            first_reply_by: r.try_get(8)?,
+            status: r.try_get(9)?,
+            resolved_at: r.try_get(10)?,
+            assigned: r.try_get(11)?,
+            waiting_since: r.try_get(12)?,
+            reply_due: r.try_get(13)?,
+            waits: r.try_get(14)?,
+            sla_stage: r.try_get(15)?,
+            surveys: r.try_get(16)?,
+            silent_since: r.try_get(17)?,
+            asked_words: r.try_get(18)?,
+            name_used: r.try_get(19)?,
+        })
+    }
+
+    fn into_conversation(self) -> anyhow::Result<Conversation> {
+        let channel = self.channel;
+        Ok(Conversation {
+            id: self.id,
+            channel: Channel::parse(&channel)
+                .with_context(|| format!("stored conversation has unknown channel {channel:?}"))?,
+            thread: self.thread,
+            customer_id: self.customer_id,
+            customer_name: self.customer_name,
+            opened_at: ts(self.opened_at),
+            due_at: self.due_at.map(ts),
+            first_reply_at: self.first_reply_at.map(ts),
+            first_reply_by: self.first_reply_by,
+            status: if self.status == "resolved" { Status::Resolved } else { Status::Open },
+            resolved_at: self.resolved_at.map(ts),
+            assigned: self.assigned,
+            waiting_since: self.waiting_since.map(ts),
+            reply_due: self.reply_due.map(ts),
+            waits: self.waits.try_into()?,
+            sla_stage: self.sla_stage.try_into()?,
+            surveys: self.surveys.try_into()?,
+            silent_since: self.silent_since.map(ts),
+            asked_words: self.asked_words.try_into().unwrap_or(u32::MAX),
+            name_used: self.name_used != 0,
+        })
+    }
 }
 
 /// A survey from a row of [`SURVEY`] columns, read by position.

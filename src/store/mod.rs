@@ -30,6 +30,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyPool, Connection as _, Executor as _, Row as _, Transaction};
 
 pub use batch::{Batch, input_conversation, input_key, insert_many};
+pub use conversations::Stored;
 pub use outbox::{OutboxItem, OutboxStatus};
 pub use report::REPORT_QUERIES;
 

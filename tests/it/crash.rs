@@ -1,14 +1,16 @@
 //! kill -9 under traffic: `concierge run` killed with SIGKILL at random
-//! moments, 50 times, while customers write and an agent answers through
-//! the real Postfix and Dovecot; restarted each time. Every mail is stored
-//! once, and every acknowledgement, announcement, nudge, escalation, relayed
-//! reply and survey is in its recipients' mailboxes exactly once. And
+//! moments, 50 times, while customers write by mail and on Discord and an
+//! agent answers through the real Postfix and Dovecot; restarted each time.
+//! Every message is stored once; every acknowledgement, announcement,
+//! nudge, escalation, relayed reply and survey is in its recipients'
+//! mailboxes exactly once, and every post on Discord is there once. And
 //! `concierge replay` killed mid-file, then run again, ends as one
 //! uninterrupted replay (both backends).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::fake_discord::{ANA, FakeDiscord, LEE, STAFF, SUPPORT, TOKEN};
 use crate::helpers::{Running, sqlite};
 use crate::mail_servers::MailServers;
 
@@ -16,6 +18,9 @@ use crate::mail_servers::MailServers;
 const MAILS: usize = 45;
 const GAP: Duration = Duration::from_millis(500);
 const KILLS: usize = 50;
+/// Customer messages on Discord, one every `CHAT_GAP`.
+const CHATS: usize = 20;
+const CHAT_GAP: Duration = Duration::from_millis(1200);
 
 /// A small seeded generator: the kill moments are the same on every run.
 struct Lcg(u64);
@@ -33,6 +38,12 @@ fn customer(n: usize) -> &'static str {
 
 fn header<'a>(mail: &'a str, name: &str) -> Option<&'a str> {
     mail.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")))
+}
+
+/// The bot's acknowledgements in the thread on Discord message `id`.
+fn chat_acks(fake: &FakeDiscord, id: u64, first_name: &str) -> usize {
+    let hi = format!("Hi {first_name}");
+    fake.posted_in(id).iter().filter(|m| m["content"].as_str().is_some_and(|c| c.contains(&hi))).count()
 }
 
 /// Message-IDs seen more than once in `user`'s mailbox.
@@ -56,17 +67,38 @@ fn eventually(secs: u64, what: &str, mut ready: impl FnMut() -> bool) {
 #[test]
 fn killed_fifty_times_under_traffic_every_mail_is_stored_once_and_every_action_delivered_once() {
     let Some(servers) = MailServers::start() else { return };
+    let fake = FakeDiscord::start();
     let db = sqlite();
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("concierge.toml");
     std::fs::write(
         &config_path,
-        crate::email_e2e::config(&servers, &db.url) + "[surveys]\ndelay = \"1s\"\nthrottle = \"0s\"\n",
+        crate::mail_servers::config(&servers, &db.url)
+            + "[surveys]\ndelay = \"1s\"\nthrottle = \"0s\"\n"
+            + &fake.concierge_section(),
     )
     .unwrap();
     let answered: Vec<usize> = (0..MAILS).step_by(3).collect();
+    let env = [("CONCIERGE_TEST_DISCORD_TOKEN", TOKEN)];
+    // Installed first: one run until connected (a support channel is read
+    // from the moment concierge first connects to it), then the traffic.
+    let first = Running::start(&config_path, &env);
+    first.wait_logged("discord channel: connected");
+    first.signal("-KILL");
+    drop(first);
     let started = Instant::now();
+    let chats = std::sync::Mutex::new(Vec::new());
     let bot = std::thread::scope(|s| {
+        // Customers write on Discord too: live when the bot is connected,
+        // fetched from the channel's history when it comes back.
+        s.spawn(|| {
+            for n in 0..CHATS {
+                let who = if n % 2 == 0 { (ANA, "Ana Lima") } else { (LEE, "Lee") };
+                let id = fake.customer_writes(SUPPORT, who, &format!("Chat question {n}: where is my refund?"));
+                chats.lock().unwrap().push((id, who.1.split(' ').next().unwrap()));
+                std::thread::sleep(CHAT_GAP);
+            }
+        });
         // Customers write, one mail every GAP.
         s.spawn(|| {
             for n in 0..MAILS {
@@ -109,7 +141,7 @@ fn killed_fifty_times_under_traffic_every_mail_is_stored_once_and_every_action_d
         let mut rng = Lcg(0x5eed);
         let mut logs = Vec::new();
         for _ in 0..KILLS {
-            let bot = Running::start(&config_path, &[]);
+            let bot = Running::start(&config_path, &env);
             std::thread::sleep(Duration::from_millis(150 + rng.below(750)));
             bot.signal("-KILL");
             logs.push(bot.log.clone());
@@ -122,8 +154,9 @@ fn killed_fifty_times_under_traffic_every_mail_is_stored_once_and_every_action_d
             said("an interrupted send had gone out")
         );
         // One last run, left alone until everything is out.
-        Running::start(&config_path, &[])
+        Running::start(&config_path, &env)
     });
+    let chats = chats.into_inner().unwrap();
     let replied = |n: usize| format!("Order {n} ships today.");
     let counts = || {
         let (ana, bob, sam, boss) =
@@ -135,20 +168,30 @@ fn killed_fifty_times_under_traffic_every_mail_is_stored_once_and_every_action_d
         let announced = sam.iter().filter(|m| m.contains("] New ticket")).count();
         // Unanswered tickets breach (6 s) and escalate (3 s later).
         let escalations = boss.iter().filter(|m| m.contains("] Escalation")).count();
-        (acks, announced, replies, surveys, escalations)
+        let chat_acks = chats.iter().filter(|(id, who)| chat_acks(&fake, *id, who) > 0).count();
+        (acks, announced, replies, surveys, escalations, chat_acks)
     };
     let until = Instant::now() + Duration::from_secs(180);
     loop {
-        let (acks, announced, replies, surveys, escalations) = counts();
+        let (acks, announced, replies, surveys, escalations, chatted) = counts();
         let n = answered.len();
-        if acks == MAILS && announced == MAILS && replies == n && surveys == n && escalations >= MAILS - n {
+        if acks == MAILS
+            && announced == MAILS
+            && replies == n
+            && surveys == n
+            && escalations >= MAILS - n
+            && chatted == CHATS
+        {
             break;
         }
         assert!(
             Instant::now() < until,
             "not everything arrived: acks {acks}/{MAILS}, announced {announced}/{MAILS}, replies {replies}/{n}, \
-             surveys {surveys}/{n}, escalations {escalations}/{}\nlog of the last run:\n{}",
+             surveys {surveys}/{n}, escalations {escalations}/{}, Discord acks {chatted}/{CHATS} \
+             (missing: {:?} of {:?})\nlog of the last run:\n{}",
             MAILS - n,
+            chats.iter().filter(|(id, who)| chat_acks(&fake, *id, who) == 0).collect::<Vec<_>>(),
+            chats,
             bot.log.lock().unwrap()
         );
         std::thread::sleep(Duration::from_millis(200));
@@ -160,6 +203,20 @@ fn killed_fifty_times_under_traffic_every_mail_is_stored_once_and_every_action_d
         let twice = duplicates(&servers, user);
         assert!(twice.is_empty(), "{user} got mail twice: {twice:?}");
     }
+    for &(id, who) in &chats {
+        assert_eq!(chat_acks(&fake, id, who), 1, "Discord message {id}: one acknowledgement in its thread");
+    }
+    // Nothing the bot posted on Discord is there twice: each ticket's
+    // thread, and the staff channel's nudges and escalations.
+    for channel in chats.iter().map(|(id, _)| *id).chain([STAFF]) {
+        let mut seen = HashMap::new();
+        for m in fake.posted_in(channel) {
+            *seen.entry(m["content"].as_str().unwrap_or("").to_string()).or_insert(0) += 1;
+        }
+        let twice: Vec<_> = seen.into_iter().filter(|(_, n)| *n > 1).collect();
+        assert!(twice.is_empty(), "posted twice in {channel}: {twice:?}");
+    }
+    assert!(!fake.posted_in(STAFF).is_empty(), "unanswered chats were nudged in the staff channel");
     for n in 0..MAILS {
         let mine = servers.delivered(customer(n));
         let thread = format!("<crash-{n}@example.test>");
@@ -179,8 +236,8 @@ fn killed_fifty_times_under_traffic_every_mail_is_stored_once_and_every_action_d
         store.close().await;
         (c, m, r)
     });
-    assert_eq!(conversations, MAILS as i64, "every mail opened one conversation");
-    assert_eq!(customer_messages, MAILS as i64, "every customer mail stored once");
+    assert_eq!(conversations, (MAILS + CHATS) as i64, "every mail and chat opened one conversation");
+    assert_eq!(customer_messages, (MAILS + CHATS) as i64, "every customer mail and chat stored once");
     assert_eq!(relayed, answered.len() as i64, "every agent reply relayed once");
 }
 

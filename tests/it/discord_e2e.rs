@@ -50,16 +50,8 @@ fn config(fake: &FakeDiscord, db_url: &str, extra: &str) -> String {
 [database]
 url = "{db_url}"
 {FAST_SLA}{extra}
-[discord]
-token_env = "CONCIERGE_TEST_DISCORD_TOKEN"
-guild_id = "{GUILD}"
-support_channels = ["{SUPPORT}", "{FORUM}"]
-staff_channel = "{STAFF}"
-agent_role = "Agents"
-manager_role = "Managers"
-api_base = "{}"
-"#,
-        fake.api_base()
+{}"#,
+        fake.concierge_section()
     )
 }
 
@@ -246,6 +238,36 @@ fn a_message_written_while_concierge_was_down_is_fetched_acknowledged_once_and_t
     });
     assert_eq!(opened.len(), 3, "{opened:?}");
     assert!((written - 2..=written).contains(&opened[1]), "opened at {}, written at {written}", opened[1]);
+    drop(bot);
+}
+
+#[test]
+fn killed_before_reading_anything_then_away_for_more_than_a_page_every_message_is_caught_up_once() {
+    let fake = FakeDiscord::start();
+    let old = fake.customer_writes_unseen(SUPPORT, (LEE, "Lee"), "Written before concierge was installed");
+    let (_dir, path, _db) = setup(&fake, "");
+    let mut bot = start_bot(&path, TOKEN);
+    bot.wait_for_log("discord channel: connected");
+    // Killed before it read a single message: only its starting point is kept.
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = Command::new("kill").args(["-KILL", &bot.child.id().to_string()]).status();
+    let _ = bot.child.wait();
+    let missed: Vec<u64> = (0..130)
+        .map(|n| fake.customer_writes_unseen(SUPPORT, (ANA, "Ana Lima"), &format!("Question {n} while you were away")))
+        .collect();
+    let bot = start_bot(&path, TOKEN);
+    let acked = |f: &FakeDiscord| missed.iter().filter(|m| !posts_with(f, **m, "Hi Ana").is_empty()).count();
+    let until = std::time::Instant::now() + Duration::from_secs(120);
+    while acked(&fake) < missed.len() {
+        assert!(std::time::Instant::now() < until, "{} of {} caught up:\n{}", acked(&fake), missed.len(), bot.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(missed.iter().all(|m| posts_with(&fake, *m, "Hi Ana").len() == 1), "each acknowledged once");
+    assert!(fake.posted_in(old).is_empty(), "history from before concierge came is not opened as tickets");
+    let pages =
+        fake.calls().iter().filter(|c| c.method == "GET" && c.path.contains(&format!("{SUPPORT}/messages"))).count();
+    assert!(pages >= 3, "the starting point, then two pages of history: {pages} reads");
     drop(bot);
 }
 

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use serde_json::Value;
 
 use crate::helpers::{FAST_SLA, concierge, sqlite};
-use crate::mail_servers::{AUTHSERV_ID, MailServers, PASSWORD};
+use crate::mail_servers::{AUTHSERV_ID, MailServers, PASSWORD, config, slow_config_file};
 
 /// `concierge run` in the background, stopped (SIGTERM) on drop.
 /// The running bot, and the address of its web surface.
@@ -33,40 +33,6 @@ impl Drop for Bot {
         let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
         let _ = self.0.wait();
     }
-}
-
-pub fn config(servers: &MailServers, db_url: &str) -> String {
-    let p = servers.ports;
-    format!(
-        r#"
-[database]
-url = "{db_url}"
-{FAST_SLA}[email]
-imap_host = "127.0.0.1"
-imap_port = {}
-smtp_host = "127.0.0.1"
-smtp_port = {}
-tls = "none"
-username = "support"
-password_env = "CONCIERGE_TEST_SUPPORT_PASSWORD"
-address = "support@example.test"
-agents = ["sam@example.test", "kim@example.test"]
-managers = ["boss@example.test"]
-poll_interval = "1s"
-authserv_id = "{AUTHSERV_ID}"
-"#,
-        p.imap, p.smtp_auth
-    )
-}
-
-/// [`config`] with an 8-hour first-response target (acknowledgements and
-/// announcements only, no nudges) and `extra` sections, written to a file in
-/// `dir`; returns its path.
-pub fn slow_config_file(servers: &MailServers, db_url: &str, dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
-    let path = dir.join("concierge.toml");
-    let text = config(servers, db_url).replace("first_response = \"6s\"", "first_response = \"8h\"") + extra;
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 fn start_bot(config: &std::path::Path) -> Bot {

@@ -67,7 +67,7 @@ fn setup() -> Option<(crate::helpers::TestDb, MailServers, tempfile::TempDir, st
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("concierge.toml");
     let config =
-        crate::email_e2e::config(&servers, &db.url).replace("first_response = \"6s\"", "first_response = \"8h\"");
+        crate::mail_servers::config(&servers, &db.url).replace("first_response = \"6s\"", "first_response = \"8h\"");
     std::fs::write(&config_path, config).unwrap();
     Some((db, servers, dir, config_path))
 }

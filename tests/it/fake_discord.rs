@@ -321,6 +321,23 @@ impl FakeDiscord {
         self.with(|s| s.closed_dms.insert(user));
     }
 
+    /// The `[discord]` section of a `concierge` configuration for this fake
+    /// (the token from `CONCIERGE_TEST_DISCORD_TOKEN`).
+    pub fn concierge_section(&self) -> String {
+        format!(
+            r#"[discord]
+token_env = "CONCIERGE_TEST_DISCORD_TOKEN"
+guild_id = "{GUILD}"
+support_channels = ["{SUPPORT}", "{FORUM}"]
+staff_channel = "{STAFF}"
+agent_role = "Agents"
+manager_role = "Managers"
+api_base = "{}"
+"#,
+            self.api_base()
+        )
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.with(|s| s.calls.clone())
     }
@@ -444,13 +461,20 @@ fn rest_call(
             }
         }
         ("GET", ["channels", id, "messages"]) => {
-            let after: u64 =
-                uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("after="))).map_or(0, num);
-            let mut list: Vec<Value> = s
-                .history
-                .get(&num(id))
-                .map(|h| h.iter().filter(|m| num(m["id"].as_str().unwrap_or("0")) > after).cloned().collect())
-                .unwrap_or_default();
+            let param = |name: &str| {
+                let prefix = format!("{name}=");
+                uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix(prefix.as_str())).map(num))
+            };
+            let limit = param("limit").map_or(50, |l| l.clamp(1, 100)) as usize;
+            let history = s.history.get(&num(id)).cloned().unwrap_or_default();
+            let mut list: Vec<Value> = match param("after") {
+                // The `limit` messages next after `after`...
+                Some(after) => {
+                    history.into_iter().filter(|m| num(m["id"].as_str().unwrap_or("0")) > after).take(limit).collect()
+                }
+                // ...or the newest `limit`.
+                None => history.into_iter().rev().take(limit).rev().collect(),
+            };
             list.reverse(); // Discord gives the newest first
             ok(Value::Array(list))
         }

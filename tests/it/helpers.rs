@@ -109,7 +109,12 @@ impl Running {
 
     /// Waits (up to 60 s) until the log contains `what`.
     pub fn wait_logged(&self, what: &str) {
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        self.wait_logged_within(what, 60);
+    }
+
+    /// Waits up to `secs` until the log contains `what`.
+    pub fn wait_logged_within(&self, what: &str, secs: u64) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
         while !self.logged(what) {
             assert!(std::time::Instant::now() < until, "never logged {what:?}:\n{}", self.log.lock().unwrap());
             std::thread::sleep(std::time::Duration::from_millis(50));

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use concierge::channels::email::settings::{AddressPattern, EmailSettings, Secret, Tls};
 use concierge::config::SecretSource;
 
+use crate::helpers::FAST_SLA;
+
 pub const USERS: [&str; 6] = ["support", "sam", "kim", "boss", "ana", "bob"];
 pub const DOMAIN: &str = "example.test";
 pub const PASSWORD: &str = "secret";
@@ -234,18 +236,36 @@ impl MailServers {
         self.path().join("cert.pem")
     }
 
-    /// The raw messages delivered to `user` so far, oldest first.
+    /// The raw messages delivered to `user`'s INBOX so far, oldest first.
     pub fn delivered(&self, user: &str) -> Vec<String> {
+        self.mail_of(user, false).into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// The messages in `user`'s INBOX and every folder, each with the
+    /// instant it landed in the mailbox (its file's modification time:
+    /// written once by the server, kept by Dovecot's renames), oldest first.
+    #[allow(dead_code)] // benches/latency.rs
+    pub fn delivered_at(&self, user: &str) -> Vec<(std::time::SystemTime, String)> {
+        self.mail_of(user, true)
+    }
+
+    fn mail_of(&self, user: &str, folders: bool) -> Vec<(std::time::SystemTime, String)> {
         let maildir = self.path().join("vmail").join(user).join("Maildir");
-        let mut files: Vec<(std::time::SystemTime, PathBuf)> = ["new", "cur"]
+        let mut dirs = vec![maildir.clone()];
+        if folders {
+            let subs = std::fs::read_dir(&maildir).into_iter().flatten().flatten().map(|e| e.path());
+            dirs.extend(subs.filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))));
+        }
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = dirs
             .iter()
-            .flat_map(|sub| std::fs::read_dir(maildir.join(sub)).into_iter().flatten().flatten())
+            .flat_map(|f| ["new", "cur"].map(|sub| f.join(sub)))
+            .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
             .map(|e| (e.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH), e.path()))
             .collect();
         files.sort();
         files
             .into_iter()
-            .map(|(_, p)| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned())
+            .map(|(at, p)| (at, String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()))
             .collect()
     }
 
@@ -491,4 +511,41 @@ fn the_harness_offers_tls_that_verifies_against_its_certificate() {
     assert!(tls_verifies(servers.ports.imap, &cert, Some("imap")), "IMAP STARTTLS");
     assert!(tls_verifies(servers.ports.smtps, &cert, None), "SMTPS");
     assert!(tls_verifies(servers.ports.submission, &cert, Some("smtp")), "submission STARTTLS");
+}
+
+/// A `concierge` configuration for these servers: the support mailbox over
+/// plain IMAP and SMTP, agents sam and kim, manager boss, [`FAST_SLA`], the
+/// database at `db_url`.
+pub fn config(servers: &MailServers, db_url: &str) -> String {
+    let p = servers.ports;
+    format!(
+        r#"
+[database]
+url = "{db_url}"
+{FAST_SLA}[email]
+imap_host = "127.0.0.1"
+imap_port = {}
+smtp_host = "127.0.0.1"
+smtp_port = {}
+tls = "none"
+username = "support"
+password_env = "CONCIERGE_TEST_SUPPORT_PASSWORD"
+address = "support@example.test"
+agents = ["sam@example.test", "kim@example.test"]
+managers = ["boss@example.test"]
+poll_interval = "1s"
+authserv_id = "{AUTHSERV_ID}"
+"#,
+        p.imap, p.smtp_auth
+    )
+}
+
+/// [`config`] with an 8-hour first-response target (acknowledgements and
+/// announcements only, no nudges) and `extra` sections, written to a file in
+/// `dir`; returns its path.
+pub fn slow_config_file(servers: &MailServers, db_url: &str, dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("concierge.toml");
+    let text = config(servers, db_url).replace("first_response = \"6s\"", "first_response = \"8h\"") + extra;
+    std::fs::write(&path, text).unwrap();
+    path
 }

@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::intake::{Decision, Kind, Place, Seen, Staff, decide};
 use super::interactions::{self, Answer, Asked, Known, Opt, What};
-use super::rest::{Rest, RestError, id_of};
+use super::rest::{HISTORY_PAGE, Rest, RestError, id_of};
 use super::settings::{DiscordSettings, RoleRef};
 use super::state;
 use crate::channels::{BoxFuture, ChannelAdapter, DeliveryError, Intake};
@@ -426,9 +426,18 @@ impl DiscordChannel {
     /// Reads what was written while concierge was away.
     async fn catch_up(&self, intake: &Intake, parents: &mut HashMap<u64, u64>) -> anyhow::Result<()> {
         let mut channels: Vec<u64> = Vec::new();
-        for c in &self.settings.support_channels {
-            if state::last_read(&self.store, *c).await?.is_some() {
-                channels.push(*c);
+        for &c in &self.settings.support_channels {
+            if state::last_read(&self.store, c).await?.is_some() {
+                channels.push(c);
+                continue;
+            }
+            // First start on this channel: it is read from here on (what was
+            // written before concierge came is not opened as tickets). The
+            // point is recorded now, so a message written after it is caught
+            // up even if concierge stops before reading it.
+            match self.rest.newest_message(c).await {
+                Ok(newest) => state::read_up_to(&self.store, c, newest.unwrap_or(0)).await?,
+                Err(e) => tracing::warn!(channel = c, "cannot read the newest message of a support channel: {e}"),
             }
         }
         let known: Vec<u64> = state::all(&self.store).await?.into_iter().map(|t| t.channel_id).collect();
@@ -446,16 +455,23 @@ impl DiscordChannel {
         }
         channels.extend(known);
         for channel in channels {
-            let after = state::last_read(&self.store, channel).await?.unwrap_or(0);
-            let history = match self.rest.messages_after(channel, after).await {
-                Ok(h) => h,
-                Err(e) => {
-                    tracing::warn!(channel, "cannot read the history of a Discord channel: {e}");
-                    continue;
+            let mut after = state::last_read(&self.store, channel).await?.unwrap_or(0);
+            // Page by page: a long absence leaves more than one page.
+            loop {
+                let page = match self.rest.messages_after(channel, after).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::warn!(channel, "cannot read the history of a Discord channel: {e}");
+                        break;
+                    }
+                };
+                for m in page.iter().filter_map(|v| seen_from_json(v, Some(self.settings.guild_id))) {
+                    self.consume(&m, intake, parents).await?;
                 }
-            };
-            for m in history.iter().filter_map(|v| seen_from_json(v, Some(self.settings.guild_id))) {
-                self.consume(&m, intake, parents).await?;
+                match page.last().and_then(id_of) {
+                    Some(last) if page.len() >= HISTORY_PAGE && last > after => after = last,
+                    _ => break,
+                }
             }
         }
         Ok(())

@@ -76,6 +76,9 @@ impl RestError {
     }
 }
 
+/// Messages per history request (Discord's maximum).
+pub const HISTORY_PAGE: usize = 100;
+
 /// The REST client of one bot.
 #[derive(Clone)]
 pub struct Rest {
@@ -174,12 +177,20 @@ impl Rest {
         Ok(threads.iter().filter_map(|t| Some((id_of(t)?, t["parent_id"].as_str()?.parse().ok()?))).collect())
     }
 
-    /// Messages after `after`, oldest first (at most 100).
+    /// The [`HISTORY_PAGE`] messages next after `after`, oldest first: a
+    /// full page means there may be more after its last.
     pub async fn messages_after(&self, channel: u64, after: u64) -> Result<Vec<Value>, RestError> {
-        let v = self.call(Method::GET, &format!("/channels/{channel}/messages?after={after}&limit=100"), None).await?;
+        let path = format!("/channels/{channel}/messages?after={after}&limit={HISTORY_PAGE}");
+        let v = self.call(Method::GET, &path, None).await?;
         let mut list = v.as_array().cloned().unwrap_or_default();
         list.sort_by_key(|m| id_of(m).unwrap_or(0));
         Ok(list)
+    }
+
+    /// The id of the newest message in `channel`, if it has any.
+    pub async fn newest_message(&self, channel: u64) -> Result<Option<u64>, RestError> {
+        let v = self.call(Method::GET, &format!("/channels/{channel}/messages?limit=1"), None).await?;
+        Ok(v.as_array().and_then(|l| l.iter().filter_map(id_of).max()))
     }
 }
 

@@ -285,6 +285,52 @@ fn a_restored_router_neither_loses_nor_repeats_a_nudge_or_survey() {
 }
 
 #[test]
+fn timers_due_at_one_instant_fire_in_conversation_order_whatever_order_memory_was_built_in() {
+    // Two conversations of one customer resolved at the same second: their
+    // surveys fall due together and the throttle lets one through. Which
+    // one must not depend on the order memory holds them in (slots).
+    let mut r = router();
+    for t in ["b", "a", "c"] {
+        r.handle(ts("2026-11-23T10:00:00Z"), customer(t, t, "Help"));
+    }
+    for t in ["c", "a", "b"] {
+        r.handle(ts("2026-11-23T10:05:00Z"), resolve(t));
+    }
+    let stored: Vec<_> =
+        ["email:a", "email:b", "email:c"].iter().map(|id| r.conversation(id).unwrap().clone()).collect();
+    let surveys: Vec<_> = ["email:a", "email:b", "email:c"].iter().map(|id| r.surveys[*id].clone()).collect();
+    let fired = |r: &mut Router| -> Vec<(String, SurveyStatus)> {
+        r.poll_timers(ts("2026-11-23T12:00:00Z"))
+            .into_iter()
+            .filter_map(|s| s.survey)
+            .map(|s| (s.conversation, s.status))
+            .collect()
+    };
+    let expected = vec![
+        ("email:a".to_string(), SurveyStatus::Sent),
+        ("email:b".to_string(), SurveyStatus::Skipped),
+        ("email:c".to_string(), SurveyStatus::Skipped),
+    ];
+    assert_eq!(fired(&mut r), expected);
+    for order in [[2, 0, 1], [1, 2, 0], [0, 1, 2]] {
+        let mut restarted = router();
+        // An emptied slot first, so slots differ from the first router's.
+        restarted.handle(ts("2026-11-23T09:00:00Z"), customer("z", "z", "Help"));
+        let quiet = Input::Resolve { channel: None, thread: "z".into(), by: "sam".into(), survey: false };
+        restarted.handle(ts("2026-11-23T09:01:00Z"), quiet);
+        let work = OpenWork {
+            conversations: order.iter().map(|&i| stored[i].clone()).collect(),
+            surveys: order.iter().map(|&i| surveys[i].clone()).collect(),
+            last_sent: vec![],
+        };
+        restarted.settle(ts("2026-11-23T09:02:00Z"));
+        assert_eq!(restarted.in_memory(), 0);
+        restarted.restore(work);
+        assert_eq!(fired(&mut restarted), expected, "restored in order {order:?}");
+    }
+}
+
+#[test]
 fn several_escalation_levels_go_to_their_own_recipients() {
     let mut r = router();
     r.policy.escalations = vec![
