@@ -189,6 +189,16 @@ pub enum BenchCommand {
         #[arg(long)]
         database: String,
     },
+    /// The child process of `bench timers` (prints JSON).
+    #[command(hide = true)]
+    TimersProbe {
+        #[arg(long)]
+        database: String,
+        #[arg(long)]
+        conversations: usize,
+        #[arg(long)]
+        spread: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -481,6 +491,10 @@ fn bench_cmd(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode, Failure> {
         }
         BenchCommand::StartupProbe { database } => block_on(async {
             writeln!(std::io::stdout(), "{}", bench::startup_probe(database).await?)?;
+            Ok(ExitCode::SUCCESS)
+        }),
+        BenchCommand::TimersProbe { database, conversations, spread } => block_on(async {
+            writeln!(std::io::stdout(), "{}", bench::timers_probe(database, *conversations, *spread).await?)?;
             Ok(ExitCode::SUCCESS)
         }),
     }

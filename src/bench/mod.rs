@@ -426,7 +426,6 @@ pub async fn startup_probe(database_url: &str) -> anyhow::Result<String> {
         "timers": engine.router.timers_pending(),
         "first_deadline": first.map(|t| t.to_string()),
         "peak_rss_kb": peak_rss_kb(),
-        "rss_kb": rss_kb(),
     });
     engine.store.close().await;
     Ok(value.to_string())
@@ -560,8 +559,6 @@ fn cpu_seconds() -> f64 {
 pub async fn timers(n: usize, spread: i64, admin: Option<&str>) -> anyhow::Result<Vec<Figure>> {
     let db = BenchDb::fresh(admin, "timers").await?;
     let backend = db.backend();
-    let mut config = Config::parse(TIMERS_CONFIG, "bench timers", None).map_err(|e| anyhow::anyhow!("{e}"))?;
-    config.database_url = db.url.clone();
     let store = Store::open(&db.url).await?;
     // Due from 30 s after now: time to write them and start.
     let first_due = Timestamp::now().as_second() + 30 + (n as i64 / 20_000);
@@ -579,7 +576,53 @@ pub async fn timers(n: usize, spread: i64, admin: Option<&str>) -> anyhow::Resul
         store.flush(&mut tx, batch).await?;
         tx.commit().await?;
     }
-    let engine = Engine::with_store(config, store.clone(), true, Timestamp::now()).await?;
+    store.close().await;
+    // Served by a process of its own, so its memory is the bot's, not the
+    // generator's.
+    let (exe, url) = (std::env::current_exe()?, db.url.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(exe)
+            .args(["bench", "timers-probe", "--database", &url])
+            .args(["--conversations", &n.to_string(), "--spread", &spread.to_string()])
+            .output()
+    })
+    .await??;
+    db.remove().await?;
+    anyhow::ensure!(out.status.success(), "the timers probe failed: {}", String::from_utf8_lossy(&out.stderr));
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    let probe: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let ms = |key: &str| format!("{:.0} ms", probe[key].as_f64().unwrap_or(f64::NAN) * 1000.0);
+    Ok(vec![
+        Figure::new(
+            format!("timers {backend}: warnings fired ({} of {n}, due over {spread} s)", probe["fired"]),
+            format!("p50 {} p99 {} max {}", ms("p50"), ms("p99"), ms("max")),
+            "0 ms (the due instant)",
+            "p99 ≤ 50 ms",
+        ),
+        Figure::new(
+            format!("timers {backend}: CPU while nothing is due"),
+            format!("{:.1}%", probe["idle_cpu"].as_f64().unwrap_or(f64::NAN) * 100.0),
+            "0%",
+            "≈ 0",
+        ),
+        Figure::new(
+            format!("timers {backend}: resident memory, {n} open"),
+            format!("{:.0} MB", probe["rss_kb"].as_f64().unwrap_or(f64::NAN) / 1024.0),
+            "",
+            "≤ 100 MB",
+        ),
+    ])
+}
+
+/// The child side of [`timers`]: serves the stored open conversations with
+/// the driver exactly as `concierge run` does (no channels: the outbox rows
+/// are the output) until `n` warnings fired, then idles 10 s; prints
+/// `{"fired", "p50", "p99", "max" (seconds late), "idle_cpu", "rss_kb"}`.
+pub async fn timers_probe(database_url: &str, n: usize, spread: i64) -> anyhow::Result<String> {
+    let mut config = Config::parse(TIMERS_CONFIG, "bench timers", None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    config.database_url = database_url.to_string();
+    let engine = Engine::start(config, true, Timestamp::now()).await?;
+    let store = engine.store.clone();
     let lateness: crate::driver::Lateness = Default::default();
     let (keep, inbox) = tokio::sync::mpsc::channel(1);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -600,29 +643,21 @@ pub async fn timers(n: usize, spread: i64, admin: Option<&str>) -> anyhow::Resul
     let cpu = cpu_seconds();
     tokio::time::sleep(Duration::from_secs(10)).await;
     let idle_cpu = (cpu_seconds() - cpu) / 10.0;
-    let rss = rss_kb() as f64 / 1024.0;
+    let rss = rss_kb();
     let _ = stop.send(());
     driver.await??;
     drop(keep);
-    db.remove().await?;
+    store.close().await;
     let mut late = lateness.lock().map(|l| l.clone()).unwrap_or_default();
     late.sort_by(f64::total_cmp);
-    let pick =
-        |q: f64| late.get(((late.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied().unwrap_or(f64::NAN);
-    let ms = |s: f64| format!("{:.0} ms", s * 1000.0);
-    Ok(vec![
-        Figure::new(
-            format!("timers {backend}: warnings fired ({} of {n}, due over {spread} s)", late.len()),
-            format!("p50 {} p99 {} max {}", ms(pick(0.5)), ms(pick(0.99)), ms(pick(1.0))),
-            "0 ms (the due instant)",
-            "p99 ≤ 50 ms",
-        ),
-        Figure::new(
-            format!("timers {backend}: CPU while nothing is due"),
-            format!("{:.1}%", idle_cpu * 100.0),
-            "0%",
-            "≈ 0",
-        ),
-        Figure::new(format!("timers {backend}: resident memory, {n} open"), format!("{rss:.0} MB"), "", "≤ 100 MB"),
-    ])
+    let pick = |q: f64| late.get(((late.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied();
+    let value = serde_json::json!({
+        "fired": late.len(),
+        "p50": pick(0.5),
+        "p99": pick(0.99),
+        "max": pick(1.0),
+        "idle_cpu": idle_cpu,
+        "rss_kb": rss,
+    });
+    Ok(value.to_string())
 }

@@ -70,12 +70,14 @@ impl Store {
         resolved.sort();
         resolved.dedup();
         let mut surveys = crate::core::router::by_conversation(surveys.into_iter().chain(pending).collect());
-        let sql = self.open_pages();
+        let (sql, paged) = self.open_conversations();
         let mut pages = sqlx::query(&sql).fetch(&self.pool);
         while let Some(page) = pages.try_next().await? {
-            let page: String = page.try_get(0)?;
-            let rows: Vec<ConversationRow> =
-                serde_json::from_str(&page).context("reading a page of open conversations")?;
+            let rows: Vec<ConversationRow> = if paged {
+                serde_json::from_str(&page.try_get::<String, _>(0)?).context("reading a page of open conversations")?
+            } else {
+                vec![ConversationRow::read(&page)?]
+            };
             for row in rows {
                 let c = row.into_conversation()?;
                 let of = surveys.remove(&c.id).unwrap_or_default();
@@ -93,21 +95,24 @@ impl Store {
         Ok(())
     }
 
-    /// The open conversations in pages of 1,000, each page one JSON array
-    /// of [`CONVERSATION`] arrays. The driver costs a copy per value and a
-    /// hand-off between threads per row: read row by row, 100,000 open
-    /// conversations took three times as long (see BENCHMARKS.md, start-up).
-    fn open_pages(&self) -> String {
-        let (page, row) = match self.backend {
-            Backend::Sqlite => ("json_group_array", "json_array"),
-            Backend::Postgres => ("json_agg", "json_build_array"),
-        };
-        let text = if self.backend == Backend::Postgres { "::text" } else { "" };
-        format!(
-            "SELECT {page}({row}({CONVERSATION})){text} AS page FROM \
-             (SELECT {CONVERSATION}, (row_number() OVER ()) / 250 AS page_no \
-             FROM conversations WHERE status = 'open') AS t GROUP BY page_no"
-        )
+    /// The query for the open conversations, and whether it reads them in
+    /// pages. On SQLite, pages of 250 rows, each page one JSON array of
+    /// [`CONVERSATION`] arrays: sqlx's SQLite driver copies every value and
+    /// hands every row from its worker thread, which made reading 100,000
+    /// open conversations row by row three times as long. PostgreSQL's
+    /// driver streams rows faster than the server builds such pages.
+    fn open_conversations(&self) -> (String, bool) {
+        match self.backend {
+            Backend::Sqlite => (
+                format!(
+                    "SELECT json_group_array(json_array({CONVERSATION})) AS page FROM \
+                     (SELECT {CONVERSATION}, (row_number() OVER ()) / 250 AS page_no \
+                     FROM conversations WHERE status = 'open') GROUP BY page_no"
+                ),
+                true,
+            ),
+            Backend::Postgres => (format!("SELECT {CONVERSATION} FROM conversations WHERE status = 'open'"), false),
+        }
     }
 
     /// Every stored conversation, by id (checks and exports; the router
