@@ -17,10 +17,16 @@ const CHECKS: &str = "SELECT k.message_id, k.conversation, k.agent, k.at, k.firs
 const SCORES: &str = "SELECT score FROM surveys WHERE status = 'answered' AND answered_at >= $1 AND answered_at < $2 \
     AND answered_at <= $3 ORDER BY answered_at";
 const FAILED: &str = "SELECT COUNT(*) AS n FROM outbox WHERE status = 'failed' AND at >= $1 AND at < $2 AND at <= $3";
-const FOLLOWUPS: &str = "SELECT s.id, s.score, s.answered_at, c.first_reply_by, c.assigned, f.closed_at FROM surveys s \
-    JOIN conversations c ON c.id = s.conversation LEFT JOIN followup_closures f ON f.survey = s.id \
+/// The follow-ups still open at `$1`: the detractors' answers are matched to
+/// their closures first, and only the open ones are joined to their
+/// conversation (most follow-ups are closed; joining every detractor's
+/// conversation first was most of a report's time on a long history).
+const FOLLOWUPS: &str = "SELECT o.id, o.score, o.answered_at, c.first_reply_by, c.assigned, o.closed_at FROM \
+    (SELECT s.id, s.score, s.answered_at, s.conversation, f.closed_at FROM surveys s \
+    LEFT JOIN followup_closures f ON f.survey = s.id \
     WHERE s.status = 'answered' AND s.score <= 6 AND s.answered_at <= $1 \
-    AND (f.closed_at IS NULL OR f.closed_at > $1) ORDER BY s.answered_at, s.id";
+    AND (f.closed_at IS NULL OR f.closed_at > $1)) AS o \
+    JOIN conversations c ON c.id = o.conversation ORDER BY o.answered_at, o.id";
 
 /// The report's queries by what they read, for `concierge bench reports`
 /// to show their plans. `$1`/`$2` are the week's bounds, `$3` the instant.
