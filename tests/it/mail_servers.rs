@@ -153,10 +153,17 @@ impl MailServers {
         wait_for_port(self.ports.imap, "dovecot", &d.join("dovecot.log"));
     }
 
+    /// Stops Dovecot and ends its sessions too (here its session processes
+    /// outlive the master; a real outage cuts them).
     pub fn stop_imap(&mut self) {
         if let Some(mut child) = self.dovecot.take() {
+            let out = Command::new("pgrep").arg("-P").arg(child.id().to_string()).output();
+            let sessions = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
             let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
             let _ = child.wait();
+            for pid in sessions.split_whitespace() {
+                let _ = Command::new("kill").args(["-KILL", pid]).stderr(Stdio::null()).status();
+            }
             wait_closed(self.ports.imap);
         }
     }

@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::channels::email::auth::reply_address;
 use crate::channels::email::compose::{compose, message_id};
-use crate::channels::email::imap::{self, Fetched, Limits, fetch_new, wait_for_mail};
+use crate::channels::email::imap::{self, Fetched, Limits, Sessions, fetch_new, wait_for_mail};
 use crate::channels::email::intake::{Decision, Lookup, decide, message_key};
 use crate::channels::email::message::{Email, ticket_token};
 use crate::channels::email::settings::{AddressPattern, EmailSettings};
@@ -43,6 +43,8 @@ pub struct EmailChannel {
     /// Signs agents' reply addresses ([`super::auth`]); `None` when
     /// `email.agent_reply_tags` is off.
     tag_key: Option<Arc<Vec<u8>>>,
+    /// IMAP sessions kept between reading, waiting and searching.
+    imap: Arc<Sessions>,
 }
 
 impl EmailChannel {
@@ -59,7 +61,7 @@ impl EmailChannel {
         let smtp = SmtpOutbound::new(settings.clone())
             .map_err(|e| vec![Problem { key: "email.tls_ca_file".into(), message: format!("{e:#}") }])?;
         let tag_key = settings.agent_reply_tags.then_some(secret);
-        Ok(EmailChannel { settings, store, smtp, templates, tag_key })
+        Ok(EmailChannel { settings, store, smtp, templates, tag_key, imap: Arc::default() })
     }
 }
 
@@ -91,7 +93,7 @@ impl ChannelAdapter for EmailChannel {
                 "email: neither email.authserv_id nor email.agent_reply_tags is set: agents' mail cannot be authenticated and is treated as customers'"
             );
         }
-        Box::pin(run_intake(intake, self.settings.clone(), self.tag_key.clone()))
+        Box::pin(run_intake(intake, self.settings.clone(), self.tag_key.clone(), self.imap.clone()))
     }
 
     fn deliver<'a>(&'a self, item: &'a OutboxItem) -> BoxFuture<'a, Result<(), DeliveryError>> {
@@ -157,8 +159,8 @@ impl EmailChannel {
         let deadline = since.checked_add(COPY_GRACE).unwrap_or(since);
         loop {
             for mailbox in &boxes {
-                let (s, mailbox, id) = (s.clone(), mailbox.clone(), message_id.to_string());
-                match tokio::task::spawn_blocking(move || imap::has_message_id(&s, &mailbox, &id)).await {
+                let (s, mailbox, id, kept) = (s.clone(), mailbox.clone(), message_id.to_string(), self.imap.clone());
+                match tokio::task::spawn_blocking(move || imap::has_message_id(&s, &kept, &mailbox, &id)).await {
                     Ok(Ok(true)) => return Ok(true),
                     Ok(Ok(false)) => {}
                     Ok(Err(line)) => return Err(DeliveryError::Unconfirmed(line)),
@@ -174,7 +176,7 @@ impl EmailChannel {
 }
 
 /// Reads the configured mailboxes until the bot stops.
-pub async fn run_intake(intake: Intake, settings: EmailSettings, tag_key: Option<Arc<Vec<u8>>>) {
+pub async fn run_intake(intake: Intake, settings: EmailSettings, tag_key: Option<Arc<Vec<u8>>>, kept: Arc<Sessions>) {
     let store = intake.store.clone();
     let mut failures: u32 = 0;
     let mut reading = Condition::new("email intake");
@@ -182,7 +184,7 @@ pub async fn run_intake(intake: Intake, settings: EmailSettings, tag_key: Option
         let mut failed = None;
         let sent = settings.sent_mailbox.iter().map(|m| (m, true));
         for (mailbox, in_sent) in settings.mailboxes.iter().map(|m| (m, false)).chain(sent) {
-            match poll_mailbox(&store, &settings, tag_key.as_deref(), (mailbox, in_sent), &intake).await {
+            match poll_mailbox(&store, (&settings, &kept), tag_key.as_deref(), (mailbox, in_sent), &intake).await {
                 Ok(polled) => {
                     if polled.consumed > 0 {
                         tracing::info!(mailbox = %mailbox, messages = polled.consumed, "mail read");
@@ -202,10 +204,10 @@ pub async fn run_intake(intake: Intake, settings: EmailSettings, tag_key: Option
             reading.ok();
             intake.link(Channel::Email, Link::Up);
             // Wait for new mail in the first mailbox: IDLE where offered, else poll.
-            let (s, name) = (settings.clone(), settings.mailboxes[0].clone());
+            let (s, name, k) = (settings.clone(), settings.mailboxes[0].clone(), kept.clone());
             let since = state::position(&store, &name).await.ok().flatten();
             let timeout = Duration::from_secs(settings.poll_interval as u64);
-            let waiting = tokio::task::spawn_blocking(move || wait_for_mail(&s, &name, since, timeout));
+            let waiting = tokio::task::spawn_blocking(move || wait_for_mail(&s, &k, &name, since, timeout));
             tokio::select! {
                 waited = waiting => {
                     if let Ok(Err(line)) = waited {
@@ -241,7 +243,7 @@ struct Stop;
 /// mail put it.
 async fn poll_mailbox(
     store: &Store,
-    settings: &EmailSettings,
+    (settings, kept): (&EmailSettings, &Arc<Sessions>),
     tag_key: Option<&Vec<u8>>,
     (mailbox, in_sent): (&str, bool),
     intake: &Intake,
@@ -253,8 +255,8 @@ async fn poll_mailbox(
             Ok(p) => p,
             Err(e) => return fail(format!("cannot read the mailbox position: {e:#}"), consumed),
         };
-        let (s, name) = (settings.clone(), mailbox.to_string());
-        let new = match tokio::task::spawn_blocking(move || fetch_new(&s, &name, since, Limits::default())).await {
+        let (s, name, k) = (settings.clone(), mailbox.to_string(), kept.clone());
+        let new = match tokio::task::spawn_blocking(move || fetch_new(&s, &k, &name, since, Limits::default())).await {
             Ok(Ok(new)) => new,
             Ok(Err(line)) => return fail(line, consumed),
             Err(e) => return fail(format!("the IMAP task failed: {e}"), consumed),

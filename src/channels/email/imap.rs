@@ -3,7 +3,9 @@
 //! servers on loopback. Mail is fetched by UID past the stored position and
 //! nothing is marked or moved: the position advances only after the mail is
 //! stored, so a crash or reconnect never skips a message. Between fetches the
-//! intake waits with IMAP IDLE where the server offers it.
+//! intake waits with IMAP IDLE where the server offers it. A logged-in
+//! session is kept between jobs ([`Sessions`]): reading, waiting and
+//! searching share one login instead of connecting for each.
 //!
 //! Every failure is one line naming the setting to fix.
 
@@ -55,8 +57,14 @@ impl Default for Limits {
 /// start when `since` is `None` or its UIDVALIDITY is no longer the
 /// mailbox's): sizes first, then the bodies of at most `limits` worth, so a
 /// huge backlog is read a batch at a time.
-pub fn fetch_new(s: &EmailSettings, mailbox: &str, since: Option<Position>, limits: Limits) -> Result<NewMail, String> {
-    with_mailbox(s, mailbox, Fetch { mailbox, since, limits })
+pub fn fetch_new(
+    s: &EmailSettings,
+    kept: &Sessions,
+    mailbox: &str,
+    since: Option<Position>,
+    limits: Limits,
+) -> Result<NewMail, String> {
+    with_mailbox(s, kept, mailbox, Fetch { mailbox, since, limits })
 }
 
 /// The first UIDs of `sized` (UID, size) that fit in `limits`; at least one.
@@ -79,23 +87,84 @@ pub fn take_batch(sized: &[(u32, u64)], limits: Limits) -> &[(u32, u64)] {
 /// whether the server can IDLE.
 pub fn wait_for_mail(
     s: &EmailSettings,
+    kept: &Sessions,
     mailbox: &str,
     since: Option<Position>,
     timeout: Duration,
 ) -> Result<bool, String> {
-    with_mailbox(s, mailbox, Wait { since, timeout })
+    with_mailbox(s, kept, mailbox, Wait { since, timeout })
 }
 
 /// Whether `mailbox` holds a message with this Message-ID (without angle
 /// brackets; ours are hex digits and a domain, safe to quote).
-pub fn has_message_id(s: &EmailSettings, mailbox: &str, message_id: &str) -> Result<bool, String> {
-    with_mailbox(s, mailbox, Search { message_id })
+pub fn has_message_id(s: &EmailSettings, kept: &Sessions, mailbox: &str, message_id: &str) -> Result<bool, String> {
+    with_mailbox(s, kept, mailbox, Search { message_id })
 }
 
 type Session<T> = imap::Session<T>;
 
+/// Logged-in sessions with one server, kept between jobs (at most
+/// [`Sessions::KEEP`]: the intake's and a delivery's). A job takes one (or
+/// connects), and gives it back when it went well; a kept session that
+/// fails (the server restarted, a timeout) is dropped and the job runs
+/// once more on a new connection, whose error, if any, is the one said.
+#[derive(Default)]
+pub struct Sessions {
+    kept: std::sync::Mutex<Vec<Kept>>,
+    logins: std::sync::atomic::AtomicU64,
+}
+
+impl Sessions {
+    const KEEP: usize = 2;
+
+    /// How many times these sessions logged in.
+    pub fn logins(&self) -> u64 {
+        self.logins.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn take(&self) -> Option<Kept> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    fn give_back(&self, session: Kept) {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() < Self::KEEP {
+            kept.push(session);
+        }
+    }
+}
+
+/// A logged-in session on either kind of connection, with its socket (a
+/// handle on the same connection) to bound every read.
+enum Kept {
+    Plain(Session<TcpStream>, TcpStream),
+    Tls(Session<native_tls::TlsStream<TcpStream>>, TcpStream),
+}
+
+/// How long a read may wait for the server outside IDLE.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Kept {
+    fn run<J: Job>(&mut self, mailbox: &str, job: J) -> Result<J::Out, String> {
+        // IDLE leaves the socket without a timeout: set it for every job.
+        let (Kept::Plain(_, socket) | Kept::Tls(_, socket)) = self;
+        socket.set_read_timeout(Some(READ_TIMEOUT)).map_err(|e| format!("the IMAP connection failed: {e}"))?;
+        match self {
+            Kept::Plain(session, _) => select_and_run(session, mailbox, job),
+            Kept::Tls(session, _) => select_and_run(session, mailbox, job),
+        }
+    }
+
+    fn logout(self) {
+        let _ = match self {
+            Kept::Plain(mut session, _) => session.logout(),
+            Kept::Tls(mut session, _) => session.logout(),
+        };
+    }
+}
+
 /// Something done with a selected mailbox, on any kind of connection.
-trait Job {
+trait Job: Clone {
     type Out;
     fn run<T: Read + Write + SetReadTimeout>(
         self,
@@ -104,6 +173,7 @@ trait Job {
     ) -> Result<Self::Out, String>;
 }
 
+#[derive(Clone, Copy)]
 struct Fetch<'a> {
     mailbox: &'a str,
     since: Option<Position>,
@@ -150,6 +220,7 @@ impl Job for Fetch<'_> {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Search<'a> {
     message_id: &'a str,
 }
@@ -166,6 +237,7 @@ impl Job for Search<'_> {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Wait {
     since: Option<Position>,
     timeout: Duration,
@@ -201,8 +273,30 @@ impl Job for Wait {
     }
 }
 
-/// Connects as configured, logs in, selects `mailbox`, runs `job`, logs out.
-fn with_mailbox<J: Job>(s: &EmailSettings, mailbox: &str, job: J) -> Result<J::Out, String> {
+/// Selects `mailbox` and runs `job` on a kept session, or on a new one
+/// (connected and logged in as configured) when none is kept or the kept
+/// one fails; a session that did its job is kept for the next.
+fn with_mailbox<J: Job>(s: &EmailSettings, kept: &Sessions, mailbox: &str, job: J) -> Result<J::Out, String> {
+    // A kept session that fails is dropped: its connection may be dead. A
+    // new one says why, if so.
+    if let Some(mut session) = kept.take()
+        && let Ok(out) = session.run(mailbox, job.clone())
+    {
+        kept.give_back(session);
+        return Ok(out);
+    }
+    let mut session = connect(s)?;
+    kept.logins.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = session.run(mailbox, job);
+    match out {
+        Ok(_) => kept.give_back(session),
+        Err(_) => session.logout(),
+    }
+    out
+}
+
+/// Connects as configured and logs in.
+fn connect(s: &EmailSettings) -> Result<Kept, String> {
     let unreachable = |e: &dyn std::fmt::Display| {
         format!(
             "cannot reach the IMAP server {}:{} ({e}): check email.imap_host and email.imap_port",
@@ -212,55 +306,60 @@ fn with_mailbox<J: Job>(s: &EmailSettings, mailbox: &str, job: J) -> Result<J::O
     let tls_failed = |e: &dyn std::fmt::Display| {
         format!("TLS with {}:{} failed ({e}): check email.tls and email.tls_ca_file", s.imap_host, s.imap_port)
     };
+    let tcp = TcpStream::connect((s.imap_host.as_str(), s.imap_port)).map_err(|e| unreachable(&e))?;
+    tcp.set_read_timeout(Some(READ_TIMEOUT)).map_err(|e| unreachable(&e))?;
+    let socket = tcp.try_clone().map_err(|e| unreachable(&e))?;
+    let tls = || -> Result<native_tls::TlsConnector, String> {
+        let mut builder = native_tls::TlsConnector::builder();
+        if let Some(ca) = &s.tls_ca_file {
+            let pem = std::fs::read(ca).map_err(|e| format!("email.tls_ca_file {}: {e}", ca.display()))?;
+            let cert = native_tls::Certificate::from_pem(&pem).map_err(|e| tls_failed(&e))?;
+            builder.add_root_certificate(cert);
+        }
+        builder.build().map_err(|e| tls_failed(&e))
+    };
     match s.tls {
         Tls::None => {
-            let stream = TcpStream::connect((s.imap_host.as_str(), s.imap_port)).map_err(|e| unreachable(&e))?;
-            stream.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| unreachable(&e))?;
+            let mut client = imap::Client::new(tcp);
+            client.read_greeting().map_err(|e| unreachable(&e))?;
+            Ok(Kept::Plain(login(s, client)?, socket))
+        }
+        Tls::Implicit => {
+            let stream = tls()?.connect(&s.imap_host, tcp).map_err(|e| tls_failed(&e))?;
             let mut client = imap::Client::new(stream);
             client.read_greeting().map_err(|e| unreachable(&e))?;
-            run_job(s, client, mailbox, job)
+            Ok(Kept::Tls(login(s, client)?, socket))
         }
-        Tls::Implicit | Tls::StartTls => {
-            let mut builder = native_tls::TlsConnector::builder();
-            if let Some(ca) = &s.tls_ca_file {
-                let pem = std::fs::read(ca).map_err(|e| format!("email.tls_ca_file {}: {e}", ca.display()))?;
-                let cert = native_tls::Certificate::from_pem(&pem).map_err(|e| tls_failed(&e))?;
-                builder.add_root_certificate(cert);
-            }
-            let tls = builder.build().map_err(|e| tls_failed(&e))?;
-            let addr = (s.imap_host.as_str(), s.imap_port);
-            let client = if s.tls == Tls::Implicit {
-                imap::connect(addr, &s.imap_host, &tls)
-            } else {
-                imap::connect_starttls(addr, &s.imap_host, &tls)
-            }
-            .map_err(|e| match e {
+        Tls::StartTls => {
+            let mut client = imap::Client::new(tcp);
+            client.read_greeting().map_err(|e| unreachable(&e))?;
+            let client = client.secure(&s.imap_host, &tls()?).map_err(|e| match e {
                 imap::error::Error::Io(io) => unreachable(&io),
                 other => tls_failed(&other),
             })?;
-            run_job(s, client, mailbox, job)
+            Ok(Kept::Tls(login(s, client)?, socket))
         }
     }
 }
 
-fn run_job<T: Read + Write + SetReadTimeout, J: Job>(
-    s: &EmailSettings,
-    client: imap::Client<T>,
-    mailbox: &str,
-    job: J,
-) -> Result<J::Out, String> {
-    let mut session = client.login(&s.username, &s.password.0).map_err(|(e, _)| {
+fn login<T: Read + Write>(s: &EmailSettings, client: imap::Client<T>) -> Result<Session<T>, String> {
+    client.login(&s.username, &s.password.0).map_err(|(e, _)| {
         format!(
             "IMAP login as \"{}\" failed ({e}): check email.username and email.password_env/password_file",
             s.username
         )
-    })?;
+    })
+}
+
+fn select_and_run<T: Read + Write + SetReadTimeout, J: Job>(
+    session: &mut Session<T>,
+    mailbox: &str,
+    job: J,
+) -> Result<J::Out, String> {
     let selected = session
         .select(mailbox)
         .map_err(|e| format!("cannot open mailbox \"{mailbox}\" ({e}): check email.mailboxes"))?;
-    let out = job.run(&mut session, &selected);
-    let _ = session.logout();
-    out
+    job.run(session, &selected)
 }
 
 #[cfg(test)]
