@@ -168,24 +168,38 @@ impl BusinessHours {
 
     /// The first open interval (unix seconds) whose close is after `after`;
     /// `None` past the end of time.
+    ///
+    /// A day's open time is the union, in real time, of its spans: a span
+    /// that lies in the hour skipped by a DST change moves an hour later
+    /// and may then overlap another span of the day, which must not lose
+    /// the overlap (nor the other span). Time an earlier day already
+    /// opened is not counted again.
     fn next_interval(&self, after: i64) -> Option<(i64, i64)> {
         let after_ts = Timestamp::from_second(after).ok()?;
         let local = self.tz.to_datetime(after_ts).date();
         // Start a day early: a DST shift can push yesterday's 24:00 past local midnight.
         let mut date = local.yesterday().unwrap_or(local);
+        let mut counted_until = i64::MIN;
+        let mut day: Vec<(i64, i64)> = Vec::new();
         // `new` guarantees an open span every week. Within 7 × (h + 2) days each
         // weekday occurs h + 2 times, so h holidays and one DST-emptied span
         // cannot close them all.
         for _ in 0..(7 * (self.holidays.len() + 2) + 1) {
             if !self.holidays.contains(&date) {
-                let mut previous_close = i64::MIN;
-                for span in &self.week[weekday_index(date)] {
-                    let open = self.local_instant(date, span.open).max(previous_close);
-                    let close = self.local_instant(date, span.close);
+                day.clear();
+                day.extend(
+                    self.week[weekday_index(date)]
+                        .iter()
+                        .map(|span| (self.local_instant(date, span.open), self.local_instant(date, span.close)))
+                        .filter(|(open, close)| close > open),
+                );
+                day.sort_unstable();
+                for (open, close) in union(&day) {
+                    let open = open.max(counted_until);
                     if close <= open {
                         continue;
                     }
-                    previous_close = close;
+                    counted_until = close;
                     if close > after {
                         return (open < END).then_some((open, close.min(END)));
                     }
@@ -212,6 +226,20 @@ impl BusinessHours {
             .map(|t| t.as_second())
             .unwrap_or(END)
     }
+}
+
+/// Sorted intervals merged where they overlap or touch.
+fn union(sorted: &[(i64, i64)]) -> impl Iterator<Item = (i64, i64)> + '_ {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let (open, mut close) = *sorted.get(i)?;
+        i += 1;
+        while let Some(&(_, next_close)) = sorted.get(i).filter(|n| n.0 <= close) {
+            close = close.max(next_close);
+            i += 1;
+        }
+        Some((open, close))
+    })
 }
 
 fn weekday_index(date: Date) -> usize {
@@ -366,6 +394,36 @@ mod tests {
         assert_eq!(hours.elapsed(ts("2026-03-08T00:00:00Z"), ts("2026-03-09T00:00:00Z")), 5400);
     }
 
+    fn sunday_only(zone: &str, spans: &[&str]) -> BusinessHours {
+        let sunday = spans.iter().map(|s| Span::parse(s).unwrap()).collect();
+        let week = [vec![], vec![], vec![], vec![], vec![], vec![], sunday];
+        BusinessHours::new(TimeZone::get(zone).unwrap(), week, BTreeSet::new()).unwrap()
+    }
+
+    #[test]
+    fn a_span_moved_out_of_a_skipped_hour_adds_to_the_days_other_spans() {
+        // Regression (issue 12). 2026-03-29, Berlin skips 02:00-03:00:
+        // "02:15-02:45" moves to 03:15-03:45 CEST (01:15-01:45Z), inside
+        // "03:00-12:00" CEST (01:00-10:00Z); together 9 hours.
+        let day = vec![Span::parse("09:00-17:00").unwrap()];
+        let sunday = ["02:15-02:45", "03:00-12:00"].map(|s| Span::parse(s).unwrap()).to_vec();
+        let week = [day, vec![], vec![], vec![], vec![], vec![], sunday];
+        let hours = BusinessHours::new(TimeZone::get("Europe/Berlin").unwrap(), week, BTreeSet::new()).unwrap();
+        check_add(
+            &hours,
+            &[
+                ("2026-03-28T23:00:00Z", 60, "2026-03-29T01:01:00Z"),
+                ("2026-03-28T23:00:00Z", 9 * 3600, "2026-03-30T07:00:00Z"),
+            ],
+        );
+        assert_eq!(hours.elapsed(ts("2026-03-28T23:00:00Z"), ts("2026-03-29T12:00:00Z")), 32_400);
+        // 2019-03-31, London skips 01:00-02:00: "01:30-01:59" moves to
+        // 01:30-01:59Z, inside "02:00-02:59" BST (01:00-01:59Z).
+        let hours = sunday_only("Europe/London", &["01:30-01:59", "02:00-02:59"]);
+        assert_eq!(hours.elapsed(ts("2019-03-31T01:00:00Z"), ts("2019-03-31T01:30:00Z")), 1800);
+        assert_eq!(hours.elapsed(ts("2019-03-31T00:00:00Z"), ts("2019-04-01T00:00:00Z")), 59 * 60);
+    }
+
     #[test]
     fn fall_back_takes_the_first_occurrence_and_counts_real_seconds() {
         // 2026-11-01 is a Sunday; New York repeats 01:00-02:00.
@@ -417,6 +475,95 @@ mod tests {
         let hours = BusinessHours::new(TimeZone::UTC, minute, BTreeSet::new()).unwrap();
         assert_eq!(hours.add(ts("2026-11-23T00:00:00Z"), 3650 * 86_400), None);
         assert_eq!(hours.add(ts("2026-11-23T00:00:00Z"), 90), Some(ts("2026-11-30T09:00:30Z")));
+    }
+
+    /// DST switch days (Sundays) in zones east and west, north and south,
+    /// one switching at midnight, with the local minute of the switch.
+    const SWITCHES: [(&str, (i16, i8, i8), i32); 9] = [
+        ("Europe/Berlin", (2026, 3, 29), 120),
+        ("Europe/Berlin", (2026, 10, 25), 180),
+        ("Europe/London", (2019, 3, 31), 60),
+        ("America/New_York", (2026, 3, 8), 120),
+        ("America/New_York", (2026, 11, 1), 120),
+        ("Australia/Sydney", (2026, 4, 5), 180),
+        ("Australia/Sydney", (2026, 10, 4), 120),
+        ("America/Santiago", (2026, 4, 5), 0),
+        ("America/Santiago", (2026, 9, 6), 0),
+    ];
+
+    /// Spans from (start minute relative to the switch, length in minutes),
+    /// clipped to the day: most of them open or close near the switch.
+    fn spans(switch: i32, raw: &[(i32, u32)]) -> Vec<Span> {
+        raw.iter()
+            .map(|&(from_switch, len)| {
+                let start = (switch + from_switch).clamp(0, 1439) as u32;
+                Span { open: start * 60, close: (start + len).min(1440) * 60 }
+            })
+            .collect()
+    }
+
+    /// The day's open seconds in real time, counted minute by minute: each
+    /// span runs from where its local open to where its local close fall
+    /// (a missing local time an hour later), overlaps counted once.
+    fn union_by_minutes(zone: &TimeZone, date: Date, spans: &[Span]) -> i64 {
+        let at = |secs: u32| {
+            let (d, secs) = if secs >= 86_400 { (date.tomorrow().unwrap(), secs - 86_400) } else { (date, secs) };
+            let t = Time::new((secs / 3600) as i8, (secs / 60 % 60) as i8, 0, 0).unwrap();
+            zone.to_ambiguous_timestamp(DateTime::from_parts(d, t)).compatible().unwrap().as_second()
+        };
+        let mut minutes = std::collections::HashSet::new();
+        for s in spans {
+            minutes.extend((at(s.open)..at(s.close)).step_by(60));
+        }
+        minutes.len() as i64 * 60
+    }
+
+    /// Business seconds over the whole local day (with three hours' margin).
+    fn day_elapsed(zone: &str, date: Date, spans: Vec<Span>) -> Option<(i64, TimeZone)> {
+        let tz = TimeZone::get(zone).unwrap();
+        let week = [vec![], vec![], vec![], vec![], vec![], vec![], spans];
+        let hours = BusinessHours::new(tz.clone(), week, BTreeSet::new()).ok()?;
+        let midnight = |d: Date| tz.to_ambiguous_timestamp(d.to_datetime(Time::midnight())).compatible().unwrap();
+        let from = midnight(date).checked_sub(jiff::SignedDuration::from_hours(3)).unwrap();
+        let to = midnight(date.tomorrow().unwrap()).checked_add(jiff::SignedDuration::from_hours(3)).unwrap();
+        Some((hours.elapsed(from, to), tz))
+    }
+
+    proptest! {
+        // Many cases: the interesting ones (a span inside the skipped hour
+        // and another it then overlaps) are a few in a hundred.
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn around_dst_switches_a_days_business_time_is_the_union_of_its_spans_in_real_time(
+            which in 0..SWITCHES.len(),
+            raw in proptest::collection::vec((-150i32..150, 1u32..120), 1..4),
+        ) {
+            let (zone, (y, m, d), switch) = SWITCHES[which];
+            let date = Date::new(y, m, d).unwrap();
+            let spans = spans(switch, &raw);
+            // Spans that overlap on the clock are refused by `new`: not a schedule.
+            let Some((elapsed, tz)) = day_elapsed(zone, date, spans.clone()) else { return Ok(()) };
+            prop_assert_eq!(elapsed, union_by_minutes(&tz, date, &spans), "{} {} {:?}", zone, date, spans);
+        }
+
+        #[test]
+        fn around_dst_switches_adding_a_span_never_lowers_a_days_business_time(
+            which in 0..SWITCHES.len(),
+            raw in proptest::collection::vec((-150i32..150, 1u32..120), 1..4),
+            extra in (-150i32..150, 1u32..120),
+        ) {
+            let (zone, (y, m, d), switch) = SWITCHES[which];
+            let date = Date::new(y, m, d).unwrap();
+            let before = spans(switch, &raw);
+            let mut after = before.clone();
+            after.extend(spans(switch, &[extra]));
+            let (Some((less, _)), Some((more, _))) = (day_elapsed(zone, date, before), day_elapsed(zone, date, after))
+            else {
+                return Ok(());
+            };
+            prop_assert!(more >= less, "{} {}: adding {:?} took {} to {}", zone, date, extra, less, more);
+        }
     }
 
     proptest! {

@@ -145,6 +145,28 @@ fn sla_due_and_elapsed_use_the_configured_business_hours() {
 }
 
 #[test]
+fn a_span_moved_out_of_a_skipped_dst_hour_adds_to_the_days_other_spans() {
+    // Issue 12's reproductions, run as users run them.
+    let sla = |config: &std::path::Path, args: &[&str]| {
+        let o = run(concierge().arg("--config").arg(config).arg("sla").args(args), "");
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    let (_dir, berlin) = temp_file(
+        "berlin.toml",
+        "[business_hours]\ntime_zone = \"Europe/Berlin\"\nmon = [\"09:00-17:00\"]\nsun = [\"02:15-02:45\", \"03:00-12:00\"]\n",
+    );
+    assert_eq!(sla(&berlin, &["due", "--from", "2026-03-28T23:00:00Z", "--within", "1m"]), "2026-03-29T01:01:00Z\n");
+    assert_eq!(sla(&berlin, &["due", "--from", "2026-03-28T23:00:00Z", "--within", "9h"]), "2026-03-30T07:00:00Z\n");
+    assert_eq!(sla(&berlin, &["elapsed", "--from", "2026-03-28T23:00:00Z", "--to", "2026-03-29T12:00:00Z"]), "32400\n");
+    let (_dir, london) = temp_file(
+        "london.toml",
+        "[business_hours]\ntime_zone = \"Europe/London\"\nsun = [\"01:30-01:59\", \"02:00-02:59\"]\n",
+    );
+    assert_eq!(sla(&london, &["elapsed", "--from", "2019-03-31T01:00:00Z", "--to", "2019-03-31T01:30:00Z"]), "1800\n");
+}
+
+#[test]
 fn sla_rejects_bad_instants_durations_and_reversed_ranges_with_exit_2() {
     for args in [
         &["sla", "due", "--from", "tomorrow"][..],
