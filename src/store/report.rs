@@ -3,17 +3,45 @@
 use jiff::Timestamp;
 use sqlx::Row as _;
 
-use super::{Store, opt_ts, ts};
+use anyhow::Context as _;
+
+use super::{Backend, Store, opt_ts, ts};
 use crate::core::report::{CheckRow, ConversationRow, FollowUpRow, ReportData};
 
-const CONVERSATIONS: &str = "SELECT id, opened_at, due_at, first_reply_at, first_reply_by, resolved_at FROM conversations \
-    WHERE opened_at >= $1 AND opened_at < $2 AND customer_id IS NOT NULL ORDER BY opened_at, id";
+// Each of the two large reads is written once and read two ways: as rows
+// (PostgreSQL), or on SQLite as one JSON array built by SQLite (its
+// driver's cost per row was most of a report's time; see BENCHMARKS.md).
+macro_rules! conversation_columns {
+    () => {
+        "id, opened_at, due_at, first_reply_at, first_reply_by, resolved_at"
+    };
+}
+macro_rules! conversations_of_week {
+    () => {
+        " FROM conversations WHERE opened_at >= $1 AND opened_at < $2 AND customer_id IS NOT NULL"
+    };
+}
+macro_rules! check_columns {
+    () => {
+        "k.message_id, k.conversation, k.agent, k.at, k.first_reply"
+    };
+}
+macro_rules! checks_of_week {
+    () => {
+        " FROM reply_checks k JOIN conversations c ON c.id = k.conversation \
+         WHERE c.opened_at >= $1 AND c.opened_at < $2 AND k.at <= $3"
+    };
+}
+const CONVERSATIONS: &str =
+    concat!("SELECT ", conversation_columns!(), conversations_of_week!(), " ORDER BY opened_at, id");
+const CONVERSATIONS_JSON: &str =
+    concat!("SELECT json_group_array(json_array(", conversation_columns!(), ")) AS rows", conversations_of_week!());
 const FINDINGS: &str = "SELECT f.message_id, f.rule FROM findings f JOIN reply_checks k ON k.message_id = f.message_id \
     JOIN conversations c ON c.id = k.conversation \
     WHERE c.opened_at >= $1 AND c.opened_at < $2 AND k.at <= $3 ORDER BY f.message_id, f.seq";
-const CHECKS: &str = "SELECT k.message_id, k.conversation, k.agent, k.at, k.first_reply FROM reply_checks k \
-    JOIN conversations c ON c.id = k.conversation \
-    WHERE c.opened_at >= $1 AND c.opened_at < $2 AND k.at <= $3 ORDER BY k.at, k.message_id";
+const CHECKS: &str = concat!("SELECT ", check_columns!(), checks_of_week!(), " ORDER BY k.at, k.message_id");
+const CHECKS_JSON: &str =
+    concat!("SELECT json_group_array(json_array(", check_columns!(), ")) AS rows", checks_of_week!());
 const SCORES: &str = "SELECT score FROM surveys WHERE status = 'answered' AND answered_at >= $1 AND answered_at < $2 \
     AND answered_at <= $3 ORDER BY answered_at";
 const FAILED: &str = "SELECT COUNT(*) AS n FROM outbox WHERE status = 'failed' AND at >= $1 AND at < $2 AND at <= $3";
@@ -48,46 +76,71 @@ impl Store {
     pub async fn report_data(&self, from: Timestamp, to: Timestamp, as_of: Timestamp) -> anyhow::Result<ReportData> {
         let (from, to, as_of) = (from.as_second(), to.as_second(), as_of.as_second());
         let opened_before = to.min(as_of + 1);
-        let conversations = sqlx::query(CONVERSATIONS)
-            .bind(from)
-            .bind(opened_before)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| -> anyhow::Result<ConversationRow> {
-                Ok(ConversationRow {
-                    id: r.try_get("id")?,
-                    opened_at: ts(r.try_get("opened_at")?),
-                    due_at: opt_ts(r, "due_at")?,
-                    first_reply_at: opt_ts(r, "first_reply_at")?,
-                    first_reply_by: r.try_get("first_reply_by")?,
-                    resolved_at: opt_ts(r, "resolved_at")?,
-                })
+        type Conv = (String, i64, Option<i64>, Option<i64>, Option<String>, Option<i64>);
+        let conversations: Vec<Conv> = if self.backend == Backend::Sqlite {
+            let text: String =
+                sqlx::query_scalar(CONVERSATIONS_JSON).bind(from).bind(opened_before).fetch_one(&self.pool).await?;
+            let mut rows: Vec<Conv> = serde_json::from_str(&text).context("reading the week's conversations")?;
+            rows.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+            rows
+        } else {
+            sqlx::query(CONVERSATIONS)
+                .bind(from)
+                .bind(opened_before)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?, r.try_get(5)?)))
+                .collect::<Result<_, sqlx::Error>>()?
+        };
+        let conversations = conversations
+            .into_iter()
+            .map(|(id, opened_at, due_at, first_reply_at, first_reply_by, resolved_at)| ConversationRow {
+                id,
+                opened_at: ts(opened_at),
+                due_at: due_at.map(ts),
+                first_reply_at: first_reply_at.map(ts),
+                first_reply_by,
+                resolved_at: resolved_at.map(ts),
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect();
         let findings = sqlx::query(FINDINGS).bind(from).bind(opened_before).bind(as_of).fetch_all(&self.pool).await?;
         let mut by_message: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
         for r in &findings {
             by_message.entry(r.try_get("message_id")?).or_default().push(r.try_get("rule")?);
         }
-        let checks = sqlx::query(CHECKS)
-            .bind(from)
-            .bind(opened_before)
-            .bind(as_of)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| -> anyhow::Result<CheckRow> {
-                let message: String = r.try_get("message_id")?;
-                Ok(CheckRow {
-                    conversation: r.try_get("conversation")?,
-                    agent: r.try_get("agent")?,
-                    at: ts(r.try_get("at")?),
-                    first: r.try_get::<i64, _>("first_reply")? != 0,
-                    rules: by_message.remove(&message).unwrap_or_default(),
-                })
+        type Check = (String, String, String, i64, i64);
+        let checks: Vec<Check> = if self.backend == Backend::Sqlite {
+            let text: String = sqlx::query_scalar(CHECKS_JSON)
+                .bind(from)
+                .bind(opened_before)
+                .bind(as_of)
+                .fetch_one(&self.pool)
+                .await?;
+            let mut rows: Vec<Check> = serde_json::from_str(&text).context("reading the week's reply checks")?;
+            rows.sort_by(|a, b| (a.3, &a.0).cmp(&(b.3, &b.0)));
+            rows
+        } else {
+            sqlx::query(CHECKS)
+                .bind(from)
+                .bind(opened_before)
+                .bind(as_of)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)))
+                .collect::<Result<_, sqlx::Error>>()?
+        };
+        let checks = checks
+            .into_iter()
+            .map(|(message, conversation, agent, at, first)| CheckRow {
+                conversation,
+                agent,
+                at: ts(at),
+                first: first != 0,
+                rules: by_message.remove(&message).unwrap_or_default(),
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect();
         let scores = sqlx::query(SCORES)
             .bind(from)
             .bind(to)
