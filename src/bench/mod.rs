@@ -335,6 +335,14 @@ pub async fn write_history(
         closures.clear();
         tx.commit().await?;
     }
+    // The closure instants on the surveys, as `followup done` writes them.
+    sqlx::query(
+        "UPDATE surveys SET followup_closed_at = \
+         (SELECT f.closed_at FROM followup_closures f WHERE f.survey = surveys.id) \
+         WHERE id IN (SELECT survey FROM followup_closures)",
+    )
+    .execute(store.pool())
+    .await?;
     // Fresh statistics, as a database that grew over months would have.
     sqlx::query("ANALYZE").execute(store.pool()).await?;
     Ok(())
@@ -469,7 +477,7 @@ pub async fn reports(
     let scan = started.elapsed();
     let mut plans = String::new();
     let (from, to) = week.bounds(hours.time_zone());
-    for (what, sql) in crate::store::REPORT_QUERIES {
+    for (what, sql) in crate::store::report_queries(store.backend()) {
         let explain = match store.backend() {
             Backend::Sqlite => format!("EXPLAIN QUERY PLAN {sql}"),
             Backend::Postgres => format!("EXPLAIN {sql}"),

@@ -32,7 +32,7 @@ use sqlx::{Any, AnyPool, Connection as _, Executor as _, Row as _, Transaction};
 pub use batch::{Batch, input_conversation, input_key, insert_many};
 pub use conversations::Stored;
 pub use outbox::{OutboxItem, OutboxStatus};
-pub use report::REPORT_QUERIES;
+pub use report::report_queries;
 
 /// How long opening the database may take before it is reported unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -92,6 +92,11 @@ impl Store {
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
                         )
                         .await?;
+                    } else {
+                        // concierge's queries are short: compiling them
+                        // (PostgreSQL's JIT, on above a cost estimate) took
+                        // longer than running them (BENCHMARKS.md, reports).
+                        conn.execute("SET jit = off").await?;
                     }
                     Ok(())
                 })

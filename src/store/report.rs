@@ -8,64 +8,90 @@ use anyhow::Context as _;
 use super::{Backend, Store, opt_ts, ts};
 use crate::core::report::{CheckRow, ConversationRow, FollowUpRow, ReportData};
 
-// Each of the two large reads is written once and read two ways: as rows
-// (PostgreSQL), or on SQLite as one JSON array built by SQLite (its
-// driver's cost per row was most of a report's time; see BENCHMARKS.md).
-macro_rules! conversation_columns {
-    () => {
-        "id, opened_at, due_at, first_reply_at, first_reply_by, resolved_at"
+// The two large reads (the week's conversations; their reply checks with
+// the rules each missed) come back as one JSON array built by the database:
+// the driver's cost per row was most of a report's time (BENCHMARKS.md).
+// The dialects differ in the aggregate's spelling and, on PostgreSQL, in
+// LATERAL joins that keep its planner on the indexes (otherwise it scans
+// every reply check ever stored to hash-join one week's).
+macro_rules! json_rows {
+    (sqlite, $columns:expr, $from:expr) => {
+        concat!("SELECT json_group_array(json_array(", $columns, ")) AS rows", $from)
+    };
+    (postgres, $columns:expr, $from:expr) => {
+        concat!("SELECT COALESCE(json_agg(json_build_array(", $columns, ")), '[]')::text AS rows", $from)
     };
 }
-macro_rules! conversations_of_week {
-    () => {
-        " FROM conversations WHERE opened_at >= $1 AND opened_at < $2 AND customer_id IS NOT NULL"
+macro_rules! conversations {
+    ($dialect:tt) => {
+        json_rows!(
+            $dialect,
+            "id, opened_at, due_at, first_reply_at, first_reply_by, resolved_at",
+            " FROM conversations WHERE opened_at >= $1 AND opened_at < $2 AND customer_id IS NOT NULL"
+        )
     };
 }
 macro_rules! check_columns {
     () => {
-        "k.message_id, k.conversation, k.agent, k.at, k.first_reply"
+        "k.message_id, k.conversation, k.agent, k.at, k.first_reply, f.seq, f.rule"
     };
 }
-macro_rules! checks_of_week {
-    () => {
-        " FROM reply_checks k JOIN conversations c ON c.id = k.conversation \
-         WHERE c.opened_at >= $1 AND c.opened_at < $2 AND k.at <= $3"
-    };
-}
-const CONVERSATIONS: &str =
-    concat!("SELECT ", conversation_columns!(), conversations_of_week!(), " ORDER BY opened_at, id");
-const CONVERSATIONS_JSON: &str =
-    concat!("SELECT json_group_array(json_array(", conversation_columns!(), ")) AS rows", conversations_of_week!());
-const FINDINGS: &str = "SELECT f.message_id, f.rule FROM findings f JOIN reply_checks k ON k.message_id = f.message_id \
-    JOIN conversations c ON c.id = k.conversation \
-    WHERE c.opened_at >= $1 AND c.opened_at < $2 AND k.at <= $3 ORDER BY f.message_id, f.seq";
-const CHECKS: &str = concat!("SELECT ", check_columns!(), checks_of_week!(), " ORDER BY k.at, k.message_id");
-const CHECKS_JSON: &str =
-    concat!("SELECT json_group_array(json_array(", check_columns!(), ")) AS rows", checks_of_week!());
+const CHECKS_SQLITE: &str = json_rows!(
+    sqlite,
+    check_columns!(),
+    " FROM conversations c JOIN reply_checks k ON k.conversation = c.id \
+     LEFT JOIN findings f ON f.message_id = k.message_id \
+     WHERE c.opened_at >= $1 AND c.opened_at < $2 AND k.at <= $3"
+);
+const CHECKS_POSTGRES: &str = json_rows!(
+    postgres,
+    check_columns!(),
+    " FROM conversations c \
+     CROSS JOIN LATERAL (SELECT * FROM reply_checks k WHERE k.conversation = c.id AND k.at <= $3 OFFSET 0) k \
+     LEFT JOIN LATERAL (SELECT f.seq, f.rule FROM findings f WHERE f.message_id = k.message_id OFFSET 0) f ON true \
+     WHERE c.opened_at >= $1 AND c.opened_at < $2"
+);
 const SCORES: &str = "SELECT score FROM surveys WHERE status = 'answered' AND answered_at >= $1 AND answered_at < $2 \
     AND answered_at <= $3 ORDER BY answered_at";
 const FAILED: &str = "SELECT COUNT(*) AS n FROM outbox WHERE status = 'failed' AND at >= $1 AND at < $2 AND at <= $3";
-/// The follow-ups still open at `$1`: the detractors' answers are matched to
-/// their closures first, and only the open ones are joined to their
-/// conversation (most follow-ups are closed; joining every detractor's
-/// conversation first was most of a report's time on a long history).
-const FOLLOWUPS: &str = "SELECT o.id, o.score, o.answered_at, c.first_reply_by, c.assigned, o.closed_at FROM \
-    (SELECT s.id, s.score, s.answered_at, s.conversation, f.closed_at FROM surveys s \
-    LEFT JOIN followup_closures f ON f.survey = s.id \
-    WHERE s.status = 'answered' AND s.score <= 6 AND s.answered_at <= $1 \
-    AND (f.closed_at IS NULL OR f.closed_at > $1)) AS o \
-    JOIN conversations c ON c.id = o.conversation ORDER BY o.answered_at, o.id";
+/// The follow-ups still open at `$1`, found by the closure instant kept on
+/// the survey (migration 0016): detractors' answers never closed, and those
+/// closed after `$1` (two index ranges; as one `OR` the planners read every
+/// answered survey). The agent is looked up per follow-up, as a subquery:
+/// as a join, PostgreSQL's planner hashes every conversation.
+macro_rules! followups_where {
+    ($closed:literal) => {
+        concat!(
+            "SELECT s.id, s.score, s.answered_at, s.followup_closed_at AS closed_at, \
+             (SELECT COALESCE(c.first_reply_by, c.assigned) FROM conversations c WHERE c.id = s.conversation) AS agent \
+             FROM surveys s WHERE s.status = 'answered' AND s.score <= 6 AND s.answered_at <= $1 AND ",
+            $closed
+        )
+    };
+}
+const FOLLOWUPS: &str = concat!(
+    followups_where!("s.followup_closed_at IS NULL"),
+    " UNION ALL ",
+    followups_where!("s.followup_closed_at > $1"),
+    " ORDER BY 3, 1"
+);
 
-/// The report's queries by what they read, for `concierge bench reports`
-/// to show their plans. `$1`/`$2` are the week's bounds, `$3` the instant.
-pub const REPORT_QUERIES: [(&str, &str); 6] = [
-    ("conversations", CONVERSATIONS),
-    ("findings", FINDINGS),
-    ("checks", CHECKS),
-    ("scores", SCORES),
-    ("failed", FAILED),
-    ("followups", FOLLOWUPS),
-];
+/// The report's queries on `backend` by what they read, for `concierge bench
+/// reports` to show their plans. `$1`/`$2` are the week's bounds, `$3` the
+/// instant (`$1` alone for the follow-ups).
+pub fn report_queries(backend: Backend) -> [(&'static str, &'static str); 5] {
+    let (conversations, checks) = match backend {
+        Backend::Sqlite => (conversations!(sqlite), CHECKS_SQLITE),
+        Backend::Postgres => (conversations!(postgres), CHECKS_POSTGRES),
+    };
+    [
+        ("conversations", conversations),
+        ("checks and findings", checks),
+        ("scores", SCORES),
+        ("failed", FAILED),
+        ("followups", FOLLOWUPS),
+    ]
+}
 
 impl Store {
     /// The rows behind a report: conversations opened in `[from, to)` before
@@ -74,25 +100,14 @@ impl Store {
     /// good. The open follow-ups are not the week's: add
     /// [`Store::followup_rows`] where they are shown.
     pub async fn report_data(&self, from: Timestamp, to: Timestamp, as_of: Timestamp) -> anyhow::Result<ReportData> {
+        let [(_, conversations_sql), (_, checks_sql), ..] = report_queries(self.backend);
         let (from, to, as_of) = (from.as_second(), to.as_second(), as_of.as_second());
         let opened_before = to.min(as_of + 1);
+        let text: String =
+            sqlx::query_scalar(conversations_sql).bind(from).bind(opened_before).fetch_one(&self.pool).await?;
         type Conv = (String, i64, Option<i64>, Option<i64>, Option<String>, Option<i64>);
-        let conversations: Vec<Conv> = if self.backend == Backend::Sqlite {
-            let text: String =
-                sqlx::query_scalar(CONVERSATIONS_JSON).bind(from).bind(opened_before).fetch_one(&self.pool).await?;
-            let mut rows: Vec<Conv> = serde_json::from_str(&text).context("reading the week's conversations")?;
-            rows.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
-            rows
-        } else {
-            sqlx::query(CONVERSATIONS)
-                .bind(from)
-                .bind(opened_before)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?, r.try_get(5)?)))
-                .collect::<Result<_, sqlx::Error>>()?
-        };
+        let mut conversations: Vec<Conv> = serde_json::from_str(&text).context("reading the week's conversations")?;
+        conversations.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
         let conversations = conversations
             .into_iter()
             .map(|(id, opened_at, due_at, first_reply_at, first_reply_by, resolved_at)| ConversationRow {
@@ -104,43 +119,23 @@ impl Store {
                 resolved_at: resolved_at.map(ts),
             })
             .collect();
-        let findings = sqlx::query(FINDINGS).bind(from).bind(opened_before).bind(as_of).fetch_all(&self.pool).await?;
-        let mut by_message: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
-        for r in &findings {
-            by_message.entry(r.try_get("message_id")?).or_default().push(r.try_get("rule")?);
+        let text: String =
+            sqlx::query_scalar(checks_sql).bind(from).bind(opened_before).bind(as_of).fetch_one(&self.pool).await?;
+        // One row per finding, or one for a reply that had none.
+        type Check = (String, String, String, i64, i64, Option<i64>, Option<String>);
+        let mut rows: Vec<Check> = serde_json::from_str(&text).context("reading the week's reply checks")?;
+        rows.sort_by(|a, b| (a.3, &a.0, a.5).cmp(&(b.3, &b.0, b.5)));
+        let mut checks: Vec<CheckRow> = Vec::new();
+        let mut last: Option<String> = None;
+        for (message, conversation, agent, at, first, _, rule) in rows {
+            if last.as_ref() != Some(&message) {
+                checks.push(CheckRow { conversation, agent, at: ts(at), first: first != 0, rules: Vec::new() });
+                last = Some(message);
+            }
+            if let (Some(rule), Some(check)) = (rule, checks.last_mut()) {
+                check.rules.push(rule);
+            }
         }
-        type Check = (String, String, String, i64, i64);
-        let checks: Vec<Check> = if self.backend == Backend::Sqlite {
-            let text: String = sqlx::query_scalar(CHECKS_JSON)
-                .bind(from)
-                .bind(opened_before)
-                .bind(as_of)
-                .fetch_one(&self.pool)
-                .await?;
-            let mut rows: Vec<Check> = serde_json::from_str(&text).context("reading the week's reply checks")?;
-            rows.sort_by(|a, b| (a.3, &a.0).cmp(&(b.3, &b.0)));
-            rows
-        } else {
-            sqlx::query(CHECKS)
-                .bind(from)
-                .bind(opened_before)
-                .bind(as_of)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)))
-                .collect::<Result<_, sqlx::Error>>()?
-        };
-        let checks = checks
-            .into_iter()
-            .map(|(message, conversation, agent, at, first)| CheckRow {
-                conversation,
-                agent,
-                at: ts(at),
-                first: first != 0,
-                rules: by_message.remove(&message).unwrap_or_default(),
-            })
-            .collect();
         let scores = sqlx::query(SCORES)
             .bind(from)
             .bind(to)
@@ -171,11 +166,10 @@ impl Store {
             .await?
             .iter()
             .map(|r| -> anyhow::Result<FollowUpRow> {
-                let first: Option<String> = r.try_get("first_reply_by")?;
                 Ok(FollowUpRow {
                     survey: r.try_get("id")?,
                     score: r.try_get::<i64, _>("score")?.clamp(0, 10) as u8,
-                    agent: first.or(r.try_get("assigned")?),
+                    agent: r.try_get("agent")?,
                     answered_at: ts(r.try_get("answered_at")?),
                     closed_at: opt_ts(r, "closed_at")?,
                 })
@@ -212,7 +206,10 @@ impl Store {
         if let Some(at) = r.try_get::<Option<i64>, _>("closed_at")? {
             return Ok(Closed::Already { at: ts(at), by: r.try_get("closed_by")? });
         }
-        sqlx::query(
+        // The closure, and its instant on the survey (what the open
+        // follow-ups are found by), in one transaction.
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query(
             "INSERT INTO followup_closures (survey, closed_at, closed_by, note) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (survey) DO NOTHING",
         )
@@ -220,8 +217,16 @@ impl Store {
         .bind(now.as_second())
         .bind(by)
         .bind(note)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if inserted.rows_affected() == 1 {
+            sqlx::query("UPDATE surveys SET followup_closed_at = $1 WHERE id = $2")
+                .bind(now.as_second())
+                .bind(&survey)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(Closed::Now)
     }
 }
