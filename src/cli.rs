@@ -711,8 +711,12 @@ async fn replay_cmd(cli: &Cli, args: &ReplayArgs) -> Result<ExitCode, Failure> {
     let out: Option<&mut dyn std::io::Write> = if args.print_actions { Some(&mut lock) } else { None };
     let summary = replay::run(&mut engine, events, until, out).await?;
     engine.store.close().await;
+    let unchanged = match summary.unchanged {
+        0 => String::new(),
+        n => format!("; {n} changed nothing (--print-actions says why)"),
+    };
     eprintln!(
-        "replayed {} events: {} applied, {} already stored; {} actions",
+        "replayed {} events: {} applied, {} already stored; {} actions{unchanged}",
         summary.events, summary.applied, summary.duplicates, summary.actions
     );
     Ok(ExitCode::SUCCESS)

@@ -640,7 +640,7 @@ mod tests {
                 due_at: Some(ts("2026-11-23T11:00:00Z")),
                 first_reply_at: Some(ts("2026-11-23T10:30:00Z")),
                 first_reply_by: Some("sam, \"the fixer\"".into()),
-                resolved_at: None,
+                resolutions: vec![],
             }],
             checks: vec![],
             scores: vec![10, 2],

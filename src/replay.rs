@@ -212,6 +212,8 @@ pub struct Summary {
     pub applied: usize,
     pub duplicates: usize,
     pub actions: usize,
+    /// Applied inputs that changed nothing (each says why; see [`Step::notice`]).
+    pub unchanged: usize,
 }
 
 /// Applies validated events in batches of 1000 (one transaction and a
@@ -226,16 +228,24 @@ pub async fn run(
     events.sort_by_key(|e| e.at); // stable: same instant keeps file order
     let mut summary = Summary { events: events.len(), ..Summary::default() };
     let end = until.or(events.last().map(|e| e.at));
-    let mut emit = |actions: &[Action], summary: &mut Summary| -> anyhow::Result<()> {
-        summary.actions += actions.len();
-        if let Some(out) = out.as_deref_mut() {
-            for a in actions {
-                let line = serde_json::json!({"at": a.at, "kind": a.kind, "thread": a.thread, "to": a.to.as_str()});
-                writeln!(out, "{line}")?;
+    // Each new action is a line; so is an input that changed nothing (an
+    // answer with no survey awaiting it, a resolve of an unknown thread...),
+    // with what its notice says.
+    let mut emit =
+        |actions: &[Action], notice: Option<(Timestamp, &str)>, summary: &mut Summary| -> anyhow::Result<()> {
+            summary.actions += actions.len();
+            summary.unchanged += usize::from(notice.is_some());
+            if let Some(out) = out.as_deref_mut() {
+                for a in actions {
+                    let line = serde_json::json!({"at": a.at, "kind": a.kind, "thread": a.thread, "to": a.to.as_str()});
+                    writeln!(out, "{line}")?;
+                }
+                if let Some((at, notice)) = notice {
+                    writeln!(out, "{}", serde_json::json!({"at": at, "kind": "notice", "notice": notice}))?;
+                }
             }
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     // Two cores: while one batch is written (flush and commit in a task of
     // its own), the next is read and stepped. The next one's reads see every
     // batch before the one in flight; what the one in flight changed is still
@@ -260,12 +270,12 @@ pub async fn run(
             // Timers strictly before this event fire first, each at its own instant.
             while let Some(due) = engine.router.next_deadline().filter(|d| *d < event.at) {
                 let actions = engine.fire_into(&mut batch, due);
-                emit(&actions, &mut summary)?;
+                emit(&actions, None, &mut summary)?;
             }
             match engine.route(&mut batch, &mut known, event.at, event.input) {
                 Some(step) => {
                     summary.applied += 1;
-                    emit(&step.actions, &mut summary)?;
+                    emit(&step.actions, step.notice.as_deref().map(|n| (event.at, n)), &mut summary)?;
                     batch.record_step(step);
                 }
                 None => summary.duplicates += 1,
@@ -294,7 +304,7 @@ pub async fn run(
         let mut batch = engine.batch();
         while let Some(due) = engine.router.next_deadline().filter(|d| *d <= end) {
             let actions = engine.fire_into(&mut batch, due);
-            emit(&actions, &mut summary)?;
+            emit(&actions, None, &mut summary)?;
         }
         engine.store.flush(&mut tx, batch).await?;
         tx.commit().await?;

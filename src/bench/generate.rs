@@ -6,7 +6,7 @@
 use jiff::Timestamp;
 
 use crate::core::router::{
-    Author, Channel, Conversation, Input, Message, ReplyCheck, Role, Status, Step, Survey, SurveyStatus,
+    Author, Channel, Conversation, Input, Message, ReplyCheck, Resolution, Role, Status, Step, Survey, SurveyStatus,
 };
 use crate::core::rules::{CheckResult, Finding, Severity};
 use crate::demo::Rng;
@@ -306,7 +306,8 @@ pub fn history(
                 answered_at: answered.then(|| instant(sent + 600)),
             }
         });
-        Step { conversation: Some(conv), survey, check: Some(check), ..Step::default() }
+        let resolution = Resolution { conversation: id.clone(), resolved_at: instant(resolved), reopened_at: None };
+        Step { conversation: Some(conv), survey, check: Some(check), resolution: Some(resolution), ..Step::default() }
     })
 }
 

@@ -89,10 +89,38 @@ impl std::fmt::Display for Week {
 pub struct ConversationRow {
     pub id: String,
     pub opened_at: Timestamp,
+    /// The first-response due instant; `None` when an agent started the
+    /// conversation (it has no first-response clock).
     pub due_at: Option<Timestamp>,
     pub first_reply_at: Option<Timestamp>,
     pub first_reply_by: Option<String>,
-    pub resolved_at: Option<Timestamp>,
+    /// Its resolution history: each time it was resolved, and when that
+    /// resolution was reopened (if it was).
+    pub resolutions: Vec<(Timestamp, Option<Timestamp>)>,
+}
+
+impl ConversationRow {
+    /// Whether it stood resolved at `t`: resolved at or before `t` and not
+    /// reopened by then (an event at exactly `t` has happened).
+    pub fn resolved_at(&self, t: Timestamp) -> bool {
+        self.resolutions.iter().any(|(resolved, reopened)| *resolved <= t && reopened.is_none_or(|r| r > t))
+    }
+
+    /// Proactive outreach: an agent wrote first. It counts as opened and
+    /// resolved like any other, its replies as replies; it has no
+    /// first-response clock, so no first-response or SLA figure includes it.
+    pub fn agent_started(&self) -> bool {
+        self.due_at.is_none()
+    }
+
+    /// Its first response as known at `as_of`, when it has a first-response
+    /// clock: the instant and who gave it.
+    fn first_response(&self, as_of: Timestamp) -> Option<(Timestamp, Option<&str>)> {
+        if self.agent_started() {
+            return None;
+        }
+        self.first_reply_at.filter(|t| *t <= as_of).map(|t| (t, self.first_reply_by.as_deref()))
+    }
 }
 
 /// A checked agent reply in one of those conversations.
@@ -230,20 +258,19 @@ pub fn compute(week: Week, hours: &BusinessHours, as_of: Timestamp, data: &Repor
     let (from, to) = week.bounds(hours.time_zone());
     let convs: Vec<&ConversationRow> =
         data.conversations.iter().filter(|c| c.opened_at >= from && c.opened_at < to && c.opened_at <= as_of).collect();
-    let known = |t: Option<Timestamp>| t.filter(|t| *t <= as_of);
     let mut wall = Vec::new();
     let mut business = Vec::new();
     let mut per_agent_first: HashMap<&str, Vec<i64>> = HashMap::new();
     let (mut met, mut breached, mut pending, mut resolved) = (0, 0, 0, 0);
     for c in &convs {
-        if known(c.resolved_at).is_some() {
+        if c.resolved_at(as_of) {
             resolved += 1;
         }
-        if let Some(reply) = known(c.first_reply_at) {
+        if let Some((reply, by)) = c.first_response(as_of) {
             let secs = reply.as_second() - c.opened_at.as_second();
             wall.push(secs);
             business.push(hours.elapsed(c.opened_at, reply));
-            if let Some(agent) = c.first_reply_by.as_deref() {
+            if let Some(agent) = by {
                 per_agent_first.entry(agent).or_default().push(secs);
             }
         }
@@ -297,7 +324,7 @@ pub fn compute(week: Week, hours: &BusinessHours, as_of: Timestamp, data: &Repor
             breached,
             pending,
             met_percent: (met + breached > 0)
-                .then(|| (f64::from(met) * 1000.0 / f64::from(met + breached)).round() / 10.0),
+                .then(|| super::stats::round_half_away(i64::from(met) * 1000, i64::from(met + breached)) as f64 / 10.0),
         },
         standards: Standards { replies_checked: checked, replies_passed_clean: clean, findings_by_rule },
         nps: NpsFigures {
@@ -384,7 +411,7 @@ pub fn details(week: Week, hours: &BusinessHours, as_of: Timestamp, data: &Repor
         (0..7).filter_map(|d| week.day(Weekday::Monday).checked_add(jiff::Span::new().days(d)).ok()).collect();
     let mut by_day = vec![(0u32, 0u32); days.len()];
     for c in data.conversations.iter().filter(|c| c.opened_at >= from && c.opened_at < to && c.opened_at <= as_of) {
-        if let Some(reply) = c.first_reply_at.filter(|t| *t <= as_of) {
+        if let Some((reply, _)) = c.first_response(as_of) {
             let secs = reply.as_second() - c.opened_at.as_second();
             let i = RESPONSE_BUCKETS.iter().position(|(max, _)| secs <= *max).unwrap_or(RESPONSE_BUCKETS.len() - 1);
             buckets[i] += 1;
@@ -427,7 +454,7 @@ mod tests {
             due_at: Some(ts(due)),
             first_reply_at: reply.map(|(at, _)| ts(at)),
             first_reply_by: reply.map(|(_, by)| by.to_string()),
-            resolved_at: None,
+            resolutions: vec![],
         }
     }
 
@@ -507,5 +534,121 @@ mod tests {
         assert_eq!((sam.id.as_str(), sam.replies, sam.first_responses, sam.findings), ("sam", 2, 2, 3));
         assert_eq!(sam.median_first_response_seconds, Some(600));
         assert_eq!(r.nps.score, None);
+    }
+
+    #[test]
+    fn a_conversation_counts_as_resolved_when_one_of_its_resolutions_holds_at_the_instant() {
+        let row = ConversationRow {
+            resolutions: vec![
+                (ts("2026-11-23T11:00:00Z"), Some(ts("2026-11-24T10:00:00Z"))),
+                (ts("2026-11-24T12:00:00Z"), None),
+            ],
+            ..conv("r", "2026-11-23T10:00:00Z", "2026-11-23T11:00:00Z", None)
+        };
+        // (instant, resolved then)
+        for (at, resolved) in [
+            ("2026-11-23T10:59:59Z", false),
+            // An event at exactly the instant has happened.
+            ("2026-11-23T11:00:00Z", true),
+            ("2026-11-24T09:59:59Z", true),
+            ("2026-11-24T10:00:00Z", false),
+            ("2026-11-24T11:59:59Z", false),
+            ("2026-11-24T12:00:00Z", true),
+            ("2027-01-01T00:00:00Z", true),
+        ] {
+            assert_eq!(row.resolved_at(ts(at)), resolved, "{at}");
+        }
+        // Resolved and reopened within the same second: open from then on.
+        let row = ConversationRow {
+            resolutions: vec![(ts("2026-11-23T11:00:00Z"), Some(ts("2026-11-23T11:00:00Z")))],
+            ..row
+        };
+        assert!(!row.resolved_at(ts("2026-11-23T11:00:00Z")));
+        let hours = BusinessHours::always_open();
+        let week = Week::parse("2026-W48").unwrap();
+        let data = ReportData { conversations: vec![row], ..ReportData::default() };
+        assert_eq!(compute(week, &hours, ts("2026-11-30T00:00:00Z"), &data).conversations.resolved, 0);
+    }
+
+    #[test]
+    fn agent_started_conversations_are_opened_resolved_and_replied_but_never_timed() {
+        let hours = BusinessHours::always_open();
+        let agent_started = |id: &str, reply: Option<(&str, &str)>, resolved: Option<&str>| ConversationRow {
+            due_at: None,
+            resolutions: resolved.map(|at| (ts(at), None)).into_iter().collect(),
+            ..conv(id, "2026-11-23T10:00:00Z", "2026-11-23T11:00:00Z", reply)
+        };
+        let check = |conv: &str, agent: &str, at: &str| CheckRow {
+            conversation: conv.into(),
+            agent: agent.into(),
+            at: ts(at),
+            first: false,
+            rules: vec![],
+        };
+        let data = ReportData {
+            conversations: vec![
+                // The customer answered the agent's message at 10:30 and kim
+                // replied at 10:40: not a first response of 40 minutes.
+                agent_started("a1", Some(("2026-11-23T10:40:00Z", "kim")), None),
+                // Nobody answered; resolved.
+                agent_started("a9", None, Some("2026-11-23T12:00:00Z")),
+                conv("c1", "2026-11-23T10:00:00Z", "2026-11-23T11:00:00Z", Some(("2026-11-23T10:20:00Z", "sam"))),
+            ],
+            checks: vec![
+                check("a1", "kim", "2026-11-23T10:00:00Z"),
+                check("a1", "kim", "2026-11-23T10:40:00Z"),
+                check("a9", "kim", "2026-11-23T10:00:00Z"),
+                check("c1", "sam", "2026-11-23T10:20:00Z"),
+            ],
+            ..ReportData::default()
+        };
+        let week = Week::parse("2026-W48").unwrap();
+        let as_of = ts("2026-11-30T00:00:00Z");
+        let r = compute(week, &hours, as_of, &data);
+        assert_eq!((r.conversations.opened, r.conversations.resolved), (3, 1));
+        assert_eq!((r.first_response.answered, r.first_response.median_seconds), (1, Some(1200)));
+        assert_eq!((r.sla.met, r.sla.breached, r.sla.pending), (1, 0, 0));
+        assert_eq!(r.standards.replies_checked, 4);
+        let kim = r.agents.iter().find(|a| a.id == "kim").unwrap();
+        assert_eq!((kim.replies, kim.first_responses, kim.median_first_response_seconds), (3, 0, None));
+        let d = details(week, &hours, as_of, &data);
+        assert_eq!(d.response_buckets.iter().map(|(_, n)| n).sum::<u32>(), 1, "only c1 is charted");
+    }
+
+    #[test]
+    fn pending_until_past_the_due_instant_and_percentages_round_half_away_from_zero() {
+        let hours = BusinessHours::always_open();
+        let week = Week::parse("2026-W48").unwrap();
+        let unanswered = conv("u", "2026-11-23T10:00:00Z", "2026-11-23T11:00:00Z", None);
+        let data = ReportData { conversations: vec![unanswered], ..ReportData::default() };
+        let sla = |at: &str| {
+            let r = compute(week, &hours, ts(at), &data);
+            (r.sla.pending, r.sla.breached)
+        };
+        assert_eq!(sla("2026-11-23T11:00:00Z"), (1, 0));
+        assert_eq!(sla("2026-11-23T11:00:01Z"), (0, 1));
+        // (met, breached, met_percent): 1 of 16 is 6.25 %, 3 of 16 18.75 %.
+        for (met, breached, percent) in [(1, 15, 6.3), (3, 13, 18.8), (1, 7, 12.5), (2, 1, 66.7), (1, 2, 33.3)] {
+            let on_time = |i: u32| {
+                conv(
+                    &format!("m{i}"),
+                    "2026-11-23T10:00:00Z",
+                    "2026-11-23T11:00:00Z",
+                    Some(("2026-11-23T10:30:00Z", "sam")),
+                )
+            };
+            let late = |i: u32| {
+                conv(
+                    &format!("b{i}"),
+                    "2026-11-23T10:00:00Z",
+                    "2026-11-23T11:00:00Z",
+                    Some(("2026-11-23T12:00:00Z", "sam")),
+                )
+            };
+            let conversations = (0..met).map(on_time).chain((0..breached).map(late)).collect();
+            let data = ReportData { conversations, ..ReportData::default() };
+            let r = compute(week, &hours, ts("2026-11-30T00:00:00Z"), &data);
+            assert_eq!(r.sla.met_percent, Some(percent), "{met} of {}", met + breached);
+        }
     }
 }

@@ -474,6 +474,20 @@ pub struct Step {
     pub check: Option<ReplyCheck>,
     /// Why an input changed nothing (unknown thread, nothing to answer...).
     pub notice: Option<String>,
+    /// A resolve, or the reopening of one: the resolution history that
+    /// reports read as of any instant.
+    pub resolution: Option<Resolution>,
+}
+
+/// One time a conversation was resolved: when, and when it was reopened
+/// (a reopen, or the customer writing back), if it was. Written as it
+/// changes; a report counts a conversation resolved at `T` when one of its
+/// resolutions holds then (`resolved_at <= T` and not reopened by `T`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    pub conversation: String,
+    pub resolved_at: Timestamp,
+    pub reopened_at: Option<Timestamp>,
 }
 
 /// One escalation level.
@@ -830,7 +844,7 @@ impl Router {
             },
             Input::Relay { message, send_anyway } => self.relay(now, message, send_anyway),
             Input::Posted(message) => self.posted(now, message),
-            Input::Reopen { channel, thread, by } => self.reopen(channel, &thread, &by),
+            Input::Reopen { channel, thread, by } => self.reopen(now, channel, &thread, &by),
             Input::SurveyComment { channel, thread, comment } => self.survey_comment(channel, &thread, comment),
             Input::Assign { channel, thread, agent } => self.assign(channel, &thread, agent),
             Input::Resolve { channel, thread, by, survey } => self.resolve(now, channel, &thread, &by, survey),
@@ -887,7 +901,11 @@ impl Router {
             }
             if conv.status == Status::Resolved {
                 conv.status = Status::Open;
-                conv.resolved_at = None;
+                step.resolution = conv.resolved_at.take().map(|resolved_at| Resolution {
+                    conversation: id.clone(),
+                    resolved_at,
+                    reopened_at: Some(now),
+                });
             }
             if conv.silent_since.take().is_some() {
                 self.disarm(&id, |k| k == TimerKind::Silence);
@@ -1093,7 +1111,7 @@ impl Router {
         self.agent_message(now, m)
     }
 
-    fn reopen(&mut self, channel: Option<Channel>, thread: &str, by: &str) -> Step {
+    fn reopen(&mut self, now: Timestamp, channel: Option<Channel>, thread: &str, by: &str) -> Step {
         let Some(id) = self.find(channel, thread) else {
             return notice(format!("reopen of unknown thread \"{thread}\" ignored"));
         };
@@ -1102,11 +1120,15 @@ impl Router {
             return notice(format!("thread \"{thread}\" is open already"));
         }
         conv.status = Status::Open;
-        conv.resolved_at = None;
+        let resolution = conv.resolved_at.take().map(|resolved_at| Resolution {
+            conversation: id.clone(),
+            resolved_at,
+            reopened_at: Some(now),
+        });
         conv.assigned.get_or_insert_with(|| by.to_string());
         let conv = conv.clone();
         let survey = self.cancel_pending_survey(&id);
-        Step { conversation: Some(conv), survey, ..Step::default() }
+        Step { conversation: Some(conv), survey, resolution, ..Step::default() }
     }
 
     fn survey_comment(&mut self, channel: Option<Channel>, thread: &str, comment: String) -> Step {
@@ -1140,7 +1162,10 @@ impl Router {
         conv.silent_since = None;
         conv.assigned.get_or_insert_with(|| by.to_string());
         self.timers.cancel(slot, |k| matches!(k, TimerKind::Sla | TimerKind::Silence));
-        let mut step = Step::default();
+        let mut step = Step {
+            resolution: Some(Resolution { conversation: id.clone(), resolved_at: now, reopened_at: None }),
+            ..Step::default()
+        };
         if survey
             && self.policy.surveys_enabled
             && let Some(customer) = conv.customer_id.clone()

@@ -62,9 +62,17 @@ impl Nps {
         if self.responses == 0 {
             return None;
         }
-        let diff = f64::from(self.promoters) - f64::from(self.detractors);
-        Some((diff * 100.0 / f64::from(self.responses)).round() as i32)
+        let diff = i64::from(self.promoters) - i64::from(self.detractors);
+        Some(round_half_away(diff * 100, i64::from(self.responses)) as i32)
     }
+}
+
+/// `num / den` rounded to the nearest integer, halves away from zero
+/// (`den > 0`), in integers so that no halfway case depends on floating
+/// point.
+pub fn round_half_away(num: i64, den: i64) -> i64 {
+    let (q, r) = (num / den, num % den);
+    if 2 * r.abs() >= den { q + num.signum() } else { q }
 }
 
 #[cfg(test)]
@@ -105,7 +113,40 @@ mod tests {
         assert_eq!(Nps::from_scores([9, 1, 2]).score(), Some(-33));
     }
 
+    #[test]
+    fn halves_round_away_from_zero_in_integers() {
+        // (num, den, rounded)
+        for (num, den, rounded) in [
+            (125, 10, 13),
+            (-125, 10, -13),
+            (124, 10, 12),
+            (-124, 10, -12),
+            (126, 10, 13),
+            (-126, 10, -13),
+            (0, 7, 0),
+            (1, 2, 1),
+            (-1, 2, -1),
+            (1, 3, 0),
+            (2, 3, 1),
+            (-2, 3, -1),
+            (1000, 1, 1000),
+        ] {
+            assert_eq!(round_half_away(num, den), rounded, "{num}/{den}");
+        }
+        // NPS halves: 1 promoter, 2 detractors, 5 passives of 8 is -12.5.
+        assert_eq!(Nps::from_scores([9, 0, 1, 7, 7, 7, 8, 8]).score(), Some(-13));
+        assert_eq!(Nps::from_scores([9, 9, 0, 7, 7, 7, 8, 8]).score(), Some(13));
+    }
+
     proptest! {
+        #[test]
+        fn rounding_is_within_a_half_and_symmetric(num in -1_000_000i64..1_000_000, den in 1i64..10_000) {
+            let r = round_half_away(num, den);
+            // |num/den - r| <= 1/2, in integers.
+            prop_assert!((num - r * den).abs() * 2 <= den);
+            prop_assert_eq!(round_half_away(-num, den), -r);
+        }
+
         #[test]
         fn nps_stays_in_range(scores in proptest::collection::vec(0u8..=10, 1..200)) {
             let nps = Nps::from_scores(scores.iter().copied());

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use sqlx::{Any, Row as _};
 
 use super::{Backend, Store, Tx, placeholders};
-use crate::core::router::{Action, Conversation, Input, Message, ReplyCheck, Status, Step, Survey};
+use crate::core::router::{Action, Conversation, Input, Message, ReplyCheck, Resolution, Status, Step, Survey};
 use crate::core::rules::Finding;
 
 impl Store {
@@ -37,7 +37,7 @@ impl Store {
     /// Writes a batch: a few multi-row statements, whatever its size.
     pub async fn flush(&self, tx: &mut Tx, batch: Batch) -> anyhow::Result<()> {
         let backend = self.backend;
-        let Batch { messages, processed, conversations, surveys, checks, actions, deliver } = batch;
+        let Batch { messages, processed, conversations, surveys, resolutions, checks, actions, deliver } = batch;
         insert_many(
             backend,
             tx,
@@ -105,6 +105,21 @@ impl Store {
                     .bind(c.silent_since.map(|t| t.as_second()))
                     .bind(i64::from(c.asked_words))
                     .bind(i64::from(c.name_used))
+            },
+        )
+        .await?;
+        let resolutions: Vec<Resolution> = resolutions.into_values().collect();
+        insert_many(
+            backend,
+            tx,
+            "INSERT INTO resolutions (conversation, resolved_at, reopened_at)",
+            3,
+            "ON CONFLICT (conversation, resolved_at) DO UPDATE SET reopened_at = excluded.reopened_at",
+            &resolutions,
+            |q, r| {
+                q.bind(r.conversation.as_str())
+                    .bind(r.resolved_at.as_second())
+                    .bind(r.reopened_at.map(|t| t.as_second()))
             },
         )
         .await?;
@@ -249,6 +264,9 @@ pub struct Batch {
     processed: Vec<(String, i64)>,
     conversations: HashMap<String, Conversation>,
     surveys: HashMap<String, Survey>,
+    /// By conversation and instant resolved: a reopening in the same batch
+    /// replaces the resolve it reopens (one row each, as it ended).
+    resolutions: HashMap<(String, i64), Resolution>,
     checks: Vec<ReplyCheck>,
     actions: Vec<Action>,
     /// Queue actions for delivery (`false`: record them as replayed history).
@@ -278,6 +296,9 @@ impl Batch {
         if let Some(s) = step.survey {
             self.surveys.insert(s.id.clone(), s);
         }
+        if let Some(r) = step.resolution {
+            self.resolutions.insert((r.conversation.clone(), r.resolved_at.as_second()), r);
+        }
         self.checks.extend(step.check);
         self.actions.extend(step.actions);
     }
@@ -287,6 +308,7 @@ impl Batch {
             && self.processed.is_empty()
             && self.conversations.is_empty()
             && self.surveys.is_empty()
+            && self.resolutions.is_empty()
             && self.checks.is_empty()
             && self.actions.is_empty()
     }

@@ -22,12 +22,26 @@ macro_rules! json_rows {
         concat!("SELECT COALESCE(json_agg(json_build_array(", $columns, ")), '[]')::text AS rows", $from)
     };
 }
+// A conversation's resolutions up to the instant ($3), as a nested array.
+macro_rules! resolutions_of {
+    ($aggregate:literal, $array:literal) => {
+        concat!(
+            "(SELECT ",
+            $aggregate,
+            "(",
+            $array,
+            "(r.resolved_at, r.reopened_at)) FROM resolutions r \
+             WHERE r.conversation = c.id AND r.resolved_at <= $3)"
+        )
+    };
+}
+// Every conversation opened in the week, agent-started ones too.
 macro_rules! conversations {
-    ($dialect:tt) => {
+    ($dialect:tt, $resolutions:expr) => {
         json_rows!(
             $dialect,
-            "id, opened_at, due_at, first_reply_at, first_reply_by, resolved_at",
-            " FROM conversations WHERE opened_at >= $1 AND opened_at < $2 AND customer_id IS NOT NULL"
+            concat!("c.id, c.opened_at, c.due_at, c.first_reply_at, c.first_reply_by, ", $resolutions),
+            " FROM conversations c WHERE c.opened_at >= $1 AND c.opened_at < $2"
         )
     };
 }
@@ -81,8 +95,13 @@ const FOLLOWUPS: &str = concat!(
 /// instant (`$1` alone for the follow-ups).
 pub fn report_queries(backend: Backend) -> [(&'static str, &'static str); 5] {
     let (conversations, checks) = match backend {
-        Backend::Sqlite => (conversations!(sqlite), CHECKS_SQLITE),
-        Backend::Postgres => (conversations!(postgres), CHECKS_POSTGRES),
+        Backend::Sqlite => (
+            conversations!(sqlite, concat!("json(", resolutions_of!("json_group_array", "json_array"), ")")),
+            CHECKS_SQLITE,
+        ),
+        Backend::Postgres => {
+            (conversations!(postgres, resolutions_of!("json_agg", "json_build_array")), CHECKS_POSTGRES)
+        }
     };
     [
         ("conversations", conversations),
@@ -103,20 +122,30 @@ impl Store {
         let [(_, conversations_sql), (_, checks_sql), ..] = report_queries(self.backend);
         let (from, to, as_of) = (from.as_second(), to.as_second(), as_of.as_second());
         let opened_before = to.min(as_of + 1);
-        let text: String =
-            sqlx::query_scalar(conversations_sql).bind(from).bind(opened_before).fetch_one(&self.pool).await?;
-        type Conv = (String, i64, Option<i64>, Option<i64>, Option<String>, Option<i64>);
+        let text: String = sqlx::query_scalar(conversations_sql)
+            .bind(from)
+            .bind(opened_before)
+            .bind(as_of)
+            .fetch_one(&self.pool)
+            .await?;
+        // The resolutions: `[resolved_at, reopened_at]` pairs (null for none
+        // on PostgreSQL).
+        type Conv = (String, i64, Option<i64>, Option<i64>, Option<String>, Option<Vec<(i64, Option<i64>)>>);
         let mut conversations: Vec<Conv> = serde_json::from_str(&text).context("reading the week's conversations")?;
         conversations.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
         let conversations = conversations
             .into_iter()
-            .map(|(id, opened_at, due_at, first_reply_at, first_reply_by, resolved_at)| ConversationRow {
+            .map(|(id, opened_at, due_at, first_reply_at, first_reply_by, resolutions)| ConversationRow {
                 id,
                 opened_at: ts(opened_at),
                 due_at: due_at.map(ts),
                 first_reply_at: first_reply_at.map(ts),
                 first_reply_by,
-                resolved_at: resolved_at.map(ts),
+                resolutions: resolutions
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(resolved, reopened)| (ts(resolved), reopened.map(ts)))
+                    .collect(),
             })
             .collect();
         let text: String =

@@ -16,5 +16,6 @@ mod mail_servers;
 mod outage;
 mod privacy;
 mod replay;
+mod report_as_of;
 mod schedule;
 mod web;

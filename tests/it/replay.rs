@@ -59,8 +59,12 @@ fn pure_replay(events: Vec<Event>, until: Timestamp) -> PureReplay {
     let mut seen = std::collections::HashSet::new();
     let mut answers = Vec::new();
     let mut answered: std::collections::BTreeMap<String, concierge::core::router::Survey> = Default::default();
+    let mut resolutions: std::collections::BTreeMap<(String, Timestamp), Option<Timestamp>> = Default::default();
     let mut take = |step: concierge::core::router::Step, actions: &mut Vec<Action>, data: &mut ReportData| {
         actions.extend(step.actions);
+        if let Some(r) = step.resolution {
+            resolutions.insert((r.conversation, r.resolved_at), r.reopened_at);
+        }
         if let Some(k) = step.check {
             data.checks.push(CheckRow {
                 conversation: k.conversation,
@@ -111,14 +115,17 @@ fn pure_replay(events: Vec<Event>, until: Timestamp) -> PureReplay {
         .collect();
     data.conversations = router
         .conversations()
-        .filter(|c| c.customer_id.is_some())
         .map(|c| ConversationRow {
             id: c.id.clone(),
             opened_at: c.opened_at,
             due_at: c.due_at,
             first_reply_at: c.first_reply_at,
             first_reply_by: c.first_reply_by.clone(),
-            resolved_at: c.resolved_at,
+            resolutions: resolutions
+                .iter()
+                .filter(|((id, _), _)| *id == c.id)
+                .map(|((_, resolved), reopened)| (*resolved, *reopened))
+                .collect(),
         })
         .collect();
     let mut conversations: Vec<Conversation> = router.conversations().cloned().collect();

@@ -746,3 +746,28 @@ fn memory_that_follows_open_work_acts_exactly_like_memory_that_keeps_everything(
     assert!(open_work < stored / 2, "the history leaves most conversations at rest: {open_work} of {stored}");
     assert!(peak < stored, "and never everything at once: peak {peak} of {stored}");
 }
+
+#[test]
+fn resolves_and_reopenings_are_each_a_step_of_the_resolution_history() {
+    let mut r = router();
+    let history = |step: Step| step.resolution.map(|x| (x.conversation, x.resolved_at, x.reopened_at));
+    r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    r.handle(ts("2026-11-23T10:10:00Z"), agent("t1", "a1", GOOD_REPLY));
+    let resolved = ts("2026-11-23T10:20:00Z");
+    assert_eq!(history(r.handle(resolved, resolve("t1"))), Some(("email:t1".into(), resolved, None)));
+    // Resolving again changes nothing, and writes no history.
+    assert_eq!(history(r.handle(ts("2026-11-23T10:21:00Z"), resolve("t1"))), None);
+    // The customer writing back reopens that resolution.
+    let back = ts("2026-11-24T09:00:00Z");
+    let step = r.handle(back, customer("t1", "m2", "Still broken"));
+    assert_eq!(history(step), Some(("email:t1".into(), resolved, Some(back))));
+    let again = ts("2026-11-24T10:00:00Z");
+    assert_eq!(history(r.handle(again, resolve("t1"))), Some(("email:t1".into(), again, None)));
+    // So does a reopen by an agent; reopening an open one writes nothing.
+    let reopened = ts("2026-11-25T09:00:00Z");
+    let reopen = || Input::Reopen { channel: None, thread: "t1".into(), by: "sam".into() };
+    assert_eq!(history(r.handle(reopened, reopen())), Some(("email:t1".into(), again, Some(reopened))));
+    assert_eq!(history(r.handle(ts("2026-11-25T09:01:00Z"), reopen())), None);
+    // Other inputs are not part of it.
+    assert_eq!(history(r.handle(ts("2026-11-25T09:02:00Z"), agent("t1", "a2", GOOD_REPLY))), None);
+}
