@@ -22,29 +22,26 @@ macro_rules! json_rows {
         concat!("SELECT COALESCE(json_agg(json_build_array(", $columns, ")), '[]')::text AS rows", $from)
     };
 }
-// A conversation's resolutions up to the instant ($3), as a nested array.
-macro_rules! resolutions_of {
-    ($aggregate:literal, $array:literal) => {
-        concat!(
-            "(SELECT ",
-            $aggregate,
-            "(",
-            $array,
-            "(r.resolved_at, r.reopened_at)) FROM resolutions r \
-             WHERE r.conversation = c.id AND r.resolved_at <= $3)"
-        )
+// Every conversation opened in the week, agent-started ones too, once per
+// resolution up to the instant ($3), or once with none.
+macro_rules! conversation_columns {
+    () => {
+        "c.id, c.opened_at, c.due_at, c.first_reply_at, c.first_reply_by, r.resolved_at, r.reopened_at"
     };
 }
-// Every conversation opened in the week, agent-started ones too.
-macro_rules! conversations {
-    ($dialect:tt, $resolutions:expr) => {
-        json_rows!(
-            $dialect,
-            concat!("c.id, c.opened_at, c.due_at, c.first_reply_at, c.first_reply_by, ", $resolutions),
-            " FROM conversations c WHERE c.opened_at >= $1 AND c.opened_at < $2"
-        )
-    };
-}
+const CONVERSATIONS_SQLITE: &str = json_rows!(
+    sqlite,
+    conversation_columns!(),
+    " FROM conversations c LEFT JOIN resolutions r ON r.conversation = c.id AND r.resolved_at <= $3 \
+     WHERE c.opened_at >= $1 AND c.opened_at < $2"
+);
+const CONVERSATIONS_POSTGRES: &str = json_rows!(
+    postgres,
+    conversation_columns!(),
+    " FROM conversations c LEFT JOIN LATERAL (SELECT r.resolved_at, r.reopened_at FROM resolutions r \
+     WHERE r.conversation = c.id AND r.resolved_at <= $3 OFFSET 0) r ON true \
+     WHERE c.opened_at >= $1 AND c.opened_at < $2"
+);
 macro_rules! check_columns {
     () => {
         "k.message_id, k.conversation, k.agent, k.at, k.first_reply, f.seq, f.rule"
@@ -95,13 +92,8 @@ const FOLLOWUPS: &str = concat!(
 /// instant (`$1` alone for the follow-ups).
 pub fn report_queries(backend: Backend) -> [(&'static str, &'static str); 5] {
     let (conversations, checks) = match backend {
-        Backend::Sqlite => (
-            conversations!(sqlite, concat!("json(", resolutions_of!("json_group_array", "json_array"), ")")),
-            CHECKS_SQLITE,
-        ),
-        Backend::Postgres => {
-            (conversations!(postgres, resolutions_of!("json_agg", "json_build_array")), CHECKS_POSTGRES)
-        }
+        Backend::Sqlite => (CONVERSATIONS_SQLITE, CHECKS_SQLITE),
+        Backend::Postgres => (CONVERSATIONS_POSTGRES, CHECKS_POSTGRES),
     };
     [
         ("conversations", conversations),
@@ -128,26 +120,26 @@ impl Store {
             .bind(as_of)
             .fetch_one(&self.pool)
             .await?;
-        // The resolutions: `[resolved_at, reopened_at]` pairs (null for none
-        // on PostgreSQL).
-        type Conv = (String, i64, Option<i64>, Option<i64>, Option<String>, Option<Vec<(i64, Option<i64>)>>);
-        let mut conversations: Vec<Conv> = serde_json::from_str(&text).context("reading the week's conversations")?;
-        conversations.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
-        let conversations = conversations
-            .into_iter()
-            .map(|(id, opened_at, due_at, first_reply_at, first_reply_by, resolutions)| ConversationRow {
-                id,
-                opened_at: ts(opened_at),
-                due_at: due_at.map(ts),
-                first_reply_at: first_reply_at.map(ts),
-                first_reply_by,
-                resolutions: resolutions
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(resolved, reopened)| (ts(resolved), reopened.map(ts)))
-                    .collect(),
-            })
-            .collect();
+        // One row per resolution, or one for a conversation never resolved.
+        type Conv = (String, i64, Option<i64>, Option<i64>, Option<String>, Option<i64>, Option<i64>);
+        let mut rows: Vec<Conv> = serde_json::from_str(&text).context("reading the week's conversations")?;
+        rows.sort_by(|a, b| (a.1, &a.0, a.5).cmp(&(b.1, &b.0, b.5)));
+        let mut conversations: Vec<ConversationRow> = Vec::new();
+        for (id, opened_at, due_at, first_reply_at, first_reply_by, resolved_at, reopened_at) in rows {
+            if conversations.last().is_none_or(|c| c.id != id) {
+                conversations.push(ConversationRow {
+                    id,
+                    opened_at: ts(opened_at),
+                    due_at: due_at.map(ts),
+                    first_reply_at: first_reply_at.map(ts),
+                    first_reply_by,
+                    resolutions: Vec::new(),
+                });
+            }
+            if let (Some(resolved), Some(c)) = (resolved_at, conversations.last_mut()) {
+                c.resolutions.push((ts(resolved), reopened_at.map(ts)));
+            }
+        }
         let text: String =
             sqlx::query_scalar(checks_sql).bind(from).bind(opened_before).bind(as_of).fetch_one(&self.pool).await?;
         // One row per finding, or one for a reply that had none.

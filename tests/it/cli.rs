@@ -679,10 +679,16 @@ fn standards_eval_measures_agreement_on_a_team_corpus_and_fails_below_min() {
     assert!(stderr(&o).contains("c.jsonl:1: missing field `expect`"), "{}", stderr(&o));
 }
 
-#[test]
-fn detractor_follow_ups_are_listed_closed_once_and_counted_as_of_an_instant() {
+#[tokio::test]
+async fn detractor_follow_ups_are_listed_closed_once_and_counted_as_of_an_instant_on_every_backend() {
+    for db in crate::helpers::databases().await {
+        detractor_follow_ups(&db.url);
+    }
+}
+
+fn detractor_follow_ups(url: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let url = url.to_string();
     assert_eq!(run(concierge().args(["demo", "--database", &url]), "").status.code(), Some(0));
     let config = dir.path().join("c.toml");
     let demo_config = run(concierge().args(["demo", "--print-config"]), "");
