@@ -38,9 +38,13 @@ async fn outbox(store: &Store) -> Vec<(String, Timestamp, String, String, String
         .collect()
 }
 
+/// Events per transaction in these tests.
+const TEST_BATCH: usize = 1000;
+
 pub async fn replay_into(db: &TestDb, events: Vec<Event>, until: Option<Timestamp>) -> (Engine, replay::Summary) {
     let mut engine = Engine::start(demo_config(&db.url), false, replay::start_of(&events)).await.unwrap();
-    let summary = replay::run(&mut engine, events, until, None).await.unwrap();
+    // Small batches, so that the histories here span several.
+    let summary = replay::run_batched(&mut engine, events, until, None, TEST_BATCH).await.unwrap();
     (engine, summary)
 }
 
@@ -178,7 +182,7 @@ async fn a_long_history_written_while_the_next_batch_is_stepped_is_stored_exactl
     assert!(again.len() > 100);
     events.extend(again);
     events.sort_by_key(|e| e.at);
-    assert!(events.len() > 5 * replay::BATCH, "several batches: {}", events.len());
+    assert!(events.len() > 5 * TEST_BATCH, "several batches: {}", events.len());
     let until = events.iter().map(|e| e.at).max().unwrap();
     stored_exactly_as_decided(events, until).await;
 }
