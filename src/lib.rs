@@ -13,7 +13,10 @@
 //! and snapshots of what changed; the shell writes both in one database
 //! transaction (the outbox). A dispatch worker per channel delivers the
 //! outbox apart from the driver, so a slow channel delays nobody else.
-//! Weekly reports are computed by pure code from rows the store reads back.
+//! Weekly reports are computed by pure code from rows the store reads back,
+//! as they stood at any instant: the steps also carry the resolution history
+//! (each resolve and its reopening), so a report as of last Monday counts
+//! what was resolved then.
 //!
 //! ```text
 //!                    ┌──────────────── app (composition root) ────────────────┐
