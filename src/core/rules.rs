@@ -7,6 +7,12 @@
 
 use std::fmt::Write as _;
 
+mod one_pass;
+
+use std::sync::Arc;
+
+use memchr::memchr3_iter;
+use one_pass::OnePass;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use unicode_segmentation::UnicodeSegmentation;
@@ -191,9 +197,26 @@ struct Pat {
     slot: Option<usize>,
 }
 
+/// A `require` pattern as it is searched. Its top-level alternatives
+/// anchored at the start (`\A`) or the end (`\z`) of the reply are searched
+/// on their own: the regex engine then reads only that end of the reply
+/// (from the end, backwards, for `\z`), where in the one-pass set they would
+/// be carried through every byte (the greeting's `\A` and the sign-off's
+/// last lines were a third of the set's time). The other alternatives are
+/// one pattern in the set.
+#[derive(Debug, Clone)]
+struct Require {
+    /// The pattern as written (ASCII word classes), for `patterns()`.
+    whole: Regex,
+    /// Alternatives anchored at either end, searched alone.
+    ends: Vec<Regex>,
+    /// The other alternatives, if any.
+    rest: Option<Pat>,
+}
+
 #[derive(Debug, Clone)]
 enum Check {
-    Require(Pat),
+    Require(Require),
     Forbid { pattern: Pat, unless: Option<Pat>, exempt: Option<Pat> },
     RequireName,
     MaxCaps { percent: u32, min_letters: usize },
@@ -216,27 +239,31 @@ struct Rule {
 
 /// A compiled rule set. Build it once; `check` allocates only for findings.
 ///
-/// Speed (measured by `concierge bench rules`, see BENCHMARKS.md): every
-/// pattern of every rule is also in one `RegexSet`, so a reply is scanned
-/// once to learn which patterns match anywhere; only a forbidden phrase
-/// that matched is then searched for its position (and its `unless` and
-/// `exempt`). `\b`, `\w` and `\d` are compiled as ASCII classes
-/// (`(?-u:\b)`...): a Unicode word boundary makes the regex engine fall back
-/// to its slow NFA simulation on any text that is not pure ASCII (curly
-/// quotes, accented names), which made checking ~50x slower, and a Unicode
-/// `\w` repeated (`[\w ]{1,25}`) compiled into ~30 ms and megabytes per
-/// pattern. The cost: a non-ASCII letter is not a word character to a
-/// pattern ("café" is "caf" + "é" to `\b`); the phrases the rules look
-/// for are English, and a rule that needs more spells it out
-/// (`responses/rules.toml` says so). Word counts take a byte-level fast
-/// path on ASCII paragraphs. Cloning shares the compiled regexes.
+/// Speed (measured by `concierge bench rules`, see BENCHMARKS.md): the
+/// `require` and `forbid` patterns are searched in one pass
+/// (`core/rules/one_pass.rs`) that says which match anywhere and where the forbidden
+/// ones end, so a forbidden phrase is located by reading back over it, not
+/// by searching the reply again; `unless` and `exempt` are searched only
+/// once their `forbid` matched. A `require` alternative anchored at either
+/// end of the reply (the greeting, the sign-off's last lines) is searched
+/// on its own from that end. `\b`, `\w`, `\d` and their negations are
+/// compiled as ASCII classes (`(?-u:\b)`...): a Unicode word boundary makes
+/// the regex engine fall back to its slow NFA simulation on any text that
+/// is not pure ASCII (curly quotes, accented names), which made checking
+/// ~50x slower, and a Unicode `\w` repeated (`[\w ]{1,25}`) compiled into
+/// ~30 ms and megabytes per pattern. The cost: a non-ASCII letter is not a
+/// word character to a pattern ("café" is "caf" + "é" to `\b`); the phrases
+/// the rules look for are English, and a rule that needs more spells it
+/// out (`responses/rules.toml` says so). Letters, capitals and word counts
+/// are counted a vector of bytes at a time, and words segmented only when
+/// cheap bounds leave a count open. Cloning shares the compiled patterns.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
     rules: Vec<Rule>,
     pass_score: u32,
-    /// All patterns in one pass; `None` if the set is too large to build
-    /// (then each pattern is searched on its own).
-    prefilter: Option<regex::RegexSet>,
+    /// All `require` and `forbid` patterns in one pass; `None` if they are
+    /// too large to build (then each pattern is searched on its own).
+    one_pass: Option<Arc<OnePass>>,
 }
 
 impl RuleSet {
@@ -286,6 +313,7 @@ impl RuleSet {
         let mut rules = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut patterns: Vec<String> = Vec::new();
+        let mut forbidden: Vec<bool> = Vec::new();
         for (index, r) in raw.rule.into_iter().enumerate() {
             let location = match &r.id {
                 Some(id) => format!("rule \"{id}\""),
@@ -333,23 +361,40 @@ impl RuleSet {
                     None
                 }
             };
-            // The prefilter holds the `require` and `forbid` patterns as
+            // The one pass holds the `require` and `forbid` patterns as
             // they are, so its answer is the answer; `unless` and `exempt`,
             // only needed once their `forbid` matched, are searched on their
             // own.
-            let mut slot = |re: Regex| {
+            let mut slot = |re: Regex, forbid: bool| {
                 patterns.push(re.as_str().to_string());
+                forbidden.push(forbid);
                 Pat { re, slot: Some(patterns.len() - 1) }
             };
             let alone = |re: Regex| Pat { re, slot: None };
             let check = if let Some(p) = &r.require {
-                compile("require", p).map(|re| Check::Require(slot(re)))
+                compile("require", p).map(|whole| {
+                    let (ends, rest) = split_anchored(whole.as_str());
+                    // Each part compiles: it is a piece of a pattern that did.
+                    // Searched backwards, counted repetitions of `[^\n]`
+                    // visit more states than 8 MB keep, and the engine then
+                    // gives up and scans the whole reply forwards.
+                    let build = |p: &str| regex::RegexBuilder::new(p).dfa_size_limit(64 << 20).build().ok();
+                    match ends.iter().map(|e| build(e)).collect::<Option<Vec<Regex>>>() {
+                        Some(ends) if !ends.is_empty() => {
+                            let rest = rest.and_then(|r| build(&r)).map(|re| slot(re, false));
+                            Check::Require(Require { whole, ends, rest })
+                        }
+                        _ => {
+                            Check::Require(Require { rest: Some(slot(whole.clone(), false)), whole, ends: Vec::new() })
+                        }
+                    }
+                })
             } else if let Some(p) = &r.forbid {
                 let pattern = compile("forbid", p);
                 let unless = r.unless.as_deref().and_then(|u| compile("unless", u));
                 let exempt = r.exempt.as_deref().and_then(|u| compile("exempt", u));
                 pattern.map(|pattern| Check::Forbid {
-                    pattern: slot(pattern),
+                    pattern: slot(pattern, true),
                     unless: unless.map(alone),
                     exempt: exempt.map(alone),
                 })
@@ -390,13 +435,8 @@ impl RuleSet {
         if !errors.is_empty() {
             return Err(errors);
         }
-        // The set's lazy DFA gets room to keep the states real replies
-        // visit (~17 MB after 100,000 generated replies): with 16 MB it
-        // kept rebuilding them, and counted repetitions (`{0,40}`) had to be
-        // relaxed in the set and each hit confirmed by a second scan.
-        let prefilter =
-            regex::RegexSetBuilder::new(&patterns).size_limit(64 << 20).dfa_size_limit(64 << 20).build().ok();
-        Ok(RuleSet { rules, pass_score, prefilter })
+        let one_pass = OnePass::new(&patterns, &forbidden).map(Arc::new);
+        Ok(RuleSet { rules, pass_score, one_pass })
     }
 
     pub fn pass_score(&self) -> u32 {
@@ -411,26 +451,48 @@ impl RuleSet {
     /// Every pattern the rules match with (`pattern`, `unless`, `exempt`),
     /// in file order: what one `RegexSet` pass would run (benchmarks).
     pub fn patterns(&self) -> Vec<String> {
-        let mut out: Vec<&Pat> = Vec::new();
+        let mut out: Vec<&Regex> = Vec::new();
         for rule in &self.rules {
             match &rule.check {
-                Check::Require(p) => out.push(p),
+                Check::Require(r) => out.push(&r.whole),
                 Check::Forbid { pattern, unless, exempt } => {
-                    out.push(pattern);
-                    out.extend([unless, exempt].into_iter().flatten());
+                    out.push(&pattern.re);
+                    out.extend([unless, exempt].into_iter().flatten().map(|p| &p.re));
                 }
                 _ => {}
             }
         }
-        out.into_iter().map(|p| p.re.as_str().to_string()).collect()
+        out.into_iter().map(|re| re.as_str().to_string()).collect()
     }
 
     /// Checks one reply.
     pub fn check(&self, text: &str, ctx: CheckContext<'_>) -> CheckResult {
+        let Some(one_pass) = self.one_pass.as_deref() else { return self.judge(text, ctx, None) };
+        let mut scratch = one_pass.take();
+        let result = if one_pass.search(text, &mut scratch) {
+            let found = std::mem::take(&mut scratch.found);
+            let result = self.judge(text, ctx, Some((one_pass, &mut scratch, &found)));
+            scratch.found = found;
+            result
+        } else {
+            self.judge(text, ctx, None)
+        };
+        one_pass.put(scratch);
+        result
+    }
+
+    /// The verdict on `text`, with what the one pass found in it (`None`:
+    /// each pattern is searched on its own).
+    fn judge(
+        &self,
+        text: &str,
+        ctx: CheckContext<'_>,
+        mut pass: Option<(&OnePass, &mut one_pass::Scratch, &one_pass::Found)>,
+    ) -> CheckResult {
         let first_name = ctx.customer_name.and_then(first_name);
-        let hits = self.prefilter.as_ref().map(|set| set.matches(text));
-        let matches = |p: &Pat| match (&hits, p.slot) {
-            (Some(h), Some(slot)) => h.matched(slot),
+        let found = pass.as_ref().map(|(_, _, found)| *found);
+        let matches = |p: &Pat| match (found, p.slot) {
+            (Some(found), Some(slot)) => found.matched[slot],
             _ => p.re.is_match(text),
         };
         // Only a forbidden phrase that matched needs to know what is quoted.
@@ -444,13 +506,40 @@ impl RuleSet {
                 continue;
             }
             let miss: Option<(usize, usize)> = match &rule.check {
-                Check::Require(pattern) => (!matches(pattern)).then_some((0, 0)),
+                Check::Require(r) => {
+                    let met = r.rest.as_ref().is_some_and(&matches) || r.ends.iter().any(|e| e.is_match(text));
+                    (!met).then_some((0, 0))
+                }
                 Check::Forbid { pattern, .. } if !matches(pattern) => None,
                 Check::Forbid { pattern, unless, exempt } => {
                     let exempt = exempt.as_ref().filter(|e| matches(e)).map(|e| &e.re);
-                    let hit = pattern.re.find_iter(text).map(|m| (m.start(), m.end())).find(|&(s, e)| {
+                    let held = |&(s, e): &(usize, usize)| {
                         !inside(quoted.get_or_init(|| quoted_spans(text)), s, e) && !exempted(exempt, text, s, e)
-                    });
+                    };
+                    // The pass knows where matches end; each is read back
+                    // to its start, and from there forwards to where the
+                    // pattern's own match from that start ends ("!!!", not
+                    // "!!"). Past the ends it kept, or without it, the
+                    // pattern is searched from the start.
+                    let located = match (&mut pass, pattern.slot) {
+                        (Some((one_pass, scratch, found)), Some(slot)) => {
+                            let ends = &found.ends[slot];
+                            let hit = ends
+                                .iter()
+                                .filter(|&&e| text.is_char_boundary(e))
+                                .filter_map(|&e| {
+                                    let s = one_pass.start_of(scratch, slot, text, e)?;
+                                    let whole = pattern.re.find_at(text, s).filter(|m| m.start() == s);
+                                    let e = whole.map_or(e, |m| m.end());
+                                    text.is_char_boundary(s).then_some((s, e))
+                                })
+                                .find(&held);
+                            Some(hit).filter(|hit| hit.is_some() || ends.len() < one_pass::ENDS_KEPT)
+                        }
+                        _ => None,
+                    };
+                    let hit =
+                        located.unwrap_or_else(|| pattern.re.find_iter(text).map(|m| (m.start(), m.end())).find(&held));
                     hit.filter(|_| !unless.as_ref().is_some_and(&matches))
                 }
                 Check::RequireName => match first_name {
@@ -497,37 +586,45 @@ impl RuleSet {
 /// Byte ranges of text the agent is quoting rather than saying: between
 /// straight or curly double quotes, and email lines starting with `>`.
 fn quoted_spans(text: &str) -> Vec<(usize, usize)> {
+    const OPEN: &str = "\u{201C}";
+    const CLOSE: &str = "\u{201D}";
     let mut spans = Vec::new();
-    if !text.contains(['"', '\u{201C}', '>']) {
-        return spans;
-    }
-    let mut open: Option<(usize, char)> = None;
-    for (i, c) in text.char_indices() {
-        match (open, c) {
-            (None, '"') => open = Some((i, '"')),
-            (None, '\u{201C}') => open = Some((i, '\u{201D}')),
-            (Some((s, close)), c) if c == close => {
-                spans.push((s, i + c.len_utf8()));
+    let bytes = text.as_bytes();
+    // Only the bytes that can matter are visited: `"`, the lead byte of
+    // curly quotes, and line breaks (a quotation does not run across a
+    // blank line).
+    let mut open: Option<(usize, &str)> = None;
+    for i in memchr3_iter(b'"', 0xE2, b'\n', bytes) {
+        let at = &text[i..];
+        match open {
+            None if bytes[i] == b'"' => open = Some((i, "\"")),
+            None if at.starts_with(OPEN) => open = Some((i, CLOSE)),
+            Some((s, close)) if at.starts_with(close) => {
+                spans.push((s, i + close.len()));
                 open = None;
             }
-            // A quotation does not run across a blank line.
-            (Some(_), '\n') if text[i + 1..].starts_with('\n') => open = None,
+            Some(_) if at.starts_with("\n\n") => open = None,
             _ => {}
         }
     }
-    let mut at = 0;
-    for line in text.split_inclusive('\n') {
-        if line.trim_start().starts_with('>') {
-            spans.push((at, at + line.len()));
+    if memchr::memchr(b'>', bytes).is_some() {
+        let mut at = 0;
+        for line in text.split_inclusive('\n') {
+            if line.trim_start().starts_with('>') {
+                spans.push((at, at + line.len()));
+            }
+            at += line.len();
         }
-        at += line.len();
     }
     spans
 }
 
-/// `pattern` with the word classes made ASCII: `\b` becomes `(?-u:\b)`,
-/// `\w` and `\d` become `(?-u:\w)` and `(?-u:\d)`, and inside a class
-/// `[:word:]` and `[:digit:]`. See [`RuleSet`] for why.
+/// `pattern` with the word classes made ASCII: `\b` and `\B` become
+/// `(?-u:\b)` and `(?-u:\B)`, `\w` and `\d` become `(?-u:\w)` and
+/// `(?-u:\d)`, their negations `\W` and `\D` any character but those, and
+/// inside a class `[:word:]`, `[:digit:]` and their negations. See
+/// [`RuleSet`] for why (a Unicode `\W` in the greeting's `\A\W*` alone
+/// cost a fifth of the one-pass set's time).
 fn ascii_classes(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len() + 16);
     let mut chars = pattern.chars().peekable();
@@ -536,10 +633,17 @@ fn ascii_classes(pattern: &str) -> String {
         match c {
             '\\' => match chars.next() {
                 Some('b') if class_depth == 0 => out.push_str("(?-u:\\b)"),
+                Some('B') if class_depth == 0 => out.push_str("(?-u:\\B)"),
                 Some('w') if class_depth == 0 => out.push_str("(?-u:\\w)"),
                 Some('d') if class_depth == 0 => out.push_str("(?-u:\\d)"),
+                // Any character but an ASCII word character or digit (a
+                // byte class here could match half a UTF-8 sequence).
+                Some('W') if class_depth == 0 => out.push_str("(?-i:[^0-9A-Za-z_])"),
+                Some('D') if class_depth == 0 => out.push_str("(?-i:[^0-9])"),
                 Some('w') => out.push_str("[:word:]"),
                 Some('d') => out.push_str("[:digit:]"),
+                Some('W') => out.push_str("[:^word:]"),
+                Some('D') => out.push_str("[:^digit:]"),
                 Some(next) => {
                     out.push('\\');
                     out.push(next);
@@ -567,6 +671,35 @@ fn ascii_classes(pattern: &str) -> String {
     out
 }
 
+/// A pattern's top-level alternatives anchored at the start or the end of
+/// the text, and the others joined into one pattern (`None` when there are
+/// none). A pattern that does not parse is all "others" (it is reported
+/// when compiled).
+fn split_anchored(pattern: &str) -> (Vec<String>, Option<String>) {
+    use regex_syntax::hir::{HirKind, Look};
+    let Ok(hir) = regex_syntax::ParserBuilder::new().build().parse(pattern) else {
+        return (Vec::new(), Some(pattern.to_string()));
+    };
+    let mut top = &hir;
+    while let HirKind::Capture(group) = top.kind() {
+        top = &group.sub;
+    }
+    let alternatives = match top.kind() {
+        HirKind::Alternation(alternatives) => alternatives.as_slice(),
+        _ => std::slice::from_ref(top),
+    };
+    let (mut ends, mut rest) = (Vec::new(), Vec::new());
+    for alternative in alternatives {
+        let p = alternative.properties();
+        if p.look_set_prefix().contains(Look::Start) || p.look_set_suffix().contains(Look::End) {
+            ends.push(alternative.to_string());
+        } else {
+            rest.push(format!("(?:{alternative})"));
+        }
+    }
+    (ends, (!rest.is_empty()).then(|| rest.join("|")))
+}
+
 fn inside(spans: &[(usize, usize)], start: usize, end: usize) -> bool {
     spans.iter().any(|&(s, e)| s <= start && end <= e)
 }
@@ -583,23 +716,41 @@ pub fn words(text: &str) -> u32 {
 }
 
 /// Whether `text` has at least `n` words (as [`words`] counts them),
-/// reading no further than needed. On ASCII text a word never spans two
-/// runs of letters and digits... but one word may hold several ("don't"),
-/// so fewer runs than `n` settles it without segmenting.
+/// segmenting only when cheap bounds leave it open. Bounds, from one
+/// vectorised look at the bytes: every word holds a letter or digit and
+/// never spans white space, so the ASCII letters and digits that follow
+/// white space (or start the text) start that many different words; and
+/// two words are never both made of ASCII letters and digits with nothing
+/// between them, so the runs of those, plus one per non-ASCII character,
+/// are at least the words.
 fn at_least_words(text: &str, n: usize) -> bool {
-    if text.is_ascii() {
-        let mut runs = 0;
-        let mut in_run = false;
-        for b in text.bytes() {
-            let alnum = b.is_ascii_alphanumeric();
-            runs += usize::from(alnum && !in_run);
-            in_run = alnum;
-        }
-        if runs < n {
-            return false;
-        }
+    let (at_least, at_most) = word_bounds(text.as_bytes());
+    if at_most < n {
+        return false;
+    }
+    if at_least >= n {
+        return true;
     }
     text.unicode_words().take(n).count() >= n
+}
+
+/// Lower and upper bounds on the words in `bytes` (see [`at_least_words`]).
+fn word_bounds(bytes: &[u8]) -> (usize, usize) {
+    let alnum = |b: u8| (b | 0x20).wrapping_sub(b'a') < 26 || b.wrapping_sub(b'0') < 10;
+    let space = |b: u8| b == b' ' || b.wrapping_sub(b'\t') < 5; // \t \n \x0B \x0C \r
+    let Some(&first) = bytes.first() else { return (0, 0) };
+    let (mut lower, mut upper) = (usize::from(alnum(first)), usize::from(alnum(first) || first >= 0xC0));
+    // Counted in bytes, 255 pairs at a time, so the loop vectorises.
+    for (before, after) in bytes[..bytes.len() - 1].chunks(255).zip(bytes[1..].chunks(255)) {
+        let (mut l, mut u) = (0u8, 0u8);
+        for (&p, &b) in before.iter().zip(after) {
+            l += u8::from(alnum(b) & space(p));
+            u += u8::from((alnum(b) & !alnum(p)) | (b >= 0xC0));
+        }
+        lower += usize::from(l);
+        upper += usize::from(u);
+    }
+    (lower, upper)
 }
 
 /// Byte ranges of the paragraphs of `text` (split at line breaks).
@@ -618,9 +769,16 @@ fn paragraphs(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
 fn sentence_around(text: &str, start: usize, end: usize) -> (usize, usize) {
     let from = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let to = text[end..].find('\n').map_or(text.len(), |i| end + i);
+    if (from, to) == (start, end) {
+        // Whole lines (a paragraph too long): their sentences cover them.
+        return (start, end);
+    }
     let mut range = (start, end);
     for (s, sentence) in text[from..to].split_sentence_bound_indices() {
         let (s, e) = (from + s, from + s + sentence.len());
+        if s > end {
+            break;
+        }
         if s <= start && start < e {
             range.0 = s;
         }
@@ -684,44 +842,59 @@ pub fn first_name(name: &str) -> Option<&str> {
 
 /// Whether `needle` occurs in `hay` as a whole word, ignoring case.
 pub fn contains_word(hay: &str, needle: &str) -> bool {
-    if needle.is_empty() {
-        return false;
+    let Some(first) = needle.chars().next() else { return false };
+    let word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let whole = |at: usize, len: usize| !word(hay[..at].chars().next_back()) && !word(hay[at + len..].chars().next());
+    if needle.is_ascii() {
+        // Candidates are found with memchr on the first letter's two cases;
+        // the neighbours may be any character.
+        let (hay_bytes, needle) = (hay.as_bytes(), needle.as_bytes());
+        let (lower, upper) = (needle[0].to_ascii_lowercase(), needle[0].to_ascii_uppercase());
+        return memchr::memchr2_iter(lower, upper, hay_bytes).any(|at| {
+            hay_bytes.get(at..at + needle.len()).is_some_and(|h| h.eq_ignore_ascii_case(needle))
+                && whole(at, needle.len())
+        });
     }
-    if hay.is_ascii() && needle.is_ascii() {
-        let (hay, needle) = (hay.as_bytes(), needle.as_bytes());
-        let word = |i: usize| hay.get(i).is_some_and(u8::is_ascii_alphanumeric);
-        return hay.len() >= needle.len()
-            && (0..=hay.len() - needle.len()).any(|i| {
-                hay[i..i + needle.len()].eq_ignore_ascii_case(needle)
-                    && (i == 0 || !word(i - 1))
-                    && !word(i + needle.len())
-            });
-    }
-    let needle_len = needle.chars().count();
-    let chars: Vec<char> = hay.chars().collect();
     let target: Vec<char> = needle.chars().flat_map(char::to_lowercase).collect();
-    if chars.len() < needle_len {
-        return false;
-    }
-    (0..=chars.len() - needle_len).any(|i| {
-        let before_ok = i == 0 || !chars[i - 1].is_alphanumeric();
-        let after_ok = i + needle_len == chars.len() || !chars[i + needle_len].is_alphanumeric();
-        before_ok
-            && after_ok
-            && chars[i..i + needle_len].iter().flat_map(|c| c.to_lowercase()).eq(target.iter().copied())
+    let first: Vec<char> = first.to_lowercase().collect();
+    let needle_chars = needle.chars().count();
+    hay.char_indices().any(|(at, c)| {
+        if !c.to_lowercase().eq(first.iter().copied()) {
+            return false;
+        }
+        let len: usize = hay[at..].chars().take(needle_chars).map(char::len_utf8).sum();
+        hay[at..at + len].chars().count() == needle_chars
+            && hay[at..at + len].chars().flat_map(char::to_lowercase).eq(target.iter().copied())
+            && whole(at, len)
     })
 }
 
 /// Letters and capital letters in `text` (bytes on ASCII text).
 fn letters_and_capitals(text: &str) -> (usize, usize) {
-    if text.is_ascii() {
-        return text.bytes().fold((0, 0), |(l, u), b| {
-            (l + usize::from(b.is_ascii_alphabetic()), u + usize::from(b.is_ascii_uppercase()))
-        });
+    let (mut letters, mut upper) = (0usize, 0usize);
+    // ASCII letters, counted 255 bytes at a time so the loop vectorises
+    // (bytes of non-ASCII characters are never counted here).
+    for chunk in text.as_bytes().chunks(255) {
+        let (mut l, mut u) = (0u8, 0u8);
+        for &b in chunk {
+            l += u8::from((b | 0x20).wrapping_sub(b'a') < 26);
+            u += u8::from(b.wrapping_sub(b'A') < 26);
+        }
+        letters += usize::from(l);
+        upper += usize::from(u);
     }
-    text.chars()
-        .filter(|c| c.is_alphabetic())
-        .fold((0usize, 0usize), |(l, u), c| (l + 1, u + usize::from(c.is_uppercase())))
+    if !text.is_ascii() {
+        let mut rest = text;
+        while let Some(at) = rest.bytes().position(|b| b >= 0x80) {
+            let c = rest[at..].chars().next().expect("a character starts at a non-ASCII lead byte");
+            if c.is_alphabetic() {
+                letters += 1;
+                upper += usize::from(c.is_uppercase());
+            }
+            rest = &rest[at + c.len_utf8()..];
+        }
+    }
+    (letters, upper)
 }
 
 fn char_offset(text: &str, byte: usize) -> usize {
@@ -778,12 +951,87 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn word_bounds_hold_the_word_count(text in "[a-zA-Z0-9 '._:,;\n\t\u{00e9}\u{00c9}\u{2019}\u{65e5}\u{672c}\u{00a0}!?-]{0,40}") {
+            let (lower, upper) = word_bounds(text.as_bytes());
+            let all = words(&text) as usize;
+            proptest::prop_assert!(lower <= all && all <= upper, "{text:?}: {lower} <= {all} <= {upper}");
+            for n in 0..all + 2 {
+                proptest::prop_assert_eq!(at_least_words(&text, n), all >= n);
+            }
+        }
+
+        #[test]
+        fn letters_and_capitals_count_every_character(text in "[a-zA-Z0-9 !\u{00e9}\u{00c9}\u{0416}\u{0436}\u{65e5}\u{2019}]{0,300}") {
+            let letters = text.chars().filter(|c| c.is_alphabetic()).count();
+            let upper = text.chars().filter(|c| c.is_alphabetic() && c.is_uppercase()).count();
+            proptest::prop_assert_eq!(letters_and_capitals(&text), (letters, upper));
+        }
+    }
+
+    #[test]
+    fn the_one_pass_gives_the_verdicts_and_spans_of_searching_each_pattern() {
+        // Every labelled reply and a few thousand generated ones, in their
+        // contexts: the one pass (what matched, where forbidden phrases end,
+        // read back to their starts) against each pattern searched alone.
+        let r = rules();
+        let corpus = crate::bench::generate::replies(3000, 5);
+        let mut compared = 0;
+        for reply in &corpus {
+            let (text, ctx) = (&reply.labelled.text, reply.labelled.context());
+            assert_eq!(r.check(text, ctx), r.judge(text, ctx, None), "{text:?}");
+            compared += usize::from(!r.check(text, ctx).findings.is_empty());
+        }
+        assert!(compared > 1000, "only {compared} replies had findings");
+    }
+
+    #[test]
+    fn forbidden_phrases_past_the_kept_ends_are_still_found() {
+        // More quoted matches than the pass keeps the ends of, then one said.
+        let quoted = "\"Calm down!!\" ".repeat(one_pass::ENDS_KEPT + 5);
+        let text = format!("Hi Ana,\n\nYou wrote {quoted}and I hear you. Wow!! Calm down.\n\nBest,\nSam");
+        let r = rules();
+        let result = r.check(&text, ctx(Some("Ana"), false, false));
+        assert_eq!(result, r.judge(&text, ctx(Some("Ana"), false, false), None));
+        let found = |id: &str| result.findings.iter().find(|f| f.rule == id).map(|f| f.sentence.clone());
+        assert_eq!(found("no-dismissive").as_deref(), Some("Calm down."));
+        assert_eq!(found("no-exclamation-strings").as_deref(), Some("Wow!!"));
+    }
+
+    #[test]
+    fn require_patterns_split_at_alternatives_anchored_at_either_end() {
+        // Anchored alternatives are searched alone; the rest stay one pattern.
+        let (ends, rest) = split_anchored(r"\Ahi|bye\z|(thanks|cheers)");
+        assert_eq!(ends, [r"(?:\A(?:hi))", r"(?:(?:bye)\z)"]);
+        assert_eq!(rest.as_deref(), Some("(?:((?:(?:thanks)|(?:cheers))))"));
+        // A whole pattern anchored at the start; none anchored (an inner `\z`
+        // does not anchor the pattern).
+        assert_eq!(split_anchored(r"(?i)\A(?-i:[^0-9A-Za-z_])*(hi|hello)").0.len(), 1);
+        assert_eq!(split_anchored(r"(a|b)(c\z|d)").0.len(), 0);
+        // Each part means what its alternative meant.
+        for (pattern, text, expected) in [
+            (r"\Ahi|bye\z|(thanks|cheers)", "oh hi, bye", true),
+            (r"\Ahi|bye\z|(thanks|cheers)", "oh hi, bye!", false),
+            (r"\Ahi|bye\z|(thanks|cheers)", "hi!", true),
+            (r"\Ahi|bye\z|(thanks|cheers)", "cheers!", true),
+        ] {
+            let (ends, rest) = split_anchored(pattern);
+            let found = ends.iter().chain(&rest).any(|p| Regex::new(p).expect("a part compiles").is_match(text));
+            assert_eq!(found, expected, "{pattern} on {text:?}");
+        }
+    }
+
     #[test]
     fn word_classes_become_ascii() {
         assert_eq!(ascii_classes(r"(?i)\bsorry\b"), r"(?i)(?-u:\b)sorry(?-u:\b)");
-        assert_eq!(ascii_classes(r"\w+ [\w -]\d[^\d]\W"), r"(?-u:\w)+ [[:word:] -](?-u:\d)[^[:digit:]]\W");
+        assert_eq!(
+            ascii_classes(r"\w+ [\w -]\d[^\d]\W"),
+            r"(?-u:\w)+ [[:word:] -](?-u:\d)[^[:digit:]](?-i:[^0-9A-Za-z_])"
+        );
+        assert_eq!(ascii_classes(r"\D[\W\D]"), r"(?-i:[^0-9])[[:^word:][:^digit:]]");
         assert_eq!(ascii_classes(r"[\]\b]\b\\b"), r"[\]\b](?-u:\b)\\b");
-        assert_eq!(ascii_classes(r"[]b]\b[^]x]\B"), r"[]b](?-u:\b)[^]x]\B");
+        assert_eq!(ascii_classes(r"[]b]\b[^]x]\B"), r"[]b](?-u:\b)[^]x](?-u:\B)");
         // The same verdicts with non-ASCII text around the phrases.
         let r = rules();
         let text = "Hi Zoë,\n\nThat’s user error — café prices aside.\n\nBest,\nSam";

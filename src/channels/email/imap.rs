@@ -104,7 +104,7 @@ pub fn has_message_id(s: &EmailSettings, kept: &Sessions, mailbox: &str, message
 type Session<T> = imap::Session<T>;
 
 /// Logged-in sessions with one server, kept between jobs (at most
-/// [`Sessions::KEEP`]: the intake's and a delivery's). A job takes one (or
+/// `Sessions::KEEP`: the intake's and a delivery's). A job takes one (or
 /// connects), and gives it back when it went well; a kept session that
 /// fails (the server restarted, a timeout) is dropped and the job runs
 /// once more on a new connection, whose error, if any, is the one said.
