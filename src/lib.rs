@@ -35,7 +35,7 @@
 //!   semantics), [`core::router`] (conversations, SLA stages, surveys, who
 //!   gets each action on which channel; its memory laid out for size in
 //!   `core/router/held.rs`, timers in [`core::timers`]), [`core::rules`] (the reply-standards
-//!   checker), [`core::report`] and [`core::stats`] (weekly figures,
+//!   checker; its one pass over a reply in `core/rules/one_pass.rs`), [`core::report`] and [`core::stats`] (weekly figures,
 //!   nearest-rank percentiles, NPS, the report page's details),
 //!   [`core::schedule`] (when the weekly summary goes out, DST-exact),
 //!   [`core::survey_link`] (what a survey link or comment form does),

@@ -37,7 +37,7 @@ impl Browser {
             skipped("browser", "install Debian's chromium and chromium-driver to run the browser test");
             return None;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = crate::helpers::free_port();
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")

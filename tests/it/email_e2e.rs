@@ -669,7 +669,7 @@ fn with_the_mail_server_unreachable_healthz_says_degraded_and_why() {
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("concierge.toml");
     // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::helpers::free_port();
     let text = format!(
         "[database]\nurl = \"{}\"\n{FAST_SLA}[email]\nimap_host = \"127.0.0.1\"\nimap_port = {port}\nsmtp_host = \"127.0.0.1\"\n\
          smtp_port = {port}\ntls = \"none\"\nusername = \"support\"\npassword_env = \"CONCIERGE_TEST_SUPPORT_PASSWORD\"\n\

@@ -198,3 +198,20 @@ extern "C" fn skip_summary() {
 #[used]
 #[unsafe(link_section = ".fini_array")]
 static SKIP_SUMMARY: extern "C" fn() = skip_summary;
+
+/// A loopback port nothing listens on now, never handed out before in this
+/// process: tests run in parallel, and a port released here and handed to
+/// two servers (two Postfixes; the second fails to bind and the first one's
+/// answers mislead its test) made a test's mail server vanish when another
+/// test stopped its own.
+pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}

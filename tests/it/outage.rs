@@ -121,7 +121,7 @@ impl OwnPostgres {
     fn start() -> Option<OwnPostgres> {
         let bin = pg_bin()?;
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = crate::helpers::free_port();
         Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().unwrap();
         let data = dir.path().join("data");
         let ok = Command::new("runuser")
