@@ -14,7 +14,7 @@ use jiff::Timestamp;
 
 use crate::config::Config;
 use crate::core::router::{Action, Input, Router, Step, Wanted};
-use crate::store::{Batch, Store, Stored, Tx, input_key};
+use crate::store::{Batch, Store, Stored, Tx, input_key, is_message};
 
 pub struct Engine {
     pub router: Router,
@@ -132,7 +132,7 @@ impl Engine {
     /// same instant) is skipped and returns `None`.
     pub async fn apply(&mut self, tx: &mut Tx, now: Timestamp, input: Input) -> anyhow::Result<Option<Vec<Action>>> {
         let key = input_key(now, &input);
-        let mut known = self.store.known_inputs(tx, std::slice::from_ref(&key)).await?;
+        let mut known = self.store.known_inputs(tx, &[(key.as_str(), is_message(&input))]).await?;
         if !known.contains(&key) {
             self.hydrate(tx, [&input]).await?;
         }

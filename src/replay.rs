@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::core::router::{Action, Author, Channel, Input, Message, Policy, Role};
 use crate::engine::Engine;
-use crate::store::input_key;
+use crate::store::{input_key, is_message};
 
 /// Events per transaction. Larger batches write each hot index page to the
 /// WAL once per batch instead of once per thousand events: 1,000 gave 18k
@@ -270,7 +270,9 @@ pub async fn run_batched(
         let chunk: Vec<Event> = events.by_ref().take(batch.max(1)).collect();
         let keys: Vec<String> = chunk.iter().map(|e| input_key(e.at, &e.input)).collect();
         let mut read = engine.store.begin_read().await?;
-        let mut known = engine.store.known_inputs(&mut read, &keys).await?;
+        let lookups: Vec<(&str, bool)> =
+            chunk.iter().zip(&keys).map(|(e, k)| (k.as_str(), is_message(&e.input))).collect();
+        let mut known = engine.store.known_inputs(&mut read, &lookups).await?;
         if let Some(f) = &in_flight {
             known.extend(keys.iter().filter(|k| f.keys.contains(*k)).cloned());
         }

@@ -15,16 +15,20 @@ use crate::core::router::{Action, Conversation, Input, Message, ReplyCheck, Reso
 use crate::core::rules::Finding;
 
 impl Store {
-    /// Which of `keys` (see [`input_key`]) were applied before.
-    pub async fn known_inputs(&self, tx: &mut Tx, keys: &[String]) -> anyhow::Result<HashSet<String>> {
+    /// Which of `keys` (see [`input_key`]) were applied before. A key marked
+    /// `true` is a message's, looked up among the stored messages; any other
+    /// among the processed inputs (where [`Batch::record_input`] keeps them),
+    /// so each key costs one lookup.
+    pub async fn known_inputs(&self, tx: &mut Tx, keys: &[(&str, bool)]) -> anyhow::Result<HashSet<String>> {
         let mut known = HashSet::new();
-        for chunk in keys.chunks(500) {
-            for (table, column) in [("messages", "id"), ("processed_inputs", "input_key")] {
+        for (table, column, messages) in [("messages", "id", true), ("processed_inputs", "input_key", false)] {
+            let wanted: Vec<&str> = keys.iter().filter(|(_, m)| *m == messages).map(|(k, _)| *k).collect();
+            for chunk in wanted.chunks(500) {
                 let list = placeholders(self.backend, 1, chunk.len());
                 let sql = format!("SELECT {column} FROM {table} WHERE {column} IN ({list})");
                 let mut q = sqlx::query(&sql);
                 for k in chunk {
-                    q = q.bind(k.as_str());
+                    q = q.bind(*k);
                 }
                 for row in q.fetch_all(&mut **tx).await? {
                     known.insert(row.try_get::<String, _>(column)?);
@@ -216,6 +220,11 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+/// Whether `input` is stored as a message (its key is a message's id).
+pub fn is_message(input: &Input) -> bool {
+    matches!(input, Input::Message(_) | Input::Relay { .. } | Input::Posted(_))
 }
 
 /// The idempotency key of an input: a message's `channel:id` (the primary

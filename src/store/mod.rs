@@ -29,7 +29,7 @@ use jiff::Timestamp;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyPool, Connection as _, Executor as _, Row as _, Transaction};
 
-pub use batch::{Batch, input_conversation, input_key, insert_many};
+pub use batch::{Batch, input_conversation, input_key, insert_many, is_message};
 pub use conversations::Stored;
 pub use outbox::{OutboxItem, OutboxStatus};
 pub use report::report_queries;
