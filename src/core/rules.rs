@@ -214,6 +214,26 @@ struct Require {
     rest: Option<Pat>,
 }
 
+impl Require {
+    /// Splits `whole`; `slot` puts the rest in the one pass.
+    fn new(whole: Regex, slot: impl FnOnce(Regex) -> Pat) -> Require {
+        let (ends, rest) = split_anchored(whole.as_str());
+        // Each part compiles: it is a piece of a pattern that did. Searched
+        // backwards, counted repetitions of `[^\n]` visit more states than
+        // 8 MB keep, and the engine then gives up and scans the whole reply
+        // forwards.
+        let build = |p: &str| regex::RegexBuilder::new(p).dfa_size_limit(64 << 20).build().ok();
+        match ends.iter().map(|e| build(e)).collect::<Option<Vec<Regex>>>() {
+            Some(ends) if !ends.is_empty() => Require { whole, ends, rest: rest.and_then(|r| build(&r)).map(slot) },
+            _ => Require { rest: Some(slot(whole.clone())), whole, ends: Vec::new() },
+        }
+    }
+
+    fn met(&self, text: &str, matches: impl Fn(&Pat) -> bool) -> bool {
+        self.rest.as_ref().is_some_and(matches) || self.ends.iter().any(|e| e.is_match(text))
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Check {
     Require(Require),
@@ -372,23 +392,7 @@ impl RuleSet {
             };
             let alone = |re: Regex| Pat { re, slot: None };
             let check = if let Some(p) = &r.require {
-                compile("require", p).map(|whole| {
-                    let (ends, rest) = split_anchored(whole.as_str());
-                    // Each part compiles: it is a piece of a pattern that did.
-                    // Searched backwards, counted repetitions of `[^\n]`
-                    // visit more states than 8 MB keep, and the engine then
-                    // gives up and scans the whole reply forwards.
-                    let build = |p: &str| regex::RegexBuilder::new(p).dfa_size_limit(64 << 20).build().ok();
-                    match ends.iter().map(|e| build(e)).collect::<Option<Vec<Regex>>>() {
-                        Some(ends) if !ends.is_empty() => {
-                            let rest = rest.and_then(|r| build(&r)).map(|re| slot(re, false));
-                            Check::Require(Require { whole, ends, rest })
-                        }
-                        _ => {
-                            Check::Require(Require { rest: Some(slot(whole.clone(), false)), whole, ends: Vec::new() })
-                        }
-                    }
-                })
+                compile("require", p).map(|whole| Check::Require(Require::new(whole, |re| slot(re, false))))
             } else if let Some(p) = &r.forbid {
                 let pattern = compile("forbid", p);
                 let unless = r.unless.as_deref().and_then(|u| compile("unless", u));
@@ -506,35 +510,18 @@ impl RuleSet {
                 continue;
             }
             let miss: Option<(usize, usize)> = match &rule.check {
-                Check::Require(r) => {
-                    let met = r.rest.as_ref().is_some_and(&matches) || r.ends.iter().any(|e| e.is_match(text));
-                    (!met).then_some((0, 0))
-                }
+                Check::Require(r) => (!r.met(text, matches)).then_some((0, 0)),
                 Check::Forbid { pattern, .. } if !matches(pattern) => None,
                 Check::Forbid { pattern, unless, exempt } => {
                     let exempt = exempt.as_ref().filter(|e| matches(e)).map(|e| &e.re);
                     let held = |&(s, e): &(usize, usize)| {
                         !inside(quoted.get_or_init(|| quoted_spans(text)), s, e) && !exempted(exempt, text, s, e)
                     };
-                    // The pass knows where matches end; each is read back
-                    // to its start, and from there forwards to where the
-                    // pattern's own match from that start ends ("!!!", not
-                    // "!!"). Past the ends it kept, or without it, the
-                    // pattern is searched from the start.
+                    // From where the pass saw matches end; without it, or
+                    // past the ends it kept, the reply is searched.
                     let located = match (&mut pass, pattern.slot) {
                         (Some((one_pass, scratch, found)), Some(slot)) => {
-                            let ends = &found.ends[slot];
-                            let hit = ends
-                                .iter()
-                                .filter(|&&e| text.is_char_boundary(e))
-                                .filter_map(|&e| {
-                                    let s = one_pass.start_of(scratch, slot, text, e)?;
-                                    let whole = pattern.re.find_at(text, s).filter(|m| m.start() == s);
-                                    let e = whole.map_or(e, |m| m.end());
-                                    text.is_char_boundary(s).then_some((s, e))
-                                })
-                                .find(&held);
-                            Some(hit).filter(|hit| hit.is_some() || ends.len() < one_pass::ENDS_KEPT)
+                            one_pass.locate(scratch, &found.ends[slot], slot, &pattern.re, text, held)
                         }
                         _ => None,
                     };
@@ -980,8 +967,9 @@ mod tests {
         let mut compared = 0;
         for reply in &corpus {
             let (text, ctx) = (&reply.labelled.text, reply.labelled.context());
-            assert_eq!(r.check(text, ctx), r.judge(text, ctx, None), "{text:?}");
-            compared += usize::from(!r.check(text, ctx).findings.is_empty());
+            let result = r.check(text, ctx);
+            compared += usize::from(!result.findings.is_empty());
+            assert_eq!(result, r.judge(text, ctx, None), "{text:?}");
         }
         assert!(compared > 1000, "only {compared} replies had findings");
     }

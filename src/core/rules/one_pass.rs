@@ -11,6 +11,7 @@
 
 use std::sync::Mutex;
 
+use regex::Regex;
 use regex_automata::hybrid::dfa::{Cache, DFA, OverlappingState};
 use regex_automata::nfa::thompson::{self, WhichCaptures};
 use regex_automata::{Anchored, Input, MatchKind};
@@ -126,9 +127,35 @@ impl OnePass {
         }
     }
 
+    /// The first match of forbidden pattern `slot` (`re`) that `held`
+    /// accepts, from the `ends` the pass found: each is read back to its
+    /// start, and from there forwards to where the pattern's own match from
+    /// that start ends ("!!!", not "!!"). `Some(None)`: there is none;
+    /// `None`: the pass kept too few ends to say, search the reply.
+    pub(super) fn locate(
+        &self,
+        scratch: &mut Scratch,
+        ends: &[usize],
+        slot: usize,
+        re: &Regex,
+        text: &str,
+        held: impl Fn(&(usize, usize)) -> bool,
+    ) -> Option<Option<(usize, usize)>> {
+        let hit = ends
+            .iter()
+            .filter(|&&e| text.is_char_boundary(e))
+            .filter_map(|&e| {
+                let s = self.start_of(scratch, slot, text, e)?;
+                let e = re.find_at(text, s).filter(|m| m.start() == s).map_or(e, |m| m.end());
+                text.is_char_boundary(s).then_some((s, e))
+            })
+            .find(held);
+        Some(hit).filter(|hit| hit.is_some() || ends.len() < ENDS_KEPT)
+    }
+
     /// Where the leftmost match of forbidden pattern `slot` that ends at
     /// `end` starts (`None` if the reverse search cannot say).
-    pub(super) fn start_of(&self, scratch: &mut Scratch, slot: usize, text: &str, end: usize) -> Option<usize> {
+    fn start_of(&self, scratch: &mut Scratch, slot: usize, text: &str, end: usize) -> Option<usize> {
         let dfa = self.reverse.get(slot)?.as_ref()?;
         let cache = scratch.reverse.get_mut(slot)?.as_mut()?;
         let input = Input::new(text).range(..end).anchored(Anchored::Yes);
