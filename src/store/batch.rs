@@ -210,7 +210,8 @@ impl Store {
                     .bind(a.channel.as_str())
                     .bind(a.thread.as_str())
                     .bind(a.to.encode())
-                    .bind(a.body.as_str())
+                    // Replayed history is never sent: its text is not kept.
+                    .bind(if deliver { a.body.as_str() } else { "" })
                     .bind(status)
                     .bind(0_i64)
                     .bind(a.at.as_second())
@@ -330,9 +331,16 @@ fn check_message_id(k: &ReplyCheck) -> String {
 
 pub(super) type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
 
+/// Rows per multi-row statement: every full statement of a table has the
+/// same text, so each connection prepares it once and keeps it (sqlx's
+/// statement cache); a batch's remainder is one more statement.
+const ROWS_PER_STATEMENT: usize = 512;
+
 /// Runs `head VALUES (...), (...) tail` over `rows`, binding each row's `cols`
-/// values with `bind`, in statements of at most ~30,000 parameters (SQLite's
-/// and PostgreSQL's limits are above that).
+/// values with `bind`, [`ROWS_PER_STATEMENT`] rows at a time (fewer when that
+/// would pass ~30,000 parameters; SQLite's and PostgreSQL's limits are
+/// above). Each statement is bound while the one before runs (on SQLite, in
+/// the connection's own thread).
 pub async fn insert_many<'r, T>(
     backend: Backend,
     tx: &mut Tx,
@@ -342,16 +350,30 @@ pub async fn insert_many<'r, T>(
     rows: &'r [T],
     bind: impl for<'q> Fn(AnyQuery<'q>, &'q T) -> AnyQuery<'q>,
 ) -> anyhow::Result<()> {
-    let per_statement = (30_000 / cols).max(1);
-    for chunk in rows.chunks(per_statement) {
-        let values: Vec<String> =
-            (0..chunk.len()).map(|r| format!("({})", placeholders(backend, r * cols + 1, cols))).collect();
-        let sql = format!("{head} VALUES {} {tail}", values.join(", "));
-        let mut q = sqlx::query(&sql);
-        for row in chunk {
-            q = bind(q, row);
-        }
-        q.execute(&mut **tx).await?;
+    let per_statement = (30_000 / cols).clamp(1, ROWS_PER_STATEMENT);
+    let sql = |n: usize| {
+        let values: Vec<String> = (0..n).map(|r| format!("({})", placeholders(backend, r * cols + 1, cols))).collect();
+        format!("{head} VALUES {} {tail}", values.join(", "))
+    };
+    let full = if rows.len() >= per_statement { sql(per_statement) } else { String::new() };
+    let partial = match rows.len() % per_statement {
+        0 => String::new(),
+        n => sql(n),
+    };
+    let build = |chunk: &'r [T]| -> AnyQuery<'_> {
+        // A full statement is kept prepared; the remainder's text differs
+        // from batch to batch and would only push others out of the cache.
+        let q = if chunk.len() == per_statement { sqlx::query(&full) } else { sqlx::query(&partial).persistent(false) };
+        chunk.iter().fold(q, &bind)
+    };
+    let mut chunks = rows.chunks(per_statement);
+    let Some(first) = chunks.next() else { return Ok(()) };
+    let mut running = build(first);
+    for chunk in chunks {
+        let (done, next) = futures_util::future::join(running.execute(&mut **tx), async { build(chunk) }).await;
+        done?;
+        running = next;
     }
+    running.execute(&mut **tx).await?;
     Ok(())
 }
