@@ -619,7 +619,19 @@ fn ascii_classes(pattern: &str) -> String {
     while let Some(c) = chars.next() {
         match c {
             '\\' => match chars.next() {
+                // `\b{start}`, `\b{end}`, `\b{start-half}`, `\b{end-half}`.
+                Some('b') if class_depth == 0 && chars.peek() == Some(&'{') => {
+                    let mut special = String::from("\\b");
+                    for c in chars.by_ref() {
+                        special.push(c);
+                        if c == '}' {
+                            break;
+                        }
+                    }
+                    out.push_str(&format!("(?-u:{special})"));
+                }
                 Some('b') if class_depth == 0 => out.push_str("(?-u:\\b)"),
+                Some(c @ ('<' | '>')) if class_depth == 0 => out.push_str(&format!("(?-u:\\{c})")),
                 Some('B') if class_depth == 0 => out.push_str("(?-u:\\B)"),
                 Some('w') if class_depth == 0 => out.push_str("(?-u:\\w)"),
                 Some('d') if class_depth == 0 => out.push_str("(?-u:\\d)"),
@@ -975,6 +987,26 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_the_one_pass_cannot_finish_is_searched_pattern_by_pattern() {
+        let toml = "[[rule]]\nid = \"x\"\nseverity = \"warning\"\nrequire = '(?i)thanks'\nmessage = \"m\"\n";
+        let mut r = RuleSet::parse(toml, "r.toml", 70).unwrap();
+        // A Unicode word boundary (the loader leaves none): the lazy DFA
+        // stops at the first non-ASCII byte and the pass gives up.
+        let pass = OnePass::new(&[r"(?i)\bthanks\b".to_string()], &[false]).unwrap();
+        let mut scratch = pass.take();
+        let (met, unmet) = ("Hi Zoë, thanks for writing. Best, Sam", "Hi Zoë, got it. Best, Sam");
+        assert!(!pass.search(met, &mut scratch));
+        assert!(pass.search("Hi Sam, thanks. Best, Ana", &mut scratch));
+        pass.put(scratch);
+        r.one_pass = Some(Arc::new(pass));
+        for (text, ids) in [(met, vec![]), (unmet, vec!["x"])] {
+            let result = r.check(text, ctx(Some("Zoë"), true, false));
+            assert_eq!(rule_ids(&result), ids, "{text}");
+            assert_eq!(result, r.judge(text, ctx(Some("Zoë"), true, false), None));
+        }
+    }
+
+    #[test]
     fn forbidden_phrases_past_the_kept_ends_are_still_found() {
         // More quoted matches than the pass keeps the ends of, then one said.
         let quoted = "\"Calm down!!\" ".repeat(one_pass::ENDS_KEPT + 5);
@@ -1020,6 +1052,19 @@ mod tests {
         assert_eq!(ascii_classes(r"\D[\W\D]"), r"(?-i:[^0-9])[[:^word:][:^digit:]]");
         assert_eq!(ascii_classes(r"[\]\b]\b\\b"), r"[\]\b](?-u:\b)\\b");
         assert_eq!(ascii_classes(r"[]b]\b[^]x]\B"), r"[]b](?-u:\b)[^]x](?-u:\B)");
+        // Word starts and ends, in either spelling.
+        assert_eq!(
+            ascii_classes(r"\b{start}no\b{end-half} \<way\>"),
+            r"(?-u:\b{start})no(?-u:\b{end-half}) (?-u:\<)way(?-u:\>)"
+        );
+        let text = "Hi Zoë, it’s no way to treat a café owner. Best, Sam";
+        for forbid in [r"\b{start}no way\b{end}", r"\<no way\>"] {
+            let toml = format!("[[rule]]\nid = \"x\"\nseverity = \"warning\"\nforbid = '{forbid}'\nmessage = \"m\"\n");
+            let r = RuleSet::parse(&toml, "r.toml", 70).unwrap_or_else(|e| panic!("{forbid}: {e:?}"));
+            let result = r.check(text, ctx(Some("Zoë"), true, false));
+            assert_eq!(rule_ids(&result), ["x"], "{forbid}");
+            assert_eq!(result, r.judge(text, ctx(Some("Zoë"), true, false), None), "{forbid}");
+        }
         // The same verdicts with non-ASCII text around the phrases.
         let r = rules();
         let text = "Hi Zoë,\n\nThat’s user error — café prices aside.\n\nBest,\nSam";
