@@ -51,7 +51,9 @@ pub async fn replay_into(db: &TestDb, events: Vec<Event>, until: Option<Timestam
 /// The same history through a bare router, with no store: the oracle. Its
 /// `scores` are every answer, with when it came.
 /// Actions, report data, survey answers (instant, score) and conversations.
-type PureReplay = (Vec<Action>, ReportData, Vec<(Timestamp, u8)>, Vec<Conversation>);
+/// Actions, report data, answers, conversations and every survey as it ended.
+type PureReplay =
+    (Vec<Action>, ReportData, Vec<(Timestamp, u8)>, Vec<Conversation>, Vec<concierge::core::router::Survey>);
 
 /// Replays `events` through the pure router alone: its actions, the report
 /// data it implies, the survey answers, and the conversations as it holds them.
@@ -64,8 +66,12 @@ fn pure_replay(events: Vec<Event>, until: Timestamp) -> PureReplay {
     let mut answers = Vec::new();
     let mut answered: std::collections::BTreeMap<String, concierge::core::router::Survey> = Default::default();
     let mut resolutions: std::collections::BTreeMap<(String, Timestamp), Option<Timestamp>> = Default::default();
+    let mut surveys: std::collections::BTreeMap<String, concierge::core::router::Survey> = Default::default();
     let mut take = |step: concierge::core::router::Step, actions: &mut Vec<Action>, data: &mut ReportData| {
         actions.extend(step.actions);
+        if let Some(s) = &step.survey {
+            surveys.insert(s.id.clone(), s.clone());
+        }
         if let Some(r) = step.resolution {
             resolutions.insert((r.conversation, r.resolved_at), r.reopened_at);
         }
@@ -134,7 +140,7 @@ fn pure_replay(events: Vec<Event>, until: Timestamp) -> PureReplay {
         .collect();
     let mut conversations: Vec<Conversation> = router.conversations().cloned().collect();
     conversations.sort_by(|a, b| a.id.cmp(&b.id));
-    (actions, data, answers, conversations)
+    (actions, data, answers, conversations, surveys.into_values().collect())
 }
 
 async fn report_json(store: &Store, week: Week) -> serde_json::Value {
@@ -188,7 +194,7 @@ async fn a_long_history_written_while_the_next_batch_is_stepped_is_stored_exactl
 }
 
 async fn stored_exactly_as_decided(events: Vec<Event>, until: Timestamp) {
-    let (expected_actions, _, _, expected_conversations) = pure_replay(events.clone(), until);
+    let (expected_actions, _, _, expected_conversations, expected_surveys) = pure_replay(events.clone(), until);
     assert!(expected_actions.len() > 100, "the history produces plenty of actions");
     for db in databases().await {
         let (engine, summary) = replay_into(&db, events.clone(), Some(until)).await;
@@ -207,6 +213,19 @@ async fn stored_exactly_as_decided(events: Vec<Event>, until: Timestamp) {
             "replayed actions are history, never delivered"
         );
         assert_eq!(engine.store.all_conversations().await.unwrap(), expected_conversations, "{}", db.backend);
+        // Surveys as they ended, sent and answered in one batch or apart
+        // (tokens are signed with each database's own secret).
+        let unsigned = |v: Vec<concierge::core::router::Survey>| -> Vec<_> {
+            let mut v: Vec<_> = v
+                .into_iter()
+                .map(|s| concierge::core::router::Survey { token: s.token.map(|_| String::new()), ..s })
+                .collect();
+            v.sort_by(|a, b| a.id.cmp(&b.id));
+            v
+        };
+        let stored = engine.store.all_surveys().await.unwrap();
+        assert!(stored.iter().filter(|s| s.status == SurveyStatus::Answered).count() > 10, "{}", db.backend);
+        assert_eq!(unsigned(stored), unsigned(expected_surveys.clone()), "{}", db.backend);
         engine.store.close().await;
     }
 }
@@ -216,7 +235,7 @@ async fn stored_exactly_as_decided(events: Vec<Event>, until: Timestamp) {
 /// survives the database on both backends exactly as the router holds it.
 #[tokio::test]
 async fn conversations_reload_from_the_database_exactly_as_the_pure_router_holds_them_on_every_backend() {
-    let (_, _, _, expected) = pure_replay(demo_events(), as_of());
+    let (_, _, _, expected, _) = pure_replay(demo_events(), as_of());
     assert!(expected.iter().any(|c| c.name_used) && expected.iter().any(|c| c.asked_words > 0));
     for db in databases().await {
         let (engine, _) = replay_into(&db, demo_events(), Some(as_of())).await;
@@ -227,7 +246,7 @@ async fn conversations_reload_from_the_database_exactly_as_the_pure_router_holds
 
 #[tokio::test]
 async fn the_report_from_the_database_equals_the_report_from_the_pure_router_on_every_backend() {
-    let (_, oracle, answers, _) = pure_replay(demo_events(), as_of());
+    let (_, oracle, answers, _, _) = pure_replay(demo_events(), as_of());
     let config = demo_config("unused");
     for db in databases().await {
         let (engine, _) = replay_into(&db, demo_events(), Some(as_of())).await;
