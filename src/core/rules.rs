@@ -1057,6 +1057,13 @@ mod tests {
             ascii_classes(r"\b{start}no\b{end-half} \<way\>"),
             r"(?-u:\b{start})no(?-u:\b{end-half}) (?-u:\<)way(?-u:\>)"
         );
+        // An unclosed one is a pattern error naming the rule, not a panic.
+        let errors = RuleSet::parse("[[rule]]\nid = \"x\"\nforbid = 'no\\b{start'\nmessage = \"m\"\n", "r.toml", 70)
+            .unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.to_string().contains("rule \"x\": `forbid` is not a valid regex")),
+            "{errors:?}"
+        );
         let text = "Hi Zoë, it’s no way to treat a café owner. Best, Sam";
         for forbid in [r"\b{start}no way\b{end}", r"\<no way\>"] {
             let toml = format!("[[rule]]\nid = \"x\"\nseverity = \"warning\"\nforbid = '{forbid}'\nmessage = \"m\"\n");

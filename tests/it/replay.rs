@@ -49,9 +49,8 @@ pub async fn replay_into(db: &TestDb, events: Vec<Event>, until: Option<Timestam
 }
 
 /// The same history through a bare router, with no store: the oracle. Its
-/// `scores` are every answer, with when it came.
-/// Actions, report data, survey answers (instant, score) and conversations.
-/// Actions, report data, answers, conversations and every survey as it ended.
+/// `scores` are every answer, with when it came. Actions, report data,
+/// survey answers (instant, score), conversations and every survey as it ended.
 type PureReplay =
     (Vec<Action>, ReportData, Vec<(Timestamp, u8)>, Vec<Conversation>, Vec<concierge::core::router::Survey>);
 
@@ -64,7 +63,6 @@ fn pure_replay(events: Vec<Event>, until: Timestamp) -> PureReplay {
     let mut data = ReportData::default();
     let mut seen = std::collections::HashSet::new();
     let mut answers = Vec::new();
-    let mut answered: std::collections::BTreeMap<String, concierge::core::router::Survey> = Default::default();
     let mut resolutions: std::collections::BTreeMap<(String, Timestamp), Option<Timestamp>> = Default::default();
     let mut surveys: std::collections::BTreeMap<String, concierge::core::router::Survey> = Default::default();
     let mut take = |step: concierge::core::router::Step, actions: &mut Vec<Action>, data: &mut ReportData| {
@@ -86,7 +84,6 @@ fn pure_replay(events: Vec<Event>, until: Timestamp) -> PureReplay {
         }
         if let Some(s) = step.survey.filter(|s| s.status == SurveyStatus::Answered) {
             answers.push((s.answered_at.unwrap(), s.score.unwrap()));
-            answered.insert(s.id.clone(), s);
         }
     };
     for e in events {
@@ -109,9 +106,9 @@ fn pure_replay(events: Vec<Event>, until: Timestamp) -> PureReplay {
         }
     }
     // Every detractor's answer opens a follow-up (none are closed in a replay).
-    data.followups = answered
+    data.followups = surveys
         .values()
-        .filter(|s| s.score.unwrap() <= 6)
+        .filter(|s| s.status == SurveyStatus::Answered && s.score.unwrap() <= 6)
         .map(|s| {
             let c = router.conversation(&s.conversation).unwrap();
             FollowUpRow {
