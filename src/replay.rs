@@ -18,9 +18,11 @@ use crate::engine::Engine;
 use crate::store::{input_key, is_message};
 
 /// Events per transaction. Larger batches write each hot index page to the
-/// WAL once per batch instead of once per thousand events: 1,000 gave 18k
-/// events/s on SQLite, 10,000 gives 63k (BENCHMARKS.md, ingest).
-pub const BATCH: usize = 10_000;
+/// WAL once per batch instead of once per thousand events, and bring back
+/// fewer conversations from the database: 1,000 gave 18k events/s on
+/// SQLite, 10,000 55-64k, 25,000 63-75k; on PostgreSQL 10,000 gave 42-45k,
+/// 25,000 49-52k (BENCHMARKS.md, ingest). Beyond, nothing moved.
+pub const BATCH: usize = 25_000;
 
 /// One line of a replay file, as written.
 #[derive(Debug, Deserialize)]

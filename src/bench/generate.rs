@@ -280,7 +280,7 @@ pub fn history(
             Vec::new()
         };
         let check = ReplyCheck {
-            message_id: format!("{}:{}-1", channel.as_str(), conv.thread),
+            message_id: format!("{}-1", conv.thread),
             conversation: id.clone(),
             agent,
             at: instant(replied),

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use sqlx::{Any, Row as _};
 
 use super::{Backend, Store, Tx, placeholders};
-use crate::core::router::{Action, Conversation, Input, Message, ReplyCheck, Resolution, Status, Step, Survey};
+use crate::core::router::{Action, Conversation, Input, Message, ReplyCheck, Resolution, Role, Status, Step, Survey};
 use crate::core::rules::Finding;
 
 impl Store {
@@ -38,42 +38,79 @@ impl Store {
         Ok(known)
     }
 
-    /// Writes a batch: a few multi-row statements, whatever its size.
+    /// Writes a batch: a few multi-row statements, whatever its size, run as
+    /// one stream (each bound while the one before runs).
     pub async fn flush(&self, tx: &mut Tx, batch: Batch) -> anyhow::Result<()> {
         let backend = self.backend;
         let Batch { messages, processed, conversations, surveys, resolutions, checks, actions, deliver } = batch;
-        insert_many(
-            backend,
-            tx,
-            "INSERT INTO messages (id, conversation, at, role, author_id, author_name, body)",
-            7,
-            "ON CONFLICT (id) DO NOTHING",
-            &messages,
-            |q, (at, m)| {
-                q.bind(format!("{}:{}", m.channel.as_str(), m.id))
-                    .bind(Conversation::key(m.channel, &m.thread))
-                    .bind(at.as_second())
-                    .bind(m.author.role.as_str())
-                    .bind(m.author.id.as_str())
-                    .bind(m.author.name.as_deref())
-                    .bind(m.text.as_str())
+        // A reply's check is written on the reply's own row.
+        let check_ids: Vec<String> = checks.iter().map(check_message_id).collect();
+        let mut checked: HashMap<&str, &ReplyCheck> = check_ids.iter().map(String::as_str).zip(&checks).collect();
+        let mut rows: Vec<MessageRow> = messages
+            .iter()
+            .map(|(at, m)| {
+                let id = format!("{}:{}", m.channel.as_str(), m.id);
+                let check = checked.remove(id.as_str());
+                MessageRow {
+                    id,
+                    conversation: Conversation::key(m.channel, &m.thread),
+                    at: at.as_second(),
+                    role: m.author.role.as_str(),
+                    author_id: &m.author.id,
+                    author_name: m.author.name.as_deref(),
+                    body: &m.text,
+                    check,
+                }
+            })
+            .collect();
+        // A check always comes with its message; should one not, its
+        // figures are kept on a row of its own with no text.
+        rows.extend(check_ids.iter().zip(&checks).filter(|(id, _)| checked.contains_key(id.as_str())).map(
+            |(id, k)| MessageRow {
+                id: id.clone(),
+                conversation: k.conversation.clone(),
+                at: k.at.as_second(),
+                role: Role::Agent.as_str(),
+                author_id: &k.agent,
+                author_name: None,
+                body: "",
+                check: Some(k),
             },
-        )
-        .await?;
-        insert_many(
+        ));
+        let insert_messages = Insert::new(
             backend,
-            tx,
+            "INSERT INTO messages (id, conversation, at, role, author_id, author_name, body, \
+             check_first, check_late, check_score, check_passed, check_overridden)",
+            12,
+            "ON CONFLICT (id) DO NOTHING",
+            &rows,
+            |q, m| {
+                let k = m.check;
+                q.bind(m.id.as_str())
+                    .bind(m.conversation.as_str())
+                    .bind(m.at)
+                    .bind(m.role)
+                    .bind(m.author_id)
+                    .bind(m.author_name)
+                    .bind(m.body)
+                    .bind(k.map(|k| i64::from(k.first)))
+                    .bind(k.map(|k| i64::from(k.late)))
+                    .bind(k.map(|k| i64::from(k.result.score)))
+                    .bind(k.map(|k| i64::from(k.result.passed)))
+                    .bind(k.map(|k| i64::from(k.overridden)))
+            },
+        );
+        let insert_processed = Insert::new(
+            backend,
             "INSERT INTO processed_inputs (input_key, at)",
             2,
             "ON CONFLICT (input_key) DO NOTHING",
             &processed,
             |q, (key, at)| q.bind(key.as_str()).bind(*at),
-        )
-        .await?;
+        );
         let conversations: Vec<Conversation> = conversations.into_values().collect();
-        insert_many(
+        let insert_conversations = Insert::new(
             backend,
-            tx,
             "INSERT INTO conversations (id, channel, thread, customer_id, customer_name, opened_at, due_at, \
              first_reply_at, first_reply_by, status, resolved_at, assigned, waiting_since, reply_due, waits, sla_stage, \
              surveys, silent_since, asked_words, name_used)",
@@ -110,12 +147,10 @@ impl Store {
                     .bind(i64::from(c.asked_words))
                     .bind(i64::from(c.name_used))
             },
-        )
-        .await?;
+        );
         let resolutions: Vec<Resolution> = resolutions.into_values().collect();
-        insert_many(
+        let insert_resolutions = Insert::new(
             backend,
-            tx,
             "INSERT INTO resolutions (conversation, resolved_at, reopened_at)",
             3,
             "ON CONFLICT (conversation, resolved_at) DO UPDATE SET reopened_at = excluded.reopened_at",
@@ -125,12 +160,10 @@ impl Store {
                     .bind(r.resolved_at.as_second())
                     .bind(r.reopened_at.map(|t| t.as_second()))
             },
-        )
-        .await?;
+        );
         let surveys: Vec<Survey> = surveys.into_values().collect();
-        insert_many(
+        let insert_surveys = Insert::new(
             backend,
-            tx,
             "INSERT INTO surveys (id, conversation, customer_id, status, due_at, sent_at, token, score, comment, answered_at)",
             10,
             "ON CONFLICT (id) DO UPDATE SET status = excluded.status, sent_at = excluded.sent_at, token = excluded.token, \
@@ -148,37 +181,14 @@ impl Store {
                     .bind(s.comment.as_deref())
                     .bind(s.answered_at.map(|t| t.as_second()))
             },
-        )
-        .await?;
-        let check_ids: Vec<String> = checks.iter().map(check_message_id).collect();
-        insert_many(
-            backend,
-            tx,
-            "INSERT INTO reply_checks (message_id, conversation, agent, at, first_reply, late, score, passed, overridden)",
-            9,
-            "ON CONFLICT (message_id) DO NOTHING",
-            &checks,
-            |q, k| {
-                q.bind(check_message_id(k))
-                    .bind(k.conversation.as_str())
-                    .bind(k.agent.as_str())
-                    .bind(k.at.as_second())
-                    .bind(i64::from(k.first))
-                    .bind(i64::from(k.late))
-                    .bind(i64::from(k.result.score))
-                    .bind(i64::from(k.result.passed))
-                    .bind(i64::from(k.overridden))
-            },
-        )
-        .await?;
+        );
         let findings: Vec<(&str, usize, &Finding)> = check_ids
             .iter()
             .zip(&checks)
             .flat_map(|(id, k)| k.result.findings.iter().enumerate().map(move |(seq, f)| (id.as_str(), seq, f)))
             .collect();
-        insert_many(
+        let insert_findings = Insert::new(
             backend,
-            tx,
             "INSERT INTO findings (message_id, seq, rule, severity, span_start, span_end)",
             6,
             "ON CONFLICT (message_id, seq) DO NOTHING",
@@ -191,12 +201,10 @@ impl Store {
                     .bind(f.start as i64)
                     .bind(f.end as i64)
             },
-        )
-        .await?;
+        );
         let status = if deliver { super::OutboxStatus::Pending } else { super::OutboxStatus::Replayed }.as_str();
-        insert_many(
+        let insert_outbox = Insert::new(
             backend,
-            tx,
             "INSERT INTO outbox (action_key, at, kind, conversation, channel, thread, recipient, body, status, attempts, \
              next_attempt_at, about)",
             12,
@@ -217,9 +225,16 @@ impl Store {
                     .bind(a.at.as_second())
                     .bind(a.about.as_deref())
             },
-        )
-        .await?;
-        Ok(())
+        );
+        let statements = insert_messages
+            .statements()
+            .chain(insert_processed.statements())
+            .chain(insert_conversations.statements())
+            .chain(insert_resolutions.statements())
+            .chain(insert_surveys.statements())
+            .chain(insert_findings.statements())
+            .chain(insert_outbox.statements());
+        run_statements(tx, statements).await
     }
 }
 
@@ -324,6 +339,18 @@ impl Batch {
     }
 }
 
+/// A message as written: its row, and its check when it is an agent reply.
+struct MessageRow<'a> {
+    id: String,
+    conversation: String,
+    at: i64,
+    role: &'static str,
+    author_id: &'a str,
+    author_name: Option<&'a str>,
+    body: &'a str,
+    check: Option<&'a ReplyCheck>,
+}
+
 fn check_message_id(k: &ReplyCheck) -> String {
     let channel = k.conversation.split_once(':').map_or("", |(c, _)| c);
     format!("{channel}:{}", k.message_id)
@@ -336,44 +363,79 @@ pub(super) type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArgumen
 /// statement cache); a batch's remainder is one more statement.
 const ROWS_PER_STATEMENT: usize = 512;
 
-/// Runs `head VALUES (...), (...) tail` over `rows`, binding each row's `cols`
-/// values with `bind`, [`ROWS_PER_STATEMENT`] rows at a time (fewer when that
-/// would pass ~30,000 parameters; SQLite's and PostgreSQL's limits are
-/// above). Each statement is bound while the one before runs (on SQLite, in
-/// the connection's own thread).
-pub async fn insert_many<'r, T>(
+/// One table's rows as multi-row `head VALUES (...), (...) tail`
+/// statements, each binding its rows' `cols` values with `bind`:
+/// [`ROWS_PER_STATEMENT`] rows at a time (fewer when that would pass ~30,000
+/// parameters; SQLite's and PostgreSQL's limits are above), the remainder one
+/// more statement. Built one at a time by [`Insert::statements`], for
+/// [`run_statements`].
+pub struct Insert<'r, T, B> {
+    full: String,
+    partial: String,
+    per_statement: usize,
+    rows: &'r [T],
+    bind: B,
+}
+
+impl<'r, T, B> Insert<'r, T, B>
+where
+    B: for<'q> Fn(AnyQuery<'q>, &'q T) -> AnyQuery<'q>,
+{
+    pub fn new(backend: Backend, head: &str, cols: usize, tail: &str, rows: &'r [T], bind: B) -> Self {
+        let per_statement = (30_000 / cols).clamp(1, ROWS_PER_STATEMENT);
+        let sql = |n: usize| {
+            let values: Vec<String> =
+                (0..n).map(|r| format!("({})", placeholders(backend, r * cols + 1, cols))).collect();
+            format!("{head} VALUES {} {tail}", values.join(", "))
+        };
+        let full = if rows.len() >= per_statement { sql(per_statement) } else { String::new() };
+        let partial = match rows.len() % per_statement {
+            0 => String::new(),
+            n => sql(n),
+        };
+        Insert { full, partial, per_statement, rows, bind }
+    }
+
+    /// The statements, each bound when asked for.
+    pub fn statements(&self) -> impl Iterator<Item = AnyQuery<'_>> + '_ {
+        self.rows.chunks(self.per_statement).map(|chunk| {
+            // A full statement is kept prepared; the remainder's text differs
+            // from batch to batch and would only push others out of the cache.
+            let q = if chunk.len() == self.per_statement {
+                sqlx::query(&self.full)
+            } else {
+                sqlx::query(&self.partial).persistent(false)
+            };
+            chunk.iter().fold(q, &self.bind)
+        })
+    }
+}
+
+/// Runs `statements` in order in `tx`, each bound while the one before runs
+/// (on SQLite, in the connection's own thread), so the database never waits
+/// for the next, from one table's to the next table's. Stops at the first
+/// error.
+pub async fn run_statements<'q>(tx: &mut Tx, mut statements: impl Iterator<Item = AnyQuery<'q>>) -> anyhow::Result<()> {
+    let Some(mut running) = statements.next() else { return Ok(()) };
+    loop {
+        let (done, next) = futures_util::future::join(running.execute(&mut **tx), async { statements.next() }).await;
+        done?;
+        match next {
+            Some(next) => running = next,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Inserts `rows` into one table (see [`Insert`]).
+pub async fn insert_many<T>(
     backend: Backend,
     tx: &mut Tx,
     head: &str,
     cols: usize,
     tail: &str,
-    rows: &'r [T],
+    rows: &[T],
     bind: impl for<'q> Fn(AnyQuery<'q>, &'q T) -> AnyQuery<'q>,
 ) -> anyhow::Result<()> {
-    let per_statement = (30_000 / cols).clamp(1, ROWS_PER_STATEMENT);
-    let sql = |n: usize| {
-        let values: Vec<String> = (0..n).map(|r| format!("({})", placeholders(backend, r * cols + 1, cols))).collect();
-        format!("{head} VALUES {} {tail}", values.join(", "))
-    };
-    let full = if rows.len() >= per_statement { sql(per_statement) } else { String::new() };
-    let partial = match rows.len() % per_statement {
-        0 => String::new(),
-        n => sql(n),
-    };
-    let build = |chunk: &'r [T]| -> AnyQuery<'_> {
-        // A full statement is kept prepared; the remainder's text differs
-        // from batch to batch and would only push others out of the cache.
-        let q = if chunk.len() == per_statement { sqlx::query(&full) } else { sqlx::query(&partial).persistent(false) };
-        chunk.iter().fold(q, &bind)
-    };
-    let mut chunks = rows.chunks(per_statement);
-    let Some(first) = chunks.next() else { return Ok(()) };
-    let mut running = build(first);
-    for chunk in chunks {
-        let (done, next) = futures_util::future::join(running.execute(&mut **tx), async { build(chunk) }).await;
-        done?;
-        running = next;
-    }
-    running.execute(&mut **tx).await?;
-    Ok(())
+    run_statements(tx, Insert::new(backend, head, cols, tail, rows, bind).statements()).await
 }

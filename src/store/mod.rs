@@ -88,8 +88,14 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
+                        // A multi-row statement inside a transaction keeps
+                        // the pages it changes in a statement journal, to
+                        // undo just that statement on an error; in memory,
+                        // not a temporary file written for every batch
+                        // (BENCHMARKS.md, ingest).
                         conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; \
+                             PRAGMA temp_store = MEMORY;",
                         )
                         .await?;
                     } else {
@@ -295,7 +301,7 @@ impl Store {
     /// Counts rows of a table, for tests and status output.
     pub async fn count(&self, table: &str) -> anyhow::Result<i64> {
         anyhow::ensure!(
-            ["conversations", "messages", "reply_checks", "findings", "surveys", "outbox"].contains(&table),
+            ["conversations", "messages", "findings", "surveys", "outbox"].contains(&table),
             "unknown table {table}"
         );
         let sql = format!("SELECT COUNT(*) AS n FROM {table}");

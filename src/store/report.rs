@@ -8,12 +8,12 @@ use anyhow::Context as _;
 use super::{Backend, Store, opt_ts, ts};
 use crate::core::report::{CheckRow, ConversationRow, FollowUpRow, ReportData};
 
-// The two large reads (the week's conversations; their reply checks with
+// The two large reads (the week's conversations; their checked replies with
 // the rules each missed) come back as one JSON array built by the database:
 // the driver's cost per row was most of a report's time (BENCHMARKS.md).
 // The dialects differ in the aggregate's spelling and, on PostgreSQL, in
 // LATERAL joins that keep its planner on the indexes (otherwise it scans
-// every reply check ever stored to hash-join one week's).
+// every message ever stored to hash-join one week's).
 macro_rules! json_rows {
     (sqlite, $columns:expr, $from:expr) => {
         concat!("SELECT json_group_array(json_array(", $columns, ")) AS rows", $from)
@@ -44,22 +44,23 @@ const CONVERSATIONS_POSTGRES: &str = json_rows!(
 );
 macro_rules! check_columns {
     () => {
-        "k.message_id, k.conversation, k.agent, k.at, k.first_reply, f.seq, f.rule"
+        "k.id, k.conversation, k.author_id, k.at, k.check_first, f.seq, f.rule"
     };
 }
 const CHECKS_SQLITE: &str = json_rows!(
     sqlite,
     check_columns!(),
-    " FROM conversations c JOIN reply_checks k ON k.conversation = c.id \
-     LEFT JOIN findings f ON f.message_id = k.message_id \
-     WHERE c.opened_at >= $1 AND c.opened_at < $2 AND k.at <= $3"
+    " FROM conversations c JOIN messages k ON k.conversation = c.id \
+     LEFT JOIN findings f ON f.message_id = k.id \
+     WHERE c.opened_at >= $1 AND c.opened_at < $2 AND k.at <= $3 AND k.check_score IS NOT NULL"
 );
 const CHECKS_POSTGRES: &str = json_rows!(
     postgres,
     check_columns!(),
     " FROM conversations c \
-     CROSS JOIN LATERAL (SELECT * FROM reply_checks k WHERE k.conversation = c.id AND k.at <= $3 OFFSET 0) k \
-     LEFT JOIN LATERAL (SELECT f.seq, f.rule FROM findings f WHERE f.message_id = k.message_id OFFSET 0) f ON true \
+     CROSS JOIN LATERAL (SELECT k.id, k.conversation, k.author_id, k.at, k.check_first FROM messages k \
+     WHERE k.conversation = c.id AND k.at <= $3 AND k.check_score IS NOT NULL OFFSET 0) k \
+     LEFT JOIN LATERAL (SELECT f.seq, f.rule FROM findings f WHERE f.message_id = k.id OFFSET 0) f ON true \
      WHERE c.opened_at >= $1 AND c.opened_at < $2"
 );
 const SCORES: &str = "SELECT score FROM surveys WHERE status = 'answered' AND answered_at >= $1 AND answered_at < $2 \

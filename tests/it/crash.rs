@@ -258,7 +258,7 @@ async fn snapshot(url: &str) -> Vec<Vec<String>> {
         "SELECT id || '|' || conversation || '|' || role || '|' || CAST(at AS TEXT) FROM messages ORDER BY id",
         "SELECT action_key || '|' || status || '|' || kind || '|' || CAST(at AS TEXT) || '|' || body FROM outbox ORDER BY action_key",
         "SELECT id || '|' || status FROM surveys ORDER BY id",
-        "SELECT message_id FROM reply_checks ORDER BY message_id",
+        "SELECT id || '|' || CAST(check_score AS TEXT) || '|' || CAST(check_overridden AS TEXT) FROM messages WHERE check_score IS NOT NULL ORDER BY id",
         "SELECT message_id || '|' || rule FROM findings ORDER BY message_id, seq",
         "SELECT input_key FROM processed_inputs ORDER BY input_key",
     ] {

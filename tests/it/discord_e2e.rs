@@ -509,7 +509,7 @@ fn send_anyway_posts_the_reply_taken_back_and_records_the_override() {
     let click = fake.click((SAM, "Sam"), &[AGENT_ROLE], dm, held_id, &button);
     assert!(say(&answer(&fake, click)).contains("override is recorded"));
     fake.wait_for("the reply in the thread", |f| !posts_with(f, thread, poor).is_empty());
-    let rows = db_rows(&db.url, "SELECT overridden FROM reply_checks");
+    let rows = db_rows(&db.url, "SELECT check_overridden AS overridden FROM messages WHERE check_score IS NOT NULL");
     assert_eq!(rows.iter().map(|r| sqlx::Row::get::<i64, _>(r, "overridden")).collect::<Vec<_>>(), [1]);
     drop(bot);
 }

@@ -13,6 +13,7 @@ mod failover;
 mod fake_discord;
 mod helpers;
 mod mail_servers;
+mod migrations;
 mod outage;
 mod privacy;
 mod replay;

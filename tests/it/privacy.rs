@@ -28,7 +28,6 @@ async fn all_text(store: &Store) -> Vec<String> {
         "messages",
         "surveys",
         "outbox",
-        "reply_checks",
         "findings",
         "processed_inputs",
         "commands",

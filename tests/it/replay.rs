@@ -305,9 +305,11 @@ async fn replaying_the_same_history_twice_adds_nothing() {
 
 async fn counts(store: &Store) -> Vec<i64> {
     let mut out = Vec::new();
-    for t in ["conversations", "messages", "reply_checks", "findings", "surveys", "outbox"] {
+    for t in ["conversations", "messages", "findings", "surveys", "outbox"] {
         out.push(store.count(t).await.unwrap());
     }
+    let checked = "SELECT COUNT(*) FROM messages WHERE check_score IS NOT NULL";
+    out.push(sqlx::query_scalar(checked).fetch_one(store.pool()).await.unwrap());
     out
 }
 
