@@ -8,12 +8,10 @@
 //! stepped, call [`Engine::reload`] so memory matches the database again (the
 //! inputs are re-delivered by their source).
 
-use std::collections::HashSet;
-
 use jiff::Timestamp;
 
 use crate::config::Config;
-use crate::core::router::{Action, Input, Router, Step, Wanted};
+use crate::core::router::{Action, IdSet, Input, Router, Step, Wanted};
 use crate::store::{Batch, Store, Stored, Tx, input_key, is_message};
 
 pub struct Engine {
@@ -96,20 +94,22 @@ impl Engine {
         Batch::new(self.deliver)
     }
 
-    /// Steps the router with `input` unless its key is in `known`, recording
-    /// both in `batch`; adds the key to `known`. `None` for a repeat.
+    /// Steps the router with `input` unless its `key` ([`input_key`]) is in
+    /// `known`, recording both in `batch`; adds the key to `known`. `None`
+    /// for a repeat.
     pub fn route(
         &mut self,
         batch: &mut Batch,
-        known: &mut HashSet<String>,
+        known: &mut IdSet,
         now: Timestamp,
+        key: String,
         input: Input,
     ) -> Option<Step> {
-        let key = input_key(now, &input);
-        if !known.insert(key.clone()) {
+        if known.contains(&key) {
             return None;
         }
-        batch.record_input(now, key, &input);
+        batch.record_input(now, &key, &input);
+        known.insert(key);
         let step = self.router.handle(now, input);
         if let Some(notice) = &step.notice {
             tracing::info!(%notice, "input changed nothing");
@@ -117,14 +117,19 @@ impl Engine {
         Some(step)
     }
 
-    /// Fires the timers due at or before `now` into `batch`; returns their actions.
-    pub fn fire_into(&mut self, batch: &mut Batch, now: Timestamp) -> Vec<Action> {
-        let mut actions = Vec::new();
+    /// Fires the timers due at or before `now` into `batch`, showing each
+    /// step's actions to `each` first.
+    pub fn fire_each(
+        &mut self,
+        batch: &mut Batch,
+        now: Timestamp,
+        mut each: impl FnMut(&[Action]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         for step in self.router.poll_timers(now) {
-            actions.extend(step.actions.iter().cloned());
+            each(&step.actions)?;
             batch.record_step(step);
         }
-        actions
+        Ok(())
     }
 
     /// Applies one input at `now` in `tx`. An input already applied (a message
@@ -137,7 +142,7 @@ impl Engine {
             self.hydrate(tx, [&input]).await?;
         }
         let mut batch = self.batch();
-        let Some(step) = self.route(&mut batch, &mut known, now, input) else {
+        let Some(step) = self.route(&mut batch, &mut known, now, key, input) else {
             return Ok(None);
         };
         let actions = step.actions.clone();
@@ -149,7 +154,11 @@ impl Engine {
     /// Fires the timers due at or before `now` in `tx`.
     pub async fn fire(&mut self, tx: &mut Tx, now: Timestamp) -> anyhow::Result<Vec<Action>> {
         let mut batch = self.batch();
-        let actions = self.fire_into(&mut batch, now);
+        let mut actions = Vec::new();
+        self.fire_each(&mut batch, now, |a| {
+            actions.extend_from_slice(a);
+            Ok(())
+        })?;
         if !batch.is_empty() {
             self.store.flush(tx, batch).await?;
         }

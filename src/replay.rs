@@ -13,7 +13,7 @@ use std::io::Write;
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use crate::core::router::{Action, Author, Channel, Input, Message, Policy, Role};
+use crate::core::router::{Action, Author, Channel, IdSet, Input, Message, Policy, Role};
 use crate::engine::Engine;
 use crate::store::{input_key, is_message};
 
@@ -190,8 +190,8 @@ fn within_reach(policy: &Policy, at: Timestamp, input: &Input) -> Result<(), Str
 /// A batch being written while the next is stepped.
 struct InFlight {
     write: tokio::task::JoinHandle<anyhow::Result<()>>,
-    touched: std::collections::HashSet<String>,
-    keys: std::collections::HashSet<String>,
+    touched: IdSet,
+    keys: IdSet,
     last: Timestamp,
 }
 
@@ -283,13 +283,12 @@ pub async fn run_batched(
         read.rollback().await?;
         let last = chunk.last().map_or(Timestamp::MIN, |e| e.at);
         let mut batch = engine.batch();
-        for event in chunk {
+        for (event, key) in chunk.into_iter().zip(keys) {
             // Timers strictly before this event fire first, each at its own instant.
             while let Some(due) = engine.router.next_deadline().filter(|d| *d < event.at) {
-                let actions = engine.fire_into(&mut batch, due);
-                emit(&actions, None, &mut summary)?;
+                engine.fire_each(&mut batch, due, |actions| emit(actions, None, &mut summary))?;
             }
-            match engine.route(&mut batch, &mut known, event.at, event.input) {
+            match engine.route(&mut batch, &mut known, event.at, key, event.input) {
                 Some(step) => {
                     summary.applied += 1;
                     emit(&step.actions, step.notice.as_deref().map(|n| (event.at, n)), &mut summary)?;
@@ -311,7 +310,9 @@ pub async fn run_batched(
             tx.commit().await?;
             anyhow::Ok(())
         });
-        in_flight = Some(InFlight { write, touched, keys: keys.into_iter().collect(), last });
+        // Every input of this batch is in `known` now (with some applied
+        // before it, which are repeats all the same).
+        in_flight = Some(InFlight { write, touched, keys: known, last });
     }
     if let Some(f) = in_flight.take() {
         f.finish(engine).await?;
@@ -320,8 +321,7 @@ pub async fn run_batched(
         let mut tx = engine.store.begin().await?;
         let mut batch = engine.batch();
         while let Some(due) = engine.router.next_deadline().filter(|d| *d <= end) {
-            let actions = engine.fire_into(&mut batch, due);
-            emit(&actions, None, &mut summary)?;
+            engine.fire_each(&mut batch, due, |actions| emit(actions, None, &mut summary))?;
         }
         engine.store.flush(&mut tx, batch).await?;
         tx.commit().await?;

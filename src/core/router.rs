@@ -29,6 +29,10 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+/// Maps and sets keyed by ids on the ingest path (a faster hasher than std's).
+type IdMap<V> = hashbrown::HashMap<String, V>;
+pub type IdSet = hashbrown::HashSet<String>;
+
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -581,12 +585,12 @@ pub struct Router {
     /// The conversations in memory, by id and by thread.
     held: Held,
     /// The latest survey of each conversation.
-    surveys: HashMap<String, Survey>,
+    surveys: IdMap<Survey>,
     /// When each customer was last sent a survey.
-    last_survey_sent: HashMap<String, Timestamp>,
+    last_survey_sent: IdMap<Timestamp>,
     timers: Timers<TimerKind>,
     /// Conversations changed or hydrated since the last [`Router::settle`].
-    touched: HashSet<String>,
+    touched: IdSet,
     /// Size of `last_survey_sent` after its last pruning.
     last_sent_pruned: usize,
 }
@@ -619,10 +623,10 @@ impl Router {
             templates,
             secret,
             held: Held::default(),
-            surveys: HashMap::new(),
-            last_survey_sent: HashMap::new(),
+            surveys: IdMap::default(),
+            last_survey_sent: IdMap::default(),
             timers: Timers::default(),
-            touched: HashSet::new(),
+            touched: IdSet::default(),
             last_sent_pruned: 0,
         }
     }
@@ -749,13 +753,13 @@ impl Router {
     /// The conversations touched since the last call (or [`Router::settle`]),
     /// for a shell that commits in the background: it passes them to
     /// [`Router::settle_ids`] once their batch is committed.
-    pub fn take_touched(&mut self) -> HashSet<String> {
+    pub fn take_touched(&mut self) -> IdSet {
         std::mem::take(&mut self.touched)
     }
 
     /// [`Router::settle`] for the conversations of one committed batch. One
     /// touched again since (in a batch not yet committed) stays.
-    pub fn settle_ids(&mut self, committed: HashSet<String>, now: Timestamp) {
+    pub fn settle_ids(&mut self, committed: IdSet, now: Timestamp) {
         for id in committed {
             let at_rest = !self.touched.contains(&id)
                 && self.held.get(&id).is_some_and(|c| c.status == Status::Resolved)
@@ -994,12 +998,12 @@ impl Router {
         if conv.customer_id.is_some() && conv.status == Status::Open {
             conv.silent_since = Some(now);
         }
-        let conv = conv.clone();
         if answered {
             self.disarm(&id, |k| k == TimerKind::Sla);
         }
         self.arm_silence(&id);
-        let result = self.rules.check(&m.text, conv.check_context(first, late));
+        let held = self.held.get(&id).expect("inserted above");
+        let result = self.rules.check(&m.text, held.check_context(first, late));
         if let Some(c) = self.held.get_mut(&id) {
             c.asked_words = 0;
             c.name_used |= c.customer_name.as_deref().and_then(first_name).is_some_and(|n| contains_word(&m.text, n));

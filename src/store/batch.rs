@@ -5,13 +5,15 @@
 //! per-event queries on the replay path). Idempotency keys make a second
 //! write of the same cause a no-op.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use jiff::Timestamp;
 use sqlx::{Any, Row as _};
 
 use super::{Backend, Store, Tx, placeholders};
-use crate::core::router::{Action, Conversation, Input, Message, ReplyCheck, Resolution, Role, Status, Step, Survey};
+use crate::core::router::{
+    Action, Conversation, IdSet, Input, Message, ReplyCheck, Resolution, Role, Status, Step, Survey,
+};
 use crate::core::rules::Finding;
 
 impl Store {
@@ -19,8 +21,8 @@ impl Store {
     /// `true` is a message's, looked up among the stored messages; any other
     /// among the processed inputs (where [`Batch::record_input`] keeps them),
     /// so each key costs one lookup.
-    pub async fn known_inputs(&self, tx: &mut Tx, keys: &[(&str, bool)]) -> anyhow::Result<HashSet<String>> {
-        let mut known = HashSet::new();
+    pub async fn known_inputs(&self, tx: &mut Tx, keys: &[(&str, bool)]) -> anyhow::Result<IdSet> {
+        let mut known = IdSet::default();
         for (table, column, messages) in [("messages", "id", true), ("processed_inputs", "input_key", false)] {
             let wanted: Vec<&str> = keys.iter().filter(|(_, m)| *m == messages).map(|(k, _)| *k).collect();
             for chunk in wanted.chunks(500) {
@@ -287,11 +289,11 @@ pub fn input_conversation(input: &Input) -> String {
 pub struct Batch {
     messages: Vec<(Timestamp, Message)>,
     processed: Vec<(String, i64)>,
-    conversations: HashMap<String, Conversation>,
-    surveys: HashMap<String, Survey>,
+    conversations: hashbrown::HashMap<String, Conversation>,
+    surveys: hashbrown::HashMap<String, Survey>,
     /// By conversation and instant resolved: a reopening in the same batch
     /// replaces the resolve it reopens (one row each, as it ended).
-    resolutions: HashMap<(String, i64), Resolution>,
+    resolutions: hashbrown::HashMap<(String, i64), Resolution>,
     checks: Vec<ReplyCheck>,
     actions: Vec<Action>,
     /// Queue actions for delivery (`false`: record them as replayed history).
@@ -304,12 +306,12 @@ impl Batch {
     }
 
     /// Records an input as applied (a message is stored, others remembered by key).
-    pub fn record_input(&mut self, at: Timestamp, key: String, input: &Input) {
+    pub fn record_input(&mut self, at: Timestamp, key: &str, input: &Input) {
         match input {
             Input::Message(m) | Input::Relay { message: m, .. } | Input::Posted(m) => {
                 self.messages.push((at, m.clone()))
             }
-            _ => self.processed.push((key, at.as_second())),
+            _ => self.processed.push((key.to_owned(), at.as_second())),
         }
     }
 

@@ -7,7 +7,7 @@
 //! the conversation itself; timers name a slot, not a copy of the id. A slot
 //! is reused once its conversation leaves memory (with its timers).
 
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 
@@ -24,7 +24,7 @@ pub struct Held {
     by_id: HashTable<u32>,
     /// The newest conversation in memory of each thread (any channel).
     by_thread: HashTable<u32>,
-    hasher: RandomState,
+    hasher: hashbrown::DefaultHashBuilder,
 }
 
 impl Held {
