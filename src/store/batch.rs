@@ -51,7 +51,7 @@ impl Store {
         let mut rows: Vec<MessageRow> = messages
             .iter()
             .map(|(at, m)| {
-                let id = format!("{}:{}", m.channel.as_str(), m.id);
+                let id = crate::core::router::joined(m.channel.as_str(), &m.id);
                 let check = checked.remove(id.as_str());
                 MessageRow {
                     id,
@@ -251,7 +251,7 @@ pub fn is_message(input: &Input) -> bool {
 pub fn input_key(at: Timestamp, input: &Input) -> String {
     let (kind, channel, thread) = match input {
         Input::Message(m) | Input::Relay { message: m, .. } | Input::Posted(m) => {
-            return format!("{}:{}", m.channel.as_str(), m.id);
+            return crate::core::router::joined(m.channel.as_str(), &m.id);
         }
         Input::Resolve { channel, thread, .. } => ("resolve", *channel, thread),
         Input::Reopen { channel, thread, .. } => ("reopen", *channel, thread),
