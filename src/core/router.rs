@@ -29,10 +29,6 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-/// Maps and sets keyed by ids on the ingest path (a faster hasher than std's).
-type IdMap<V> = hashbrown::HashMap<String, V>;
-pub type IdSet = hashbrown::HashSet<String>;
-
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -47,6 +43,10 @@ use super::timers::{Kind, Timers};
 
 mod held;
 use held::Held;
+
+/// Maps and sets keyed by ids on the ingest path (a faster hasher than std's).
+type IdMap<V> = hashbrown::HashMap<String, V>;
+pub type IdSet = hashbrown::HashSet<String>;
 
 /// Where a conversation happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -51,7 +51,7 @@ impl Store {
         let mut rows: Vec<MessageRow> = messages
             .iter()
             .map(|(at, m)| {
-                let id = crate::core::router::joined(m.channel.as_str(), &m.id);
+                let id = message_key(m);
                 let check = checked.remove(id.as_str());
                 MessageRow {
                     id,
@@ -250,9 +250,7 @@ pub fn is_message(input: &Input) -> bool {
 /// instant (kept in `processed_inputs`).
 pub fn input_key(at: Timestamp, input: &Input) -> String {
     let (kind, channel, thread) = match input {
-        Input::Message(m) | Input::Relay { message: m, .. } | Input::Posted(m) => {
-            return crate::core::router::joined(m.channel.as_str(), &m.id);
-        }
+        Input::Message(m) | Input::Relay { message: m, .. } | Input::Posted(m) => return message_key(m),
         Input::Resolve { channel, thread, .. } => ("resolve", *channel, thread),
         Input::Reopen { channel, thread, .. } => ("reopen", *channel, thread),
         Input::SurveyComment { channel, thread, .. } => ("comment", *channel, thread),
@@ -262,6 +260,11 @@ pub fn input_key(at: Timestamp, input: &Input) -> String {
     };
     let channel = channel.map_or("*", |c| c.as_str());
     format!("{kind}:{channel}:{thread}@{}", at.as_second())
+}
+
+/// A message's id as stored (`channel:id`): its key among the inputs too.
+fn message_key(m: &Message) -> String {
+    crate::core::router::joined(m.channel.as_str(), &m.id)
 }
 
 /// The conversation an input is about (`channel:thread`, or `*:thread`

@@ -1,5 +1,6 @@
 //! Upgrades of a database written by an earlier version: what it held is
-//! still there, in the new shape, on both backends.
+//! still there, in the new shape, on both backends (and written in that
+//! shape from then on).
 
 use std::borrow::Cow;
 
@@ -80,6 +81,62 @@ async fn reply_checks_move_onto_their_messages_and_none_is_lost() {
         );
         let old = sqlx::query("SELECT COUNT(*) FROM reply_checks").fetch_one(store.pool()).await;
         assert!(old.is_err(), "the table is gone on {}", db.backend);
+        store.close().await;
+    }
+}
+
+/// The same guarantee when writing: a reply check whose message is not in
+/// its batch (never the router's way, but the store does not rely on it)
+/// keeps its figures on a message row with no text, beside a checked reply
+/// written with its message.
+#[tokio::test]
+async fn a_check_written_without_its_message_keeps_its_figures() {
+    use concierge::core::router::{Author, Channel, Input, Message, ReplyCheck, Role, Step};
+    use concierge::core::rules::CheckResult;
+    use concierge::store::Batch;
+
+    for db in databases().await {
+        let store = Store::open(&db.url).await.unwrap();
+        let at: jiff::Timestamp = "2026-11-23T10:00:00Z".parse().unwrap();
+        let check = |id: &str, score: u32| ReplyCheck {
+            message_id: id.into(),
+            conversation: "email:T1".into(),
+            agent: "sam".into(),
+            at,
+            first: true,
+            late: false,
+            overridden: false,
+            result: CheckResult { score, passed: true, findings: Vec::new() },
+        };
+        let reply = Input::Message(Message {
+            channel: Channel::Email,
+            thread: "T1".into(),
+            id: "m1".into(),
+            author: Author { role: Role::Agent, id: "sam".into(), name: Some("Sam".into()) },
+            text: "Hi Ana, fixed. Sam".into(),
+        });
+        let mut batch = Batch::new(false);
+        batch.record_input(at, "email:m1", &reply);
+        batch.record_step(Step { check: Some(check("m1", 90)), ..Step::default() });
+        batch.record_step(Step { check: Some(check("lost", 60)), ..Step::default() });
+        let mut tx = store.begin().await.unwrap();
+        store.flush(&mut tx, batch).await.unwrap();
+        tx.commit().await.unwrap();
+        let rows = sqlx::query("SELECT id, author_id, body, check_score FROM messages ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        let got: Vec<(String, String, String, Option<i64>)> =
+            rows.iter().map(|r| (r.get("id"), r.get("author_id"), r.get("body"), r.get("check_score"))).collect();
+        assert_eq!(
+            got,
+            [
+                ("email:lost".into(), "sam".into(), String::new(), Some(60)),
+                ("email:m1".into(), "sam".into(), "Hi Ana, fixed. Sam".into(), Some(90)),
+            ],
+            "{}",
+            db.backend
+        );
         store.close().await;
     }
 }
