@@ -108,9 +108,9 @@ impl Engine {
         if known.contains(&key) {
             return None;
         }
-        batch.record_input(now, &key, &input);
+        let step = self.router.handle(now, &input);
+        batch.record_input(now, &key, input);
         known.insert(key);
-        let step = self.router.handle(now, input);
         if let Some(notice) = &step.notice {
             tracing::info!(%notice, "input changed nothing");
         }
@@ -147,7 +147,7 @@ impl Engine {
         };
         let actions = step.actions.clone();
         batch.record_step(step);
-        self.store.flush(tx, batch).await?;
+        self.store.flush(tx, &batch).await?;
         Ok(Some(actions))
     }
 
@@ -160,7 +160,7 @@ impl Engine {
             Ok(())
         })?;
         if !batch.is_empty() {
-            self.store.flush(tx, batch).await?;
+            self.store.flush(tx, &batch).await?;
         }
         Ok(actions)
     }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::core::router::{Action, Author, Channel, IdSet, Input, Message, Policy, Role};
 use crate::engine::Engine;
-use crate::store::{input_key, is_message};
+use crate::store::{Batch, input_key, is_message};
 
 /// Events per transaction. Larger batches write each hot index page to the
 /// WAL once per batch instead of once per thousand events, and bring back
@@ -189,7 +189,7 @@ fn within_reach(policy: &Policy, at: Timestamp, input: &Input) -> Result<(), Str
 
 /// A batch being written while the next is stepped.
 struct InFlight {
-    write: tokio::task::JoinHandle<anyhow::Result<()>>,
+    write: tokio::task::JoinHandle<anyhow::Result<Batch>>,
     touched: IdSet,
     keys: IdSet,
     last: Timestamp,
@@ -197,10 +197,14 @@ struct InFlight {
 
 impl InFlight {
     /// Waits for the write, then lets the router drop what it left at rest.
-    async fn finish(self, engine: &mut Engine) -> anyhow::Result<()> {
-        self.write.await.map_err(|e| anyhow::anyhow!("writing a batch stopped: {e}"))??;
+    /// Returns the batch written, for the thread that built it to free (a
+    /// batch is millions of small allocations: freed from the writer's
+    /// thread, each contended with this thread's allocations, they took as
+    /// long as writing them).
+    async fn finish(self, engine: &mut Engine) -> anyhow::Result<Batch> {
+        let batch = self.write.await.map_err(|e| anyhow::anyhow!("writing a batch stopped: {e}"))??;
         engine.router.settle_ids(self.touched, self.last);
-        Ok(())
+        Ok(batch)
     }
 }
 
@@ -299,17 +303,20 @@ pub async fn run_batched(
         }
         // Settled while this batch's conversations are still marked touched,
         // so none of them is dropped before this batch is written.
-        if let Some(f) = in_flight.take() {
-            f.finish(engine).await?;
-        }
+        let written = match in_flight.take() {
+            Some(f) => Some(f.finish(engine).await?),
+            None => None,
+        };
         let touched = engine.router.take_touched();
         let store = engine.store.clone();
         let write = tokio::spawn(async move {
             let mut tx = store.begin().await?;
-            store.flush(&mut tx, batch).await?;
+            store.flush(&mut tx, &batch).await?;
             tx.commit().await?;
-            anyhow::Ok(())
+            anyhow::Ok(batch)
         });
+        // Freed here, while the batch after it is written.
+        drop(written);
         // Every input of this batch is in `known` now (with some applied
         // before it, which are repeats all the same).
         in_flight = Some(InFlight { write, touched, keys: known, last });
@@ -323,7 +330,7 @@ pub async fn run_batched(
         while let Some(due) = engine.router.next_deadline().filter(|d| *d <= end) {
             engine.fire_each(&mut batch, due, |actions| emit(actions, None, &mut summary))?;
         }
-        engine.store.flush(&mut tx, batch).await?;
+        engine.store.flush(&mut tx, &batch).await?;
         tx.commit().await?;
     }
     Ok(summary)

@@ -321,7 +321,7 @@ pub async fn write_history(
             }
             batch.record_step(step);
         }
-        store.flush(&mut tx, batch).await?;
+        store.flush(&mut tx, &batch).await?;
         crate::store::insert_many(
             store.backend(),
             &mut tx,
@@ -581,7 +581,7 @@ pub async fn timers(n: usize, spread: i64, admin: Option<&str>) -> anyhow::Resul
             batch.record_step(step);
         }
         let mut tx = store.begin().await?;
-        store.flush(&mut tx, batch).await?;
+        store.flush(&mut tx, &batch).await?;
         tx.commit().await?;
     }
     store.close().await;

@@ -824,9 +824,10 @@ impl Router {
         self.timers.first().map(|(at, _, _)| *at)
     }
 
-    /// Applies one input at `now`.
-    pub fn handle(&mut self, now: Timestamp, input: Input) -> Step {
-        let step = self.step(now, input);
+    /// Applies one input at `now`. The input is only read (the shell keeps
+    /// it to store), so either the input or a reference to it will do.
+    pub fn handle(&mut self, now: Timestamp, input: impl std::borrow::Borrow<Input>) -> Step {
+        let step = self.step(now, input.borrow());
         self.touch(&step);
         step
     }
@@ -840,21 +841,21 @@ impl Router {
         }
     }
 
-    fn step(&mut self, now: Timestamp, input: Input) -> Step {
+    fn step(&mut self, now: Timestamp, input: &Input) -> Step {
         match input {
             Input::Message(m) => match m.author.role {
                 Role::Customer => self.customer_message(now, m),
                 Role::Agent => self.agent_message(now, m),
             },
-            Input::Relay { message, send_anyway } => self.relay(now, message, send_anyway),
+            Input::Relay { message, send_anyway } => self.relay(now, message, *send_anyway),
             Input::Posted(message) => self.posted(now, message),
-            Input::Reopen { channel, thread, by } => self.reopen(now, channel, &thread, &by),
-            Input::SurveyComment { channel, thread, comment } => self.survey_comment(channel, &thread, comment),
-            Input::Assign { channel, thread, agent } => self.assign(channel, &thread, agent),
-            Input::Resolve { channel, thread, by, survey } => self.resolve(now, channel, &thread, &by, survey),
-            Input::SurveyCorrection { channel, thread, score } => self.survey_correction(now, channel, &thread, score),
+            Input::Reopen { channel, thread, by } => self.reopen(now, *channel, thread, by),
+            Input::SurveyComment { channel, thread, comment } => self.survey_comment(*channel, thread, comment),
+            Input::Assign { channel, thread, agent } => self.assign(*channel, thread, agent),
+            Input::Resolve { channel, thread, by, survey } => self.resolve(now, *channel, thread, by, *survey),
+            Input::SurveyCorrection { channel, thread, score } => self.survey_correction(now, *channel, thread, *score),
             Input::SurveyAnswer { channel, thread, score, comment } => {
-                self.survey_answer(now, channel, &thread, score, comment)
+                self.survey_answer(now, *channel, thread, *score, comment.clone())
             }
         }
     }
@@ -890,7 +891,7 @@ impl Router {
         steps
     }
 
-    fn customer_message(&mut self, now: Timestamp, m: Message) -> Step {
+    fn customer_message(&mut self, now: Timestamp, m: &Message) -> Step {
         let id = Conversation::key(m.channel, &m.thread);
         // A reply that starts with a score answers the survey awaiting one.
         let awaiting = self.surveys.get(&id).is_some_and(|s| s.status == SurveyStatus::Sent);
@@ -971,7 +972,7 @@ impl Router {
         step
     }
 
-    fn agent_message(&mut self, now: Timestamp, m: Message) -> Step {
+    fn agent_message(&mut self, now: Timestamp, m: &Message) -> Step {
         let id = Conversation::key(m.channel, &m.thread);
         let slot = match self.held.slot(&id) {
             Some(slot) => slot,
@@ -1024,9 +1025,9 @@ impl Router {
             ));
         }
         step.check = Some(ReplyCheck {
-            message_id: m.id,
+            message_id: m.id.clone(),
             conversation: id,
-            agent: m.author.id,
+            agent: m.author.id.clone(),
             at: now,
             first,
             late,
@@ -1037,16 +1038,16 @@ impl Router {
         step
     }
 
-    fn assign(&mut self, channel: Option<Channel>, thread: &str, agent: String) -> Step {
+    fn assign(&mut self, channel: Option<Channel>, thread: &str, agent: &str) -> Step {
         let Some(id) = self.find(channel, thread) else {
             return notice(format!("assignment of unknown thread \"{thread}\" ignored"));
         };
         let conv = self.held.get_mut(&id).expect("found above");
-        conv.assigned = Some(agent);
+        conv.assigned = Some(agent.to_string());
         Step { conversation: Some(conv.clone()), ..Step::default() }
     }
 
-    fn relay(&mut self, now: Timestamp, m: Message, send_anyway: bool) -> Step {
+    fn relay(&mut self, now: Timestamp, m: &Message, send_anyway: bool) -> Step {
         let id = Conversation::key(m.channel, &m.thread);
         let Some(conv) = self.held.get(&id) else {
             return notice(format!("reply for unknown thread \"{}\" not relayed", m.thread));
@@ -1086,7 +1087,7 @@ impl Router {
         step
     }
 
-    fn posted(&mut self, now: Timestamp, m: Message) -> Step {
+    fn posted(&mut self, now: Timestamp, m: &Message) -> Step {
         let id = Conversation::key(m.channel, &m.thread);
         if let (true, Some(conv)) = (self.policy.enforce, self.held.get(&id))
             && conv.customer_id.is_some()
@@ -1135,7 +1136,7 @@ impl Router {
         Step { conversation: Some(conv), survey, resolution, ..Step::default() }
     }
 
-    fn survey_comment(&mut self, channel: Option<Channel>, thread: &str, comment: String) -> Step {
+    fn survey_comment(&mut self, channel: Option<Channel>, thread: &str, comment: &str) -> Step {
         let Some(id) = self.find(channel, thread) else {
             return notice(format!("survey comment for unknown thread \"{thread}\" ignored"));
         };

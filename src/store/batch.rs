@@ -41,13 +41,15 @@ impl Store {
     }
 
     /// Writes a batch: a few multi-row statements, whatever its size, run as
-    /// one stream (each bound while the one before runs).
-    pub async fn flush(&self, tx: &mut Tx, batch: Batch) -> anyhow::Result<()> {
+    /// one stream (each bound while the one before runs). The batch is only
+    /// read: the caller frees it, best on the thread that built it.
+    pub async fn flush(&self, tx: &mut Tx, batch: &Batch) -> anyhow::Result<()> {
         let backend = self.backend;
         let Batch { messages, processed, conversations, surveys, resolutions, checks, actions, deliver } = batch;
+        let deliver = *deliver;
         // A reply's check is written on the reply's own row.
         let check_ids: Vec<String> = checks.iter().map(check_message_id).collect();
-        let mut checked: HashMap<&str, &ReplyCheck> = check_ids.iter().map(String::as_str).zip(&checks).collect();
+        let mut checked: HashMap<&str, &ReplyCheck> = check_ids.iter().map(String::as_str).zip(checks).collect();
         let mut rows: Vec<MessageRow> = messages
             .iter()
             .map(|(at, m)| {
@@ -67,8 +69,8 @@ impl Store {
             .collect();
         // A check always comes with its message; should one not, its
         // figures are kept on a row of its own with no text.
-        rows.extend(check_ids.iter().zip(&checks).filter(|(id, _)| checked.contains_key(id.as_str())).map(
-            |(id, k)| MessageRow {
+        rows.extend(check_ids.iter().zip(checks).filter(|(id, _)| checked.contains_key(id.as_str())).map(|(id, k)| {
+            MessageRow {
                 id: id.clone(),
                 conversation: k.conversation.clone(),
                 at: k.at.as_second(),
@@ -77,8 +79,8 @@ impl Store {
                 author_name: None,
                 body: "",
                 check: Some(k),
-            },
-        ));
+            }
+        }));
         let insert_messages = Insert::new(
             backend,
             "INSERT INTO messages (id, conversation, at, role, author_id, author_name, body, \
@@ -107,10 +109,10 @@ impl Store {
             "INSERT INTO processed_inputs (input_key, at)",
             2,
             "ON CONFLICT (input_key) DO NOTHING",
-            &processed,
+            processed,
             |q, (key, at)| q.bind(key.as_str()).bind(*at),
         );
-        let conversations: Vec<Conversation> = conversations.into_values().collect();
+        let conversations: Vec<&Conversation> = conversations.values().collect();
         let insert_conversations = Insert::new(
             backend,
             "INSERT INTO conversations (id, channel, thread, customer_id, customer_name, opened_at, due_at, \
@@ -150,7 +152,7 @@ impl Store {
                     .bind(i64::from(c.name_used))
             },
         );
-        let resolutions: Vec<Resolution> = resolutions.into_values().collect();
+        let resolutions: Vec<&Resolution> = resolutions.values().collect();
         let insert_resolutions = Insert::new(
             backend,
             "INSERT INTO resolutions (conversation, resolved_at, reopened_at)",
@@ -163,7 +165,7 @@ impl Store {
                     .bind(r.reopened_at.map(|t| t.as_second()))
             },
         );
-        let surveys: Vec<Survey> = surveys.into_values().collect();
+        let surveys: Vec<&Survey> = surveys.values().collect();
         let insert_surveys = Insert::new(
             backend,
             "INSERT INTO surveys (id, conversation, customer_id, status, due_at, sent_at, token, score, comment, answered_at)",
@@ -186,7 +188,7 @@ impl Store {
         );
         let findings: Vec<(&str, usize, &Finding)> = check_ids
             .iter()
-            .zip(&checks)
+            .zip(checks)
             .flat_map(|(id, k)| k.result.findings.iter().enumerate().map(move |(seq, f)| (id.as_str(), seq, f)))
             .collect();
         let insert_findings = Insert::new(
@@ -211,7 +213,7 @@ impl Store {
              next_attempt_at, about)",
             12,
             "ON CONFLICT (action_key) DO NOTHING",
-            &actions,
+            actions,
             |q, a| {
                 q.bind(a.key.as_str())
                     .bind(a.at.as_second())
@@ -309,11 +311,9 @@ impl Batch {
     }
 
     /// Records an input as applied (a message is stored, others remembered by key).
-    pub fn record_input(&mut self, at: Timestamp, key: &str, input: &Input) {
+    pub fn record_input(&mut self, at: Timestamp, key: &str, input: Input) {
         match input {
-            Input::Message(m) | Input::Relay { message: m, .. } | Input::Posted(m) => {
-                self.messages.push((at, m.clone()))
-            }
+            Input::Message(m) | Input::Relay { message: m, .. } | Input::Posted(m) => self.messages.push((at, m)),
             _ => self.processed.push((key.to_owned(), at.as_second())),
         }
     }

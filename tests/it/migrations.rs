@@ -116,11 +116,11 @@ async fn a_check_written_without_its_message_keeps_its_figures() {
             text: "Hi Ana, fixed. Sam".into(),
         });
         let mut batch = Batch::new(false);
-        batch.record_input(at, "email:m1", &reply);
+        batch.record_input(at, "email:m1", reply);
         batch.record_step(Step { check: Some(check("m1", 90)), ..Step::default() });
         batch.record_step(Step { check: Some(check("lost", 60)), ..Step::default() });
         let mut tx = store.begin().await.unwrap();
-        store.flush(&mut tx, batch).await.unwrap();
+        store.flush(&mut tx, &batch).await.unwrap();
         tx.commit().await.unwrap();
         let rows = sqlx::query("SELECT id, author_id, body, check_score FROM messages ORDER BY id")
             .fetch_all(store.pool())
