@@ -144,6 +144,9 @@ pub enum BenchCommand {
         events: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Rounds of both sides, alternating; each figure is the best round
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Run on a throwaway database on this PostgreSQL server (an admin URL; the role needs CREATEDB) [default: SQLite]
         #[arg(long, value_name = "ADMIN_URL")]
         postgres: Option<String>,
@@ -472,8 +475,8 @@ fn bench_cmd(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode, Failure> {
             let config = load_config(cli)?;
             print(&bench::rules(&config.rules, *replies, *seed))
         }
-        BenchCommand::Ingest { events, seed, postgres } => {
-            block_on(async { print(&bench::ingest(*events, *seed, postgres.as_deref()).await?) })
+        BenchCommand::Ingest { events, seed, rounds, postgres } => {
+            block_on(async { print(&bench::ingest(*events, *seed, *rounds, postgres.as_deref()).await?) })
         }
         BenchCommand::Startup { conversations, open, postgres, database } => block_on(async {
             let open = (*open).min(*conversations);
