@@ -258,8 +258,8 @@ impl Recipient {
     /// The stored form: `customer:ID`, `agent:ID`, `agents` or `managers`.
     pub fn encode(&self) -> String {
         match self {
-            Recipient::Customer(id) => format!("customer:{id}"),
-            Recipient::Agent(id) => format!("agent:{id}"),
+            Recipient::Customer(id) => joined("customer", id),
+            Recipient::Agent(id) => joined("agent", id),
             Recipient::Agents => "agents".into(),
             Recipient::Managers => "managers".into(),
         }
@@ -951,7 +951,7 @@ impl Router {
             &conv,
             now,
             ActionKind::Acknowledgement,
-            format!("{id}/ack"),
+            concat(&[&id, "/ack"]),
             Recipient::Customer(m.author.id.clone()),
             body,
         ));
@@ -962,7 +962,7 @@ impl Router {
                 &self.templates.announcement,
                 &[("ticket", &m.thread), ("customer", &customer), ("text", m.text.trim()), ("due", &due_text)],
             );
-            let key = format!("{id}/announce");
+            let key = concat(&[&id, "/announce"]);
             step.actions.push(self.action(&conv, now, ActionKind::Announcement, key, Recipient::Agents, body));
         }
         let slot = self.held.insert(conv);
@@ -1014,7 +1014,7 @@ impl Router {
         if !result.findings.is_empty() {
             let feedback = result.feedback(&m.text);
             let body = render(&self.templates.feedback, &[("ticket", &conv.thread), ("feedback", feedback.trim_end())]);
-            let key = format!("feedback/{}:{}", m.channel.as_str(), m.id);
+            let key = concat(&["feedback/", m.channel.as_str(), ":", &m.id]);
             step.actions.push(self.action(
                 &conv,
                 now,
@@ -1256,7 +1256,7 @@ impl Router {
                     ("followup", &followup_id(&survey.id)),
                 ],
             );
-            let key = format!("{}/detractor", survey.id);
+            let key = concat(&[&survey.id, "/detractor"]);
             step.actions.push(self.action(&conv, now, ActionKind::DetractorAlert, key, Recipient::Managers, body));
         }
         step.survey = Some(survey);
@@ -1318,8 +1318,12 @@ impl Router {
             }
         };
         // The first wait keeps the original key; later waits are numbered.
-        let key =
-            if conv.waits <= 1 { format!("{id}/sla/{stage}") } else { format!("{id}/wait{}/sla/{stage}", conv.waits) };
+        let stage_text = stage.to_string();
+        let key = if conv.waits <= 1 {
+            concat(&[id, "/sla/", &stage_text])
+        } else {
+            concat(&[id, "/wait", &conv.waits.to_string(), "/sla/", &stage_text])
+        };
         let action = self.action(conv, at, kind, key, to, body);
         let conv = self.held.get_mut(id)?;
         conv.sla_stage += 1;
@@ -1358,7 +1362,7 @@ impl Router {
                 &conv,
                 at,
                 ActionKind::Survey,
-                format!("{}/send", survey.id),
+                concat(&[&survey.id, "/send"]),
                 Recipient::Customer(survey.customer_id.clone()),
                 body,
             ));
@@ -1502,11 +1506,14 @@ pub fn followup_id(survey_id: &str) -> String {
 /// The lines of one-click answers: "Or click your score:" then `N  URL` for
 /// 0 to 10 (the email channel shows them as a row of buttons).
 pub fn score_links(base: &str, token: &str) -> String {
-    let mut out = String::from("\n\nOr click your score:\n");
+    use std::fmt::Write as _;
+    let head = "\n\nOr click your score:";
+    let mut out = String::with_capacity(head.len() + 11 * (base.len() + token.len() + 16));
+    out.push_str(head);
     for n in 0..=10 {
-        out.push_str(&format!("{n:>2}  {base}{token}?score={n}\n"));
+        write!(out, "\n{n:>2}  {base}{token}?score={n}").expect("writing to a string cannot fail");
     }
-    out.trim_end().to_string()
+    out
 }
 
 /// HMAC-SHA256 of `message` under `secret`, as 48 hex digits.
@@ -1557,6 +1564,17 @@ pub fn joined(prefix: &str, rest: &str) -> String {
     s.push_str(prefix);
     s.push(':');
     s.push_str(rest);
+    s
+}
+
+/// `parts` end to end in one allocation (`format!` grows its string piece by
+/// piece: the action keys made for every step were a visible part of
+/// replay's time).
+pub fn concat(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
     s
 }
 
