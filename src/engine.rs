@@ -147,6 +147,7 @@ impl Engine {
         };
         let actions = step.actions.clone();
         batch.record_step(step);
+        batch.record_conversations(self.router.take_changed());
         self.store.flush(tx, &batch).await?;
         Ok(Some(actions))
     }
@@ -159,6 +160,7 @@ impl Engine {
             actions.extend_from_slice(a);
             Ok(())
         })?;
+        batch.record_conversations(self.router.take_changed());
         if !batch.is_empty() {
             self.store.flush(tx, &batch).await?;
         }

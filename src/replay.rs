@@ -301,6 +301,7 @@ pub async fn run_batched(
                 None => summary.duplicates += 1,
             }
         }
+        batch.record_conversations(engine.router.take_changed());
         // Settled while this batch's conversations are still marked touched,
         // so none of them is dropped before this batch is written.
         let written = match in_flight.take() {
@@ -330,6 +331,7 @@ pub async fn run_batched(
         while let Some(due) = engine.router.next_deadline().filter(|d| *d <= end) {
             engine.fire_each(&mut batch, due, |actions| emit(actions, None, &mut summary))?;
         }
+        batch.record_conversations(engine.router.take_changed());
         engine.store.flush(&mut tx, &batch).await?;
         tx.commit().await?;
     }

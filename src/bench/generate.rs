@@ -199,7 +199,7 @@ fn instant(secs: i64) -> Timestamp {
 /// before `end`) with
 /// a first response owed within `due_spread` seconds after `end`, so their
 /// timers are pending; the rest answered, resolved and, for most,
-/// surveyed. Each conversation is one [`Step`] (conversation, survey,
+/// surveyed. Each conversation comes with one [`Step`] (its survey and
 /// first reply's check), written through the store's own batch path.
 pub fn history(
     total: usize,
@@ -208,7 +208,7 @@ pub fn history(
     end: Timestamp,
     due_spread: i64,
     seed: u64,
-) -> impl Iterator<Item = Step> {
+) -> impl Iterator<Item = (Conversation, Step)> {
     let mut rng = Rng(seed);
     let span = weeks.max(1) * 7 * 86_400;
     let start = end.as_second() - span;
@@ -250,7 +250,7 @@ pub fn history(
             conv.waiting_since = Some(conv.opened_at);
             conv.due_at = Some(instant(due));
             conv.reply_due = Some(instant(due));
-            return Step { conversation: Some(conv), ..Step::default() };
+            return (conv, Step::default());
         }
         let replied = opened + 60 + rng.below(3 * 3600) as i64;
         let late = replied > opened + 3600;
@@ -307,7 +307,7 @@ pub fn history(
             }
         });
         let resolution = Resolution { conversation: id.clone(), resolved_at: instant(resolved), reopened_at: None };
-        Step { conversation: Some(conv), survey, check: Some(check), resolution: Some(resolution), ..Step::default() }
+        (conv, Step { survey, check: Some(check), resolution: Some(resolution), ..Step::default() })
     })
 }
 
@@ -315,13 +315,13 @@ pub fn history(
 /// `target` of `target` seconds (the team open around the clock), opened so
 /// that their half-time warnings fall due evenly over the `spread` seconds
 /// from `first_due` (unix seconds): what `bench timers` serves.
-pub fn awaiting_warnings(n: usize, first_due: i64, spread: i64, target: i64) -> impl Iterator<Item = Step> {
+pub fn awaiting_warnings(n: usize, first_due: i64, spread: i64, target: i64) -> impl Iterator<Item = Conversation> {
     (0..n).map(move |i| {
         let warn_at = first_due + (i as i64 * spread.max(1)) / n.max(1) as i64;
         let opened = instant(warn_at - target / 2);
         let due = instant(warn_at - target / 2 + target);
         let thread = format!("t{i:07}");
-        let conversation = Conversation {
+        Conversation {
             id: Conversation::key(Channel::Email, &thread),
             channel: Channel::Email,
             thread,
@@ -342,8 +342,7 @@ pub fn awaiting_warnings(n: usize, first_due: i64, spread: i64, target: i64) -> 
             silent_since: None,
             asked_words: 5,
             name_used: false,
-        };
-        Step { conversation: Some(conversation), ..Step::default() }
+        }
     })
 }
 
@@ -372,9 +371,8 @@ mod tests {
     #[test]
     fn history_leaves_the_newest_conversations_open_with_a_response_due_after_the_end() {
         let end: Timestamp = "2026-11-23T00:00:00Z".parse().unwrap();
-        let steps: Vec<Step> = history(1000, 100, 10, end, 300, 3).collect();
-        let open: Vec<&Conversation> =
-            steps.iter().filter_map(|s| s.conversation.as_ref()).filter(|c| c.status == Status::Open).collect();
+        let stored: Vec<(Conversation, Step)> = history(1000, 100, 10, end, 300, 3).collect();
+        let open: Vec<&Conversation> = stored.iter().map(|(c, _)| c).filter(|c| c.status == Status::Open).collect();
         assert_eq!(open.len(), 100);
         assert!(open.iter().all(|c| c.reply_due.is_some_and(|d| d > end && d.as_second() <= end.as_second() + 300)));
         assert!(open.iter().all(|c| c.opened_at <= end && c.opened_at.as_second() > end.as_second() - 3600));

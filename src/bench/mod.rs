@@ -342,7 +342,7 @@ pub async fn write_history(
     while steps.peek().is_some() {
         let mut batch = Batch::new(false);
         let mut tx = store.begin().await?;
-        for step in steps.by_ref().take(5000) {
+        for (conversation, step) in steps.by_ref().take(5000) {
             if let Some(s) = &step.survey
                 && s.score.is_some_and(|score| score <= 6)
                 && let Some(answered) = s.answered_at
@@ -350,6 +350,7 @@ pub async fn write_history(
             {
                 closures.push((s.id.clone(), answered.as_second() + 86_400));
             }
+            batch.record_conversations([conversation]);
             batch.record_step(step);
         }
         store.flush(&mut tx, &batch).await?;
@@ -608,9 +609,7 @@ pub async fn timers(n: usize, spread: i64, admin: Option<&str>) -> anyhow::Resul
             break;
         }
         let mut batch = Batch::new(true);
-        for step in chunk {
-            batch.record_step(step);
-        }
+        batch.record_conversations(chunk);
         let mut tx = store.begin().await?;
         store.flush(&mut tx, &batch).await?;
         tx.commit().await?;

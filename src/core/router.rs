@@ -5,9 +5,11 @@
 //! Shape (after quinn-proto): inputs arrive through [`Router::handle`] with the
 //! current instant, timers fire through [`Router::poll_timers`], and
 //! [`Router::next_deadline`] says when to call again. Each call returns
-//! [`Step`]s: the actions to carry out plus snapshots of the state that
-//! changed, which the shell writes in one transaction with the actions (the
-//! outbox). No clock is read and nothing is sent from here.
+//! [`Step`]s: the actions to carry out plus what else changed (a survey, a
+//! reply's check, a resolution). The conversations the steps changed are
+//! taken once per batch with [`Router::take_changed`] (one copy each, not
+//! one per step), and the shell writes them in one transaction with the
+//! actions (the outbox). No clock is read and nothing is sent from here.
 //!
 //! Decisions where the issue is silent:
 //! - only the customer's *first* message opens the clock; later customer
@@ -473,7 +475,9 @@ pub struct ReplyCheck {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Step {
     pub actions: Vec<Action>,
-    pub conversation: Option<Conversation>,
+    /// The survey as the step left it. (A conversation the step changed is
+    /// not copied into it: the shell takes each changed conversation once
+    /// per batch, with [`Router::take_changed`].)
     pub survey: Option<Survey>,
     pub check: Option<ReplyCheck>,
     /// Why an input changed nothing (unknown thread, nothing to answer...).
@@ -591,6 +595,8 @@ pub struct Router {
     timers: Timers<TimerKind>,
     /// Conversations changed or hydrated since the last [`Router::settle`].
     touched: IdSet,
+    /// Conversations changed since the last [`Router::take_changed`].
+    changed: IdSet,
     /// Size of `last_survey_sent` after its last pruning.
     last_sent_pruned: usize,
 }
@@ -627,6 +633,7 @@ impl Router {
             last_survey_sent: IdMap::default(),
             timers: Timers::default(),
             touched: IdSet::default(),
+            changed: IdSet::default(),
             last_sent_pruned: 0,
         }
     }
@@ -833,12 +840,28 @@ impl Router {
     }
 
     fn touch(&mut self, step: &Step) {
-        if let Some(c) = &step.conversation {
-            self.touched.insert(c.id.clone());
-        }
         if let Some(s) = &step.survey {
             self.touched.insert(s.conversation.clone());
         }
+    }
+
+    /// Notes that the conversation `id` changed: the shell writes it with
+    /// the batch, and settles it once that is committed.
+    fn changed(&mut self, id: &str) {
+        if !self.changed.contains(id) {
+            self.changed.insert(id.to_string());
+        }
+        if !self.touched.contains(id) {
+            self.touched.insert(id.to_string());
+        }
+    }
+
+    /// The conversations changed since the last call, as they are now: one
+    /// copy each however many steps changed them (the shell writes them with
+    /// the batch those steps are in).
+    pub fn take_changed(&mut self) -> Vec<Conversation> {
+        let changed = std::mem::take(&mut self.changed);
+        changed.iter().filter_map(|id| self.held.get(id)).cloned().collect()
     }
 
     fn step(&mut self, now: Timestamp, input: &Input) -> Step {
@@ -926,7 +949,7 @@ impl Router {
             }
             step.survey = self.cancel_pending_survey(&id);
             self.arm_sla(&id);
-            step.conversation = self.held.get(&id).cloned();
+            self.changed(&id);
             return step;
         }
         let due = self.business_add(now, self.policy.first_response);
@@ -968,7 +991,7 @@ impl Router {
         let slot = self.held.insert(conv);
         self.held.set_newest(slot, true);
         self.arm_sla(&id);
-        step.conversation = self.held.get(&id).cloned();
+        self.changed(&id);
         step
     }
 
@@ -1009,14 +1032,14 @@ impl Router {
             c.asked_words = 0;
             c.name_used |= c.customer_name.as_deref().and_then(first_name).is_some_and(|n| contains_word(&m.text, n));
         }
-        let conv = self.held.get(&id).expect("inserted above").clone();
+        let conv = self.held.get(&id).expect("inserted above");
         let mut step = Step::default();
         if !result.findings.is_empty() {
             let feedback = result.feedback(&m.text);
             let body = render(&self.templates.feedback, &[("ticket", &conv.thread), ("feedback", feedback.trim_end())]);
             let key = concat(&["feedback/", m.channel.as_str(), ":", &m.id]);
             step.actions.push(self.action(
-                &conv,
+                conv,
                 now,
                 ActionKind::Feedback,
                 key,
@@ -1024,6 +1047,7 @@ impl Router {
                 body,
             ));
         }
+        self.changed(&id);
         step.check = Some(ReplyCheck {
             message_id: m.id.clone(),
             conversation: id,
@@ -1034,7 +1058,6 @@ impl Router {
             overridden: false,
             result,
         });
-        step.conversation = Some(conv);
         step
     }
 
@@ -1044,7 +1067,8 @@ impl Router {
         };
         let conv = self.held.get_mut(&id).expect("found above");
         conv.assigned = Some(agent.to_string());
-        Step { conversation: Some(conv.clone()), ..Step::default() }
+        self.changed(&id);
+        Step::default()
     }
 
     fn relay(&mut self, now: Timestamp, m: &Message, send_anyway: bool) -> Step {
@@ -1082,8 +1106,8 @@ impl Router {
         if let Some(check) = &mut step.check {
             check.overridden = self.policy.enforce && breaks;
         }
-        let conv = step.conversation.clone().expect("agent_message returns the conversation");
-        step.actions.insert(0, self.action(&conv, now, ActionKind::Reply, key, Recipient::Customer(customer), text));
+        let conv = self.held.get(&id).expect("agent_message keeps the conversation");
+        step.actions.insert(0, self.action(conv, now, ActionKind::Reply, key, Recipient::Customer(customer), text));
         step
     }
 
@@ -1131,9 +1155,9 @@ impl Router {
             reopened_at: Some(now),
         });
         conv.assigned.get_or_insert_with(|| by.to_string());
-        let conv = conv.clone();
         let survey = self.cancel_pending_survey(&id);
-        Step { conversation: Some(conv), survey, resolution, ..Step::default() }
+        self.changed(&id);
+        Step { survey, resolution, ..Step::default() }
     }
 
     fn survey_comment(&mut self, channel: Option<Channel>, thread: &str, comment: &str) -> Step {
@@ -1192,7 +1216,7 @@ impl Router {
             self.surveys.insert(id.clone(), s.clone());
             step.survey = Some(s);
         }
-        step.conversation = Some(conv.clone());
+        self.changed(&id);
         step
     }
 
@@ -1239,11 +1263,11 @@ impl Router {
     /// survey, and an alert to the managers when it newly is a detractor's.
     fn after_answer(&mut self, now: Timestamp, id: &str, survey: Survey, before: Option<u8>) -> Step {
         let score = survey.score.unwrap_or(0);
-        let conv = self.held.get(id).expect("found by the caller").clone();
+        let conv = self.held.get(id).expect("found by the caller");
         let mut step = Step::default();
         let was_detractor = before.is_some_and(|b| classify(b) == NpsClass::Detractor);
         if classify(score) == NpsClass::Detractor && !was_detractor {
-            let customer = display_customer(&conv);
+            let customer = display_customer(conv);
             let score_text = score.to_string();
             let body = render(
                 &self.templates.detractor_alert,
@@ -1257,7 +1281,7 @@ impl Router {
                 ],
             );
             let key = concat(&[&survey.id, "/detractor"]);
-            step.actions.push(self.action(&conv, now, ActionKind::DetractorAlert, key, Recipient::Managers, body));
+            step.actions.push(self.action(conv, now, ActionKind::DetractorAlert, key, Recipient::Managers, body));
         }
         step.survey = Some(survey);
         step
@@ -1327,14 +1351,14 @@ impl Router {
         let action = self.action(conv, at, kind, key, to, body);
         let conv = self.held.get_mut(id)?;
         conv.sla_stage += 1;
-        let snapshot = conv.clone();
         self.arm_sla(id);
-        Some(Step { actions: vec![action], conversation: Some(snapshot), ..Step::default() })
+        self.changed(id);
+        Some(Step { actions: vec![action], ..Step::default() })
     }
 
     fn fire_survey(&mut self, at: Timestamp, id: &str) -> Option<Step> {
         let survey = self.surveys.get(id).filter(|s| s.status == SurveyStatus::Pending)?.clone();
-        let conv = self.held.get(id)?.clone();
+        let conv = self.held.get(id)?;
         let throttled = self
             .last_survey_sent
             .get(&survey.customer_id)
@@ -1359,7 +1383,7 @@ impl Router {
                 &[("customer_name", name), ("ticket", &conv.thread), ("token", &token), ("score_links", &links)],
             );
             step.actions.push(self.action(
-                &conv,
+                conv,
                 at,
                 ActionKind::Survey,
                 concat(&[&survey.id, "/send"]),

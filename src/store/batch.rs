@@ -337,11 +337,19 @@ impl Batch {
         }
     }
 
-    /// Records what a step changed and the actions it queued.
-    pub fn record_step(&mut self, step: Step) {
-        if let Some(c) = step.conversation {
+    /// Records conversations as they now are (see [`Router::take_changed`]):
+    /// one written per id, the last recorded.
+    ///
+    /// [`Router::take_changed`]: crate::core::router::Router::take_changed
+    pub fn record_conversations(&mut self, conversations: impl IntoIterator<Item = Conversation>) {
+        for c in conversations {
             self.conversations.insert(c.id.clone(), c);
         }
+    }
+
+    /// Records what a step changed (but its conversation: see
+    /// [`Batch::record_conversations`]) and the actions it queued.
+    pub fn record_step(&mut self, step: Step) {
         if let Some(s) = step.survey {
             self.surveys.insert(s.id.clone(), s);
         }

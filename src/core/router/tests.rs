@@ -53,6 +53,13 @@ fn answer(thread: &str, score: u8) -> Input {
 const GOOD_REPLY: &str =
     "Hi Ana,\n\nThanks for writing. The invoice is fixed.\n\nLet me know if anything else comes up.\nBest, Sam";
 
+/// The one conversation changed since the last call (or none), as it is now.
+fn changed(r: &mut Router) -> Option<Conversation> {
+    let mut changed = r.take_changed();
+    assert!(changed.len() <= 1, "{changed:?}");
+    changed.pop()
+}
+
 /// Fires every timer up to `until`, returning (instant, kind, to) of each action.
 fn run_until(r: &mut Router, until: &str) -> Vec<(String, ActionKind, String)> {
     r.poll_timers(ts(until))
@@ -66,7 +73,7 @@ fn run_until(r: &mut Router, until: &str) -> Vec<(String, ActionKind, String)> {
 fn a_first_customer_message_opens_the_conversation_and_acknowledges_with_the_due_time() {
     let mut r = router();
     let step = r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "My invoice is wrong"));
-    let conv = step.conversation.unwrap();
+    let conv = changed(&mut r).unwrap();
     assert_eq!(conv.due_at, Some(ts("2026-11-23T11:00:00Z")));
     assert_eq!(conv.customer_name.as_deref(), Some("Ana Lima"));
     let [ack] = &step.actions[..] else { panic!("{:?}", step.actions) };
@@ -107,8 +114,8 @@ fn an_answer_cancels_pending_nudges() {
     r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
     let warned = run_until(&mut r, "2026-11-23T10:50:00Z");
     assert_eq!(warned.len(), 1);
-    let step = r.handle(ts("2026-11-23T10:50:00Z"), agent("t1", "a1", GOOD_REPLY));
-    let conv = step.conversation.unwrap();
+    r.handle(ts("2026-11-23T10:50:00Z"), agent("t1", "a1", GOOD_REPLY));
+    let conv = changed(&mut r).unwrap();
     assert_eq!((conv.first_reply_at, conv.first_reply_by.as_deref()), (Some(ts("2026-11-23T10:50:00Z")), Some("sam")));
     assert_eq!(r.next_deadline(), None);
 }
@@ -201,7 +208,7 @@ fn a_customer_writing_again_cancels_the_survey_and_reopens_keeping_the_first_res
     r.handle(ts("2026-11-23T10:20:00Z"), resolve("t1"));
     let step = r.handle(ts("2026-11-23T10:30:00Z"), customer("t1", "m2", "Still broken"));
     assert_eq!(step.survey.unwrap().status, SurveyStatus::Cancelled);
-    let conv = step.conversation.unwrap();
+    let conv = changed(&mut r).unwrap();
     assert_eq!(conv.status, Status::Open);
     assert_eq!(conv.first_reply_at, Some(ts("2026-11-23T10:10:00Z")));
     assert!(step.actions.is_empty(), "a reopen sends no second acknowledgement");
@@ -255,7 +262,7 @@ fn inputs_for_unknown_threads_change_nothing_and_say_why() {
     let mut r = router();
     for input in [resolve("nope"), answer("nope", 5)] {
         let step = r.handle(ts("2026-11-23T10:00:00Z"), input);
-        assert!(step.conversation.is_none() && step.actions.is_empty());
+        assert!(changed(&mut r).is_none() && step.actions.is_empty());
         assert!(step.notice.unwrap().contains("unknown thread"));
     }
 }
@@ -347,7 +354,7 @@ fn several_escalation_levels_go_to_their_own_recipients() {
 fn an_agent_started_conversation_has_no_clock_and_no_first_response() {
     let mut r = router();
     let step = r.handle(ts("2026-11-23T10:00:00Z"), agent("new", "a1", GOOD_REPLY));
-    let conv = step.conversation.unwrap();
+    let conv = changed(&mut r).unwrap();
     assert_eq!((conv.due_at, conv.first_reply_at), (None, None));
     assert!(!step.check.unwrap().first);
     assert_eq!(r.next_deadline(), None);
@@ -364,8 +371,8 @@ fn with_next_response_a_customer_message_after_a_reply_starts_a_new_clock_with_i
     let mut r = router_with_next_response();
     r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
     r.handle(ts("2026-11-23T10:10:00Z"), agent("t1", "a1", GOOD_REPLY));
-    let step = r.handle(ts("2026-11-23T11:00:00Z"), customer("t1", "m2", "Still broken"));
-    let conv = step.conversation.unwrap();
+    r.handle(ts("2026-11-23T11:00:00Z"), customer("t1", "m2", "Still broken"));
+    let conv = changed(&mut r).unwrap();
     assert_eq!((conv.waits, conv.reply_due), (2, Some(ts("2026-11-23T13:00:00Z"))));
     assert_eq!(conv.due_at, Some(ts("2026-11-23T11:00:00Z")), "the first-response due instant is kept for reports");
     // A further customer message does not restart the running clock.
@@ -397,7 +404,7 @@ fn with_next_response_the_next_agent_reply_answers_the_wait_and_is_not_a_first_r
     let step = r.handle(ts("2026-11-23T12:00:00Z"), agent("t1", "a2", GOOD_REPLY));
     let check = step.check.unwrap();
     assert!(!check.first && !check.late);
-    assert_eq!(step.conversation.unwrap().reply_due, None);
+    assert_eq!(changed(&mut r).unwrap().reply_due, None);
     assert_eq!(r.next_deadline(), None);
 }
 
@@ -424,7 +431,8 @@ fn without_next_response_later_customer_messages_run_no_clock() {
     let mut r = router();
     r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
     r.handle(ts("2026-11-23T10:10:00Z"), agent("t1", "a1", GOOD_REPLY));
-    let conv = r.handle(ts("2026-11-23T11:00:00Z"), customer("t1", "m2", "Still broken")).conversation.unwrap();
+    r.handle(ts("2026-11-23T11:00:00Z"), customer("t1", "m2", "Still broken"));
+    let conv = changed(&mut r).unwrap();
     assert_eq!((conv.waits, conv.reply_due), (1, None));
     assert_eq!(r.next_deadline(), None);
 }
@@ -477,7 +485,7 @@ fn a_relayed_reply_goes_to_the_customer_and_counts_as_the_response() {
         (reply.kind, reply.to.as_str(), reply.body.as_str()),
         (ActionKind::Reply, "ana@example.com", GOOD_REPLY)
     );
-    assert_eq!(step.conversation.unwrap().first_reply_at, Some(ts("2026-11-23T10:10:00Z")));
+    assert_eq!(changed(&mut r).unwrap().first_reply_at, Some(ts("2026-11-23T10:10:00Z")));
     assert_eq!(r.next_deadline(), None);
 }
 
@@ -496,11 +504,12 @@ fn in_enforce_mode_a_reply_breaking_an_error_rule_is_held_until_corrected_or_sen
     let mut r = router();
     r.policy.enforce = true;
     r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    changed(&mut r);
     let held = r.handle(ts("2026-11-23T10:10:00Z"), relay("t1", "a1", POOR_REPLY, false));
     let [action] = &held.actions[..] else { panic!("{:?}", held.actions) };
     assert_eq!((action.kind, action.to.as_str()), (ActionKind::Held, "sam"));
     assert!(action.body.contains("NOT sent") && action.body.contains("dismissive"), "{}", action.body);
-    assert!(held.check.is_none() && held.conversation.is_none(), "nothing recorded as a reply");
+    assert!(held.check.is_none() && changed(&mut r).is_none(), "nothing recorded as a reply");
     assert_eq!(r.next_deadline(), Some(ts("2026-11-23T10:45:00Z")), "the clock keeps running");
     // A warning-only reply is not held in enforce mode.
     let fixed =
@@ -528,7 +537,8 @@ fn a_conversation_is_resolved_after_the_customer_stays_silent_after_a_reply_and_
     r.handle(ts("2026-11-23T10:10:00Z"), agent("t1", "a1", GOOD_REPLY));
     assert!(r.poll_timers(ts("2026-11-26T10:09:59Z")).is_empty());
     let steps = r.poll_timers(ts("2026-11-26T10:10:00Z"));
-    let conv = steps[0].conversation.clone().unwrap();
+    assert_eq!(steps.len(), 1);
+    let conv = changed(&mut r).unwrap();
     assert_eq!((conv.status, conv.resolved_at), (Status::Resolved, Some(ts("2026-11-26T10:10:00Z"))));
     assert_eq!(steps[0].survey.clone().unwrap().due_at, ts("2026-11-26T11:10:00Z"));
 }
@@ -546,7 +556,8 @@ fn a_customer_message_breaks_the_silence_and_a_later_reply_starts_it_again() {
     let mut restarted = router_with_silence();
     restarted.restore(OpenWork { conversations: vec![conv], ..OpenWork::default() });
     let steps = restarted.poll_timers(ts("2026-11-27T10:00:00Z"));
-    assert_eq!(steps[0].conversation.clone().unwrap().resolved_at, Some(ts("2026-11-27T10:00:00Z")));
+    assert_eq!(steps.len(), 1);
+    assert_eq!(changed(&mut restarted).unwrap().resolved_at, Some(ts("2026-11-27T10:00:00Z")));
 }
 
 #[test]
@@ -566,11 +577,11 @@ fn without_the_setting_or_on_other_channels_nothing_is_resolved_by_silence() {
 fn an_assigned_conversation_is_nudged_to_its_agent() {
     let mut r = router();
     r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
-    let step = r.handle(
+    r.handle(
         ts("2026-11-23T10:05:00Z"),
         Input::Assign { channel: None, thread: "t1".into(), agent: "kim@example.com".into() },
     );
-    assert_eq!(step.conversation.unwrap().assigned.as_deref(), Some("kim@example.com"));
+    assert_eq!(changed(&mut r).unwrap().assigned.as_deref(), Some("kim@example.com"));
     let warned: Vec<_> = r.poll_timers(ts("2026-11-23T10:45:00Z")).into_iter().flat_map(|s| s.actions).collect();
     assert_eq!((warned[0].kind, warned[0].to.as_str()), (ActionKind::NudgeWarning, "kim@example.com"));
     let unknown =
@@ -588,22 +599,23 @@ fn a_posted_reply_breaking_an_error_rule_is_taken_back_in_enforce_mode_and_kept_
     let mut r = router();
     r.policy.enforce = true;
     r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
+    changed(&mut r);
     let held = r.handle(ts("2026-11-23T10:10:00Z"), posted("t1", "a1", POOR_REPLY));
     let [action] = &held.actions[..] else { panic!("{:?}", held.actions) };
     assert_eq!((action.kind, action.to.as_str(), action.about.as_deref()), (ActionKind::Held, "sam", Some("a1")));
     assert!(action.body.contains("taken back") && action.body.contains(POOR_REPLY), "{}", action.body);
-    assert!(held.check.is_none() && held.conversation.is_none(), "not a response");
+    assert!(held.check.is_none() && changed(&mut r).is_none(), "not a response");
     // A passing reply is an ordinary agent reply: no action sends it again.
     let ok = r.handle(ts("2026-11-23T10:12:00Z"), posted("t1", "a2", GOOD_REPLY));
     assert!(ok.actions.is_empty(), "{:?}", ok.actions);
-    assert_eq!(ok.conversation.unwrap().first_reply_at, Some(ts("2026-11-23T10:12:00Z")));
+    assert_eq!(changed(&mut r).unwrap().first_reply_at, Some(ts("2026-11-23T10:12:00Z")));
     // Coach mode keeps it and coaches.
     let mut r = router();
     r.handle(ts("2026-11-23T10:00:00Z"), customer("t1", "m1", "Help"));
     let kept = r.handle(ts("2026-11-23T10:10:00Z"), posted("t1", "a1", POOR_REPLY));
     let kinds: Vec<_> = kept.actions.iter().map(|a| a.kind).collect();
     assert_eq!(kinds, [ActionKind::Feedback]);
-    assert!(kept.conversation.unwrap().first_reply_at.is_some());
+    assert!(changed(&mut r).unwrap().first_reply_at.is_some());
 }
 
 #[test]
@@ -614,7 +626,7 @@ fn reopen_cancels_the_pending_survey_and_a_comment_completes_an_answer() {
     r.handle(ts("2026-11-23T10:20:00Z"), resolve("t1"));
     let step =
         r.handle(ts("2026-11-23T10:30:00Z"), Input::Reopen { channel: None, thread: "t1".into(), by: "sam".into() });
-    assert_eq!(step.conversation.unwrap().status, Status::Open);
+    assert_eq!(changed(&mut r).unwrap().status, Status::Open);
     assert_eq!(step.survey.unwrap().status, SurveyStatus::Cancelled);
     assert!(r.poll_timers(ts("2026-11-23T12:00:00Z")).is_empty(), "no survey goes out");
     let again =
@@ -677,14 +689,14 @@ fn memory_that_follows_open_work_acts_exactly_like_memory_that_keeps_everything(
         seen: Vec<(Timestamp, String, String, String)>,
     }
     impl Db {
-        fn keep(&mut self, steps: Vec<Step>, now: Timestamp) {
+        fn keep(&mut self, steps: Vec<Step>, changed: Vec<Conversation>, now: Timestamp) {
+            for c in changed {
+                self.convs.insert(c.id.clone(), c);
+            }
             for step in steps {
                 self.seen
                     .extend(step.actions.iter().map(|a| (a.at, a.key.clone(), a.to.as_str().into(), a.body.clone())));
                 self.seen.extend(step.notice.iter().map(|n| (now, "notice".into(), String::new(), n.clone())));
-                if let Some(c) = step.conversation {
-                    self.convs.insert(c.id.clone(), c);
-                }
                 if let Some(s) = step.survey {
                     self.surveys.insert(s.id.clone(), s);
                 }
@@ -710,20 +722,20 @@ fn memory_that_follows_open_work_acts_exactly_like_memory_that_keeps_everything(
         let mut db = Db::default();
         let mut peak = 0;
         for (at, input) in events.clone() {
-            db.keep(r.poll_timers(at), at);
+            db.keep(r.poll_timers(at), r.take_changed(), at);
             if settling {
                 r.settle(at);
             }
             if let Some(wanted) = r.wants(&input) {
                 db.hydrate(&mut r, wanted);
             }
-            db.keep(vec![r.handle(at, input)], at);
+            db.keep(vec![r.handle(at, input)], r.take_changed(), at);
             peak = peak.max(r.in_memory());
             if settling {
                 r.settle(at);
             }
         }
-        db.keep(r.poll_timers(end), end);
+        db.keep(r.poll_timers(end), r.take_changed(), end);
         if settling {
             r.settle(end);
         }
