@@ -213,9 +213,10 @@ pub async fn ingest(events: usize, seed: u64, rounds: usize, admin: Option<&str>
     let history = generate::events(conversations, weeks, start, seed);
     let n = history.len();
     let rows: Vec<InputRow> = history.iter().map(InputRow::of).collect();
+    let rounds = rounds.max(1);
     let (mut ours, mut bulk) = (Duration::MAX, Duration::MAX);
     let (mut backend, mut actions, mut stored) = ("", 0, 0);
-    for _ in 0..rounds.max(1) {
+    for _ in 0..rounds {
         let round = ingest_round(history.clone(), admin).await?;
         (backend, actions, stored) = (round.backend, round.actions, round.stored);
         ours = ours.min(round.took);
@@ -226,8 +227,7 @@ pub async fn ingest(events: usize, seed: u64, rounds: usize, admin: Option<&str>
         Figure::new(
             format!(
                 "ingest {backend}: events/s ({n} events, {conversations} conversations, {actions} actions, \
-                 {stored} messages stored; best of {})",
-                rounds.max(1)
+                 {stored} messages stored; best of {rounds})"
             ),
             thousands(ours_rate),
             format!("{} (bulk insert)", thousands(bulk_rate)),

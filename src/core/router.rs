@@ -1584,11 +1584,7 @@ fn display_customer(conv: &Conversation) -> String {
 /// `prefix:rest` in one allocation (keys are made for every input; the
 /// formatting machinery was a visible part of replay's time).
 pub fn joined(prefix: &str, rest: &str) -> String {
-    let mut s = String::with_capacity(prefix.len() + 1 + rest.len());
-    s.push_str(prefix);
-    s.push(':');
-    s.push_str(rest);
-    s
+    concat(&[prefix, ":", rest])
 }
 
 /// `parts` end to end in one allocation (`format!` grows its string piece by

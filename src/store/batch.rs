@@ -6,7 +6,6 @@
 //! write of the same cause a no-op.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use jiff::Timestamp;
 use sqlx::{Any, Row as _};
@@ -274,13 +273,7 @@ pub fn input_key(at: Timestamp, input: &Input) -> String {
         Input::SurveyCorrection { channel, thread, .. } => ("correction", *channel, thread),
     };
     let channel = channel.map_or("*", |c| c.as_str());
-    // Sized up front: `format!` grows its string piece by piece.
-    let mut key = String::with_capacity(kind.len() + channel.len() + thread.len() + 24);
-    for part in [kind, ":", channel, ":", thread, "@"] {
-        key.push_str(part);
-    }
-    write!(key, "{}", at.as_second()).expect("writing to a string cannot fail");
-    key
+    crate::core::router::concat(&[kind, ":", channel, ":", thread, "@", &at.as_second().to_string()])
 }
 
 /// A message's id as stored (`channel:id`): its key among the inputs too.
