@@ -2,15 +2,17 @@
 //! token up, then asks [`on_open`] or [`on_comment`] what to show and which
 //! input (if any) to send to the driver.
 //!
-//! A token is the HMAC the router signed for one survey; a link is honoured
-//! only when the stored survey's token matches it (compared in constant
-//! time), the survey was sent, and it has not expired. A first click records
+//! A token is the instant a survey was sent and the HMAC the router signed
+//! for it ([`survey_token`]; tokens from before the instant was added are the
+//! HMAC alone and still honoured); a link is honoured only when the stored
+//! survey's token matches it (compared in constant time), the survey was
+//! sent, and it has not expired. A first click records
 //! the score; another click within [`SURVEY_CORRECTION_SECS`] changes it
 //! (people misclick); later clicks record nothing new.
 
 use jiff::Timestamp;
 
-use super::router::{Channel, Input, SURVEY_CORRECTION_SECS, Survey, SurveyStatus, sign};
+use super::router::{Channel, Input, SURVEY_CORRECTION_SECS, Survey, SurveyStatus, sign, survey_token};
 use super::text::constant_eq;
 
 /// What the survey page shows, and the input to apply first (if any).
@@ -35,8 +37,14 @@ pub enum Page {
 /// survey this secret signed it for.
 pub fn verify<'a>(found: Option<&'a Survey>, token: &str, secret: &[u8]) -> Option<&'a Survey> {
     let survey = found?;
-    let expected = sign(secret, &survey.id);
     let same_token = survey.token.as_deref().is_some_and(|t| constant_eq(t, token));
+    let signed = sign(secret, &survey.id);
+    let expected = match survey.sent_at {
+        // A token from before tokens began with their instant: the HMAC alone.
+        _ if token.len() == signed.len() => signed,
+        Some(at) => survey_token(secret, &survey.id, at),
+        None => return None,
+    };
     (same_token && constant_eq(&expected, token)).then_some(survey)
 }
 
@@ -135,7 +143,7 @@ mod tests {
             status: SurveyStatus::Sent,
             due_at: ts("2026-11-02T10:00:00Z"),
             sent_at: Some(ts("2026-11-02T10:00:00Z")),
-            token: Some(sign(SECRET, "email:T1#1")),
+            token: Some(survey_token(SECRET, "email:T1#1", ts("2026-11-02T10:00:00Z"))),
             score: None,
             comment: None,
             answered_at: None,
@@ -158,6 +166,33 @@ mod tests {
         forged.replace_range(0..1, if token.starts_with('0') { "1" } else { "0" });
         assert!(verify(Some(&s), &forged, SECRET).is_none());
         assert!(verify(None, &token, SECRET).is_none());
+        // A row whose token was altered (its instant or its signature) is
+        // not honoured either: both halves are checked against the secret.
+        for at in [0, 20] {
+            let mut altered = token.clone();
+            let was = altered.remove(at);
+            altered.insert(at, if was == '0' { '1' } else { '0' });
+            let tampered = Survey { token: Some(altered.clone()), ..sent() };
+            assert!(verify(Some(&tampered), &altered, SECRET).is_none(), "{altered}");
+        }
+    }
+
+    #[test]
+    fn a_token_from_before_tokens_carried_their_instant_is_still_honoured() {
+        let legacy = sign(SECRET, "email:T1#1");
+        let s = Survey { token: Some(legacy.clone()), ..sent() };
+        assert!(verify(Some(&s), &legacy, SECRET).is_some());
+        assert!(verify(Some(&s), &legacy, b"another secret entirely!").is_none());
+    }
+
+    #[test]
+    fn tokens_have_one_length_and_sort_by_the_instant_they_were_sent() {
+        let instants = [Timestamp::MIN, ts("1969-12-31T23:59:59Z"), ts("2026-11-02T10:00:00Z"), Timestamp::MAX];
+        // Signed for different surveys: the order is the instants' alone.
+        let tokens: Vec<String> =
+            instants.iter().enumerate().map(|(n, at)| survey_token(SECRET, &format!("email:T{n}#1"), *at)).collect();
+        assert!(tokens.iter().all(|t| t.len() == 58 && t.bytes().all(|b| b.is_ascii_hexdigit())), "{tokens:?}");
+        assert!(tokens.is_sorted(), "{tokens:?}");
     }
 
     #[test]

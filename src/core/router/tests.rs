@@ -176,8 +176,8 @@ fn a_resolved_conversation_gets_a_survey_after_the_delay_and_a_detractor_alerts_
     let sent = steps[0].survey.clone().unwrap();
     assert_eq!(sent.status, SurveyStatus::Sent);
     let token = sent.token.unwrap();
-    assert_eq!(token.len(), 48);
-    assert_eq!(token, r.sign("email:t1#1"));
+    assert_eq!(token.len(), 58);
+    assert_eq!(token, survey_token(b"test-secret", "email:t1#1", ts("2026-11-23T11:20:00Z")));
     assert!(steps[0].actions[0].body.contains(&token));
     let step = r.handle(ts("2026-11-23T12:00:00Z"), answer("t1", 3));
     assert_eq!(step.survey.unwrap().score, Some(3));
