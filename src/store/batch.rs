@@ -40,6 +40,17 @@ impl Store {
         Ok(known)
     }
 
+    /// Whether any input was ever applied to this database (a message
+    /// stored, or another input remembered by its key).
+    pub async fn holds_inputs(&self) -> anyhow::Result<bool> {
+        for table in ["messages", "processed_inputs"] {
+            if sqlx::query(&format!("SELECT 1 FROM {table} LIMIT 1")).fetch_optional(&self.pool).await?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Writes a batch: a few multi-row statements, whatever its size, run as
     /// one stream (each bound while the one before runs). The batch is only
     /// read: the caller frees it, best on the thread that built it.

@@ -303,6 +303,40 @@ async fn replaying_the_same_history_twice_adds_nothing() {
     }
 }
 
+/// A message that comes again batches later in the same file (a mailbox
+/// exported twice into one history) is a repeat, on a new database too,
+/// where the replay looks up only keys it may have stored itself.
+#[tokio::test]
+async fn a_message_repeated_batches_later_in_one_file_is_stored_once_on_a_new_database() {
+    const BATCH: usize = 40;
+    let events = demo_events();
+    let end = events.iter().map(|e| e.at).max().unwrap();
+    let repeats: Vec<Event> = events
+        .iter()
+        .take(BATCH)
+        .filter(|e| matches!(e.input, Input::Message(_)))
+        .map(|e| Event { at: end, ..e.clone() })
+        .collect();
+    assert!(repeats.len() > 10 && events.len() > 4 * BATCH, "{} repeats of {}", repeats.len(), events.len());
+    for db in databases().await {
+        let reference = crate::helpers::sqlite();
+        let (once, first) = replay_into(&reference, demo_events(), Some(as_of())).await;
+        let expected = (counts(&once.store).await, outbox(&once.store).await);
+        once.store.close().await;
+        let twice: Vec<Event> = events.iter().cloned().chain(repeats.iter().cloned()).collect();
+        let mut engine = Engine::start(demo_config(&db.url), false, replay::start_of(&twice)).await.unwrap();
+        let summary = replay::run_batched(&mut engine, twice, Some(as_of()), None, BATCH).await.unwrap();
+        assert_eq!((summary.applied, summary.duplicates), (first.applied, repeats.len()), "{}", db.backend);
+        let strip = |v: Vec<(String, Timestamp, String, String, String)>| -> Vec<_> {
+            v.into_iter().map(|(k, at, kind, to, _)| (k, at, kind, to)).collect()
+        };
+        let stored = (counts(&engine.store).await, outbox(&engine.store).await);
+        assert_eq!(stored.0, expected.0, "{}", db.backend);
+        assert_eq!(strip(stored.1), strip(expected.1), "{}", db.backend);
+        engine.store.close().await;
+    }
+}
+
 async fn counts(store: &Store) -> Vec<i64> {
     let mut out = Vec::new();
     for t in ["conversations", "messages", "findings", "surveys", "outbox"] {
