@@ -196,14 +196,19 @@ struct InFlight {
 }
 
 impl InFlight {
-    /// Waits for the write, then lets the router drop what it left at rest.
-    /// Returns the batch written, for the thread that built it to free (a
-    /// batch is millions of small allocations: freed from the writer's
-    /// thread, each contended with this thread's allocations, they took as
-    /// long as writing them).
-    async fn finish(self, engine: &mut Engine) -> anyhow::Result<Batch> {
+    /// Waits for the write, then lets the router drop what it left at rest
+    /// but what `later` (a batch still being written) changed too. Returns
+    /// the batch written, for the thread that built it to free (a batch is
+    /// millions of small allocations: freed from the writer's thread, each
+    /// contended with this thread's allocations, they took as long as
+    /// writing them).
+    async fn finish(self, engine: &mut Engine, later: Option<&InFlight>) -> anyhow::Result<Batch> {
         let batch = self.write.await.map_err(|e| anyhow::anyhow!("writing a batch stopped: {e}"))??;
-        engine.router.settle_ids(self.touched, self.last);
+        let mut committed = self.touched;
+        if let Some(later) = later {
+            committed.retain(|id| !later.touched.contains(id));
+        }
+        engine.router.settle_ids(committed, self.last);
         Ok(batch)
     }
 }
@@ -300,12 +305,21 @@ pub async fn run_batched(
             }
             Ok(())
         };
-    // Two cores: while one batch is written (flush and commit in a task of
-    // its own), the next is read and stepped. The next one's reads see every
-    // batch before the one in flight; what the one in flight changed is still
-    // in memory (it settles only once committed), and its input keys are
-    // carried over so a repeat across the two is still a repeat.
-    let mut in_flight: Option<InFlight> = None;
+    // Two cores: while a batch is written (flush and commit in a task of its
+    // own), the next is read and stepped. Its reads see every batch before
+    // those in flight; what those in flight changed is still in memory (it
+    // settles only once committed), and their input keys are carried over
+    // so a repeat across them is still a repeat. On PostgreSQL two batches
+    // are written at once, on two connections: the later one writes its
+    // inputs while the earlier one commits, then its state, then commits
+    // (see `Store::flush_after`); SQLite has one writer at a time.
+    let depth = match engine.store.backend() {
+        crate::store::Backend::Postgres => 2,
+        crate::store::Backend::Sqlite => 1,
+    };
+    let mut in_flight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
+    // The commit of the batch spawned last, for the next one to wait for.
+    let mut last_commit: Option<tokio::sync::oneshot::Receiver<()>> = None;
     let mut applied = Applied::new(engine.store.holds_inputs().await?);
     let mut events = events.into_iter().peekable();
     while events.peek().is_some() {
@@ -322,7 +336,7 @@ pub async fn run_batched(
             .collect();
         let mut known = engine.store.known_inputs(&mut read, &lookups).await?;
         applied.note(prints);
-        if let Some(f) = &in_flight {
+        for f in &in_flight {
             known.extend(keys.iter().filter(|k| f.keys.contains(*k)).cloned());
         }
         let fresh = chunk.iter().zip(&keys).filter(|(_, k)| !known.contains(*k)).map(|(e, _)| &e.input);
@@ -347,26 +361,39 @@ pub async fn run_batched(
         batch.record_conversations(engine.router.take_changed());
         // Settled while this batch's conversations are still marked touched,
         // so none of them is dropped before this batch is written.
-        let written = match in_flight.take() {
-            Some(f) => Some(f.finish(engine).await?),
-            None => None,
+        let written = match in_flight.len() >= depth {
+            true => {
+                let oldest = in_flight.pop_front().expect("depth is at least 1");
+                Some(oldest.finish(engine, in_flight.front()).await?)
+            }
+            false => None,
         };
         let touched = engine.router.take_touched();
         let store = engine.store.clone();
+        let before = last_commit.take();
+        let (committed, commit) = tokio::sync::oneshot::channel();
+        last_commit = Some(commit);
         let write = tokio::spawn(async move {
             let mut tx = store.begin().await?;
-            store.flush(&mut tx, &batch).await?;
+            let earlier_committed = async {
+                match before {
+                    Some(before) => before.await.map_err(|_| anyhow::anyhow!("the batch before was not written")),
+                    None => Ok(()),
+                }
+            };
+            store.flush_after(&mut tx, &batch, earlier_committed).await?;
             tx.commit().await?;
+            let _ = committed.send(());
             anyhow::Ok(batch)
         });
-        // Freed here, while the batch after it is written.
+        // Freed here, while the batches after it are written.
         drop(written);
         // Every input of this batch is in `known` now (with some applied
         // before it, which are repeats all the same).
-        in_flight = Some(InFlight { write, touched, keys: known, last });
+        in_flight.push_back(InFlight { write, touched, keys: known, last });
     }
-    if let Some(f) = in_flight.take() {
-        f.finish(engine).await?;
+    while let Some(oldest) = in_flight.pop_front() {
+        oldest.finish(engine, in_flight.front()).await?;
     }
     if let Some(end) = end {
         let mut tx = engine.store.begin().await?;

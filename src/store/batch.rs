@@ -55,6 +55,22 @@ impl Store {
     /// one stream (each bound while the one before runs). The batch is only
     /// read: the caller frees it, best on the thread that built it.
     pub async fn flush(&self, tx: &mut Tx, batch: &Batch) -> anyhow::Result<()> {
+        self.flush_after(tx, batch, std::future::ready(Ok(()))).await
+    }
+
+    /// [`Store::flush`] in two parts: first the inputs (messages, their
+    /// checks, the keys of other inputs: rows no other batch writes), then,
+    /// once `before` is done, the state they changed (conversations,
+    /// resolutions, surveys, outbox: rows a batch before may have written
+    /// too). A replay on PostgreSQL writes one batch's inputs while the batch
+    /// before commits: `before` waits for that commit, so no two batches
+    /// ever wait on each other's rows, and the later one commits after.
+    pub async fn flush_after(
+        &self,
+        tx: &mut Tx,
+        batch: &Batch,
+        before: impl std::future::Future<Output = anyhow::Result<()>>,
+    ) -> anyhow::Result<()> {
         let backend = self.backend;
         let Batch { messages, processed, conversations, surveys, resolutions, checks, actions, deliver } = batch;
         let deliver = *deliver;
@@ -239,16 +255,19 @@ impl Store {
                     .bind(a.about.as_deref())
             },
         );
-        let statements = insert_messages
+        let inputs = insert_messages
             .statements()
             .chain(insert_orphans.statements())
-            .chain(insert_processed.statements())
-            .chain(insert_conversations.statements())
+            .chain(insert_findings.statements())
+            .chain(insert_processed.statements());
+        run_statements(tx, inputs).await?;
+        before.await?;
+        let state = insert_conversations
+            .statements()
             .chain(insert_resolutions.statements())
             .chain(insert_surveys.statements())
-            .chain(insert_findings.statements())
             .chain(insert_outbox.statements());
-        run_statements(tx, statements).await
+        run_statements(tx, state).await
     }
 }
 
