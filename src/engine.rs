@@ -64,9 +64,20 @@ impl Engine {
         tx: &mut Tx,
         inputs: impl IntoIterator<Item = &'a Input>,
     ) -> anyhow::Result<()> {
+        self.hydrate_where(tx, inputs, |_| true).await
+    }
+
+    /// [`Engine::hydrate`], looking up only what `may_be_stored` allows (a
+    /// replay into a new database knows what it stored itself).
+    pub async fn hydrate_where<'a>(
+        &mut self,
+        tx: &mut Tx,
+        inputs: impl IntoIterator<Item = &'a Input>,
+        may_be_stored: impl Fn(&Wanted) -> bool,
+    ) -> anyhow::Result<()> {
         let (mut ids, mut threads) = (Vec::new(), Vec::new());
         for input in inputs {
-            match self.router.wants(input) {
+            match self.router.wants(input).filter(|w| may_be_stored(w)) {
                 Some(Wanted::Id(id)) => ids.push(id),
                 Some(Wanted::Thread(thread)) => threads.push(thread),
                 None => {}

@@ -13,7 +13,7 @@ use std::io::Write;
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use crate::core::router::{Action, Author, Channel, IdSet, Input, Message, Policy, Role};
+use crate::core::router::{Action, Author, Channel, Conversation, IdSet, Input, Message, Policy, Role, Wanted};
 use crate::engine::Engine;
 use crate::store::{Batch, input_key, is_message};
 
@@ -213,30 +213,34 @@ impl InFlight {
     }
 }
 
-/// The inputs a replay applied, by a 64-bit fingerprint of their keys, for
-/// a replay into a database that held no input when it began: a key whose
-/// fingerprint is not here was never stored, so it needs no lookup, and
-/// importing a history into a new database looks up only what could be a
-/// repeat (a fingerprint shared by chance costs one lookup, nothing more).
-/// Like the router's memory, this assumes no other process stores inputs
-/// into the database while the replay runs. 8 bytes a key, against the
-/// hundreds each parsed event takes.
-struct Applied {
+/// What a replay stored, by 64-bit fingerprints, for a replay into a
+/// database that held no history when it began: the keys of the inputs it
+/// applied, and the ids and threads of the conversations it wrote. A key
+/// whose fingerprint is not here was never stored, so it needs no lookup;
+/// nor does a conversation. Importing a history into a new database then
+/// looks up only what could be a repeat or a conversation it let go of (a
+/// fingerprint shared by chance costs one lookup, nothing more). Like the
+/// router's memory, this assumes no other process writes to the database
+/// while the replay runs. 8 bytes a key, against the hundreds each parsed
+/// event takes.
+struct Stored {
+    /// `None`: the database held history already, and everything is looked up.
     prints: Option<hashbrown::HashSet<u64>>,
     hasher: hashbrown::DefaultHashBuilder,
 }
 
-impl Applied {
-    /// `stored`: whether the database holds inputs already (then every key is looked up).
-    fn new(stored: bool) -> Applied {
-        Applied { prints: (!stored).then(hashbrown::HashSet::new), hasher: Default::default() }
+impl Stored {
+    /// `before`: whether the database holds history already.
+    fn new(before: bool) -> Stored {
+        Stored { prints: (!before).then(hashbrown::HashSet::new), hasher: Default::default() }
     }
 
+    /// An input key's fingerprint.
     fn print(&self, key: &str) -> u64 {
-        std::hash::BuildHasher::hash_one(&self.hasher, key)
+        std::hash::BuildHasher::hash_one(&self.hasher, ("input", key))
     }
 
-    /// Whether the key (by its fingerprint) may have been stored before.
+    /// Whether the input key (by its fingerprint) may have been stored before.
     fn may_hold(&self, print: u64) -> bool {
         self.prints.as_ref().is_none_or(|p| p.contains(&print))
     }
@@ -244,6 +248,30 @@ impl Applied {
     fn note(&mut self, prints: impl IntoIterator<Item = u64>) {
         if let Some(p) = &mut self.prints {
             p.extend(prints);
+        }
+    }
+
+    fn conversation_print(&self, by: &str, key: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, (by, key))
+    }
+
+    /// Whether the conversation `wanted` names may be stored.
+    fn may_hold_conversation(&self, wanted: &Wanted) -> bool {
+        let print = match wanted {
+            Wanted::Id(id) => self.conversation_print("id", id),
+            Wanted::Thread(thread) => self.conversation_print("thread", thread),
+        };
+        self.may_hold(print)
+    }
+
+    /// Notes conversations as written.
+    fn note_conversations(&mut self, written: &[Conversation]) {
+        if self.prints.is_some() {
+            let prints: Vec<u64> = written
+                .iter()
+                .flat_map(|c| [self.conversation_print("id", &c.id), self.conversation_print("thread", &c.thread)])
+                .collect();
+            self.note(prints);
         }
     }
 }
@@ -320,27 +348,27 @@ pub async fn run_batched(
     let mut in_flight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
     // The commit of the batch spawned last, for the next one to wait for.
     let mut last_commit: Option<tokio::sync::oneshot::Receiver<()>> = None;
-    let mut applied = Applied::new(engine.store.holds_inputs().await?);
+    let mut stored = Stored::new(engine.store.holds_history().await?);
     let mut events = events.into_iter().peekable();
     while events.peek().is_some() {
         let chunk: Vec<Event> = events.by_ref().take(batch.max(1)).collect();
         let keys: Vec<String> = chunk.iter().map(|e| input_key(e.at, &e.input)).collect();
-        let prints: Vec<u64> = keys.iter().map(|k| applied.print(k)).collect();
+        let prints: Vec<u64> = keys.iter().map(|k| stored.print(k)).collect();
         let mut read = engine.store.begin_read().await?;
         let lookups: Vec<(&str, bool)> = chunk
             .iter()
             .zip(&keys)
             .zip(&prints)
-            .filter(|(_, print)| applied.may_hold(**print))
+            .filter(|(_, print)| stored.may_hold(**print))
             .map(|((e, k), _)| (k.as_str(), is_message(&e.input)))
             .collect();
         let mut known = engine.store.known_inputs(&mut read, &lookups).await?;
-        applied.note(prints);
+        stored.note(prints);
         for f in &in_flight {
             known.extend(keys.iter().filter(|k| f.keys.contains(*k)).cloned());
         }
         let fresh = chunk.iter().zip(&keys).filter(|(_, k)| !known.contains(*k)).map(|(e, _)| &e.input);
-        engine.hydrate(&mut read, fresh).await?;
+        engine.hydrate_where(&mut read, fresh, |w| stored.may_hold_conversation(w)).await?;
         read.rollback().await?;
         let last = chunk.last().map_or(Timestamp::MIN, |e| e.at);
         let mut batch = engine.batch();
@@ -358,7 +386,9 @@ pub async fn run_batched(
                 None => summary.duplicates += 1,
             }
         }
-        batch.record_conversations(engine.router.take_changed());
+        let changed = engine.router.take_changed();
+        stored.note_conversations(&changed);
+        batch.record_conversations(changed);
         // Settled while this batch's conversations are still marked touched,
         // so none of them is dropped before this batch is written.
         let written = match in_flight.len() >= depth {

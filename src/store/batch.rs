@@ -40,10 +40,10 @@ impl Store {
         Ok(known)
     }
 
-    /// Whether any input was ever applied to this database (a message
-    /// stored, or another input remembered by its key).
-    pub async fn holds_inputs(&self) -> anyhow::Result<bool> {
-        for table in ["messages", "processed_inputs"] {
+    /// Whether this database holds any history: an input applied (a message
+    /// stored, or another input remembered by its key) or a conversation.
+    pub async fn holds_history(&self) -> anyhow::Result<bool> {
+        for table in ["messages", "processed_inputs", "conversations"] {
             if sqlx::query(&format!("SELECT 1 FROM {table} LIMIT 1")).fetch_optional(&self.pool).await?.is_some() {
                 return Ok(true);
             }

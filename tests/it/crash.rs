@@ -80,10 +80,11 @@ fn killed_fifty_times_under_traffic_every_mail_is_stored_once_and_every_action_d
     .unwrap();
     let answered: Vec<usize> = (0..MAILS).step_by(3).collect();
     let env = [("CONCIERGE_TEST_DISCORD_TOKEN", TOKEN)];
-    // Installed first: one run until connected (a support channel is read
-    // from the moment concierge first connects to it), then the traffic.
+    // Installed first: one run until caught up (a support channel is read
+    // from the point concierge first records for it, once connected), then
+    // the traffic.
     let first = Running::start(&config_path, &env);
-    first.wait_logged("discord channel: connected");
+    first.wait_logged("discord channel: caught up");
     first.signal("-KILL");
     drop(first);
     let started = Instant::now();

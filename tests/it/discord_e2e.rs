@@ -247,9 +247,8 @@ fn killed_before_reading_anything_then_away_for_more_than_a_page_every_message_i
     let old = fake.customer_writes_unseen(SUPPORT, (LEE, "Lee"), "Written before concierge was installed");
     let (_dir, path, _db) = setup(&fake, "");
     let mut bot = start_bot(&path, TOKEN);
-    bot.wait_for_log("discord channel: connected");
     // Killed before it read a single message: only its starting point is kept.
-    std::thread::sleep(Duration::from_millis(500));
+    bot.wait_for_log("discord channel: caught up");
     let _ = Command::new("kill").args(["-KILL", &bot.child.id().to_string()]).status();
     let _ = bot.child.wait();
     let missed: Vec<u64> = (0..130)

@@ -161,7 +161,9 @@ async fn a_replayed_history_is_stored_exactly_as_the_pure_router_decides_on_ever
 async fn a_long_history_written_while_the_next_batch_is_stepped_is_stored_exactly_as_decided() {
     let start: Timestamp = "2026-10-05T05:00:00Z".parse().unwrap();
     let mut events = concierge::bench::generate::events(600, 3, start, 7);
-    // Every seventh customer writes again three days after the resolve.
+    // One customer in five writes again two weeks after the resolve, when
+    // the conversation has left memory (three days was too soon: the
+    // conversation had not come to rest, and nothing was read back).
     let again: Vec<Event> = events
         .iter()
         .filter_map(|e| match &e.input {
@@ -175,7 +177,7 @@ async fn a_long_history_written_while_the_next_batch_is_stepped_is_stored_exactl
                 };
                 Some(Event {
                     line: 0,
-                    at: e.at.checked_add(jiff::SignedDuration::from_hours(72)).unwrap(),
+                    at: e.at.checked_add(jiff::SignedDuration::from_hours(24 * 14)).unwrap(),
                     input: Input::Message(m),
                 })
             }

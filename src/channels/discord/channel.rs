@@ -364,7 +364,11 @@ impl DiscordChannel {
                     }
                     tracing::info!("discord channel: connected; catching up on what was written meanwhile");
                     intake.link(Channel::Discord, Link::Up);
-                    self.catch_up(&intake, &mut parents).await
+                    let caught_up = self.catch_up(&intake, &mut parents).await;
+                    if caught_up.is_ok() {
+                        tracing::info!("discord channel: caught up; reading live");
+                    }
+                    caught_up
                 }
                 Event::Interaction(boxed) => {
                     let (asked, reply) = *boxed;
