@@ -3,7 +3,8 @@
 //! state that caused them, so both commit or neither does. A batch is a
 //! handful of multi-row statements however many events it holds (no
 //! per-event queries on the replay path). Idempotency keys make a second
-//! write of the same cause a no-op.
+//! write of the same action a no-op; an input is looked up before it reaches
+//! a batch ([`Store::known_inputs`]), so its row is a plain insert.
 
 use std::collections::HashMap;
 
