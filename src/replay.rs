@@ -288,7 +288,7 @@ pub struct Summary {
     pub applied: usize,
     pub duplicates: usize,
     pub actions: usize,
-    /// Applied inputs that changed nothing (each says why; see [`Step::notice`]).
+    /// Applied inputs that changed nothing (each says why; see [`crate::core::router::Step::notice`]).
     pub unchanged: usize,
 }
 

@@ -765,9 +765,16 @@ impl Router {
     }
 
     /// [`Router::settle`] for the conversations of one committed batch. One
-    /// touched again since (in a batch not yet committed) stays.
+    /// touched again since (in a batch not yet committed) stays, and so does
+    /// one changed but not yet taken by [`Router::take_changed`]: nothing
+    /// has written it yet.
     pub fn settle_ids(&mut self, committed: IdSet, now: Timestamp) {
         for id in committed {
+            if self.changed.contains(&id) {
+                // Considered again at the next settle, once written.
+                self.touched.insert(id);
+                continue;
+            }
             let at_rest = !self.touched.contains(&id)
                 && self.held.get(&id).is_some_and(|c| c.status == Status::Resolved)
                 && self.surveys.get(&id).is_none_or(|s| s.status != SurveyStatus::Pending);

@@ -427,7 +427,7 @@ const ROWS_PER_STATEMENT: usize = 512;
 
 /// One table's rows as multi-row `head VALUES (...), (...) tail`
 /// statements, each binding its rows' `cols` values with `bind`:
-/// [`ROWS_PER_STATEMENT`] rows at a time (fewer when that would pass ~30,000
+/// `ROWS_PER_STATEMENT` (512) rows at a time (fewer when that would pass ~30,000
 /// parameters; SQLite's and PostgreSQL's limits are above), the remainder one
 /// more statement. Built one at a time by [`Insert::statements`], for
 /// [`run_statements`].

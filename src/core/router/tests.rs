@@ -292,6 +292,19 @@ fn a_restored_router_neither_loses_nor_repeats_a_nudge_or_survey() {
 }
 
 #[test]
+fn a_conversation_at_rest_stays_in_memory_until_the_shell_took_its_change_to_write_it() {
+    let mut r = router();
+    r.handle(ts("2026-11-23T09:00:00Z"), customer("z", "z", "Help"));
+    let quiet = Input::Resolve { channel: None, thread: "z".into(), by: "sam".into(), survey: false };
+    r.handle(ts("2026-11-23T09:01:00Z"), quiet);
+    r.settle(ts("2026-11-23T09:02:00Z"));
+    assert_eq!(r.in_memory(), 1, "not written yet: it stays");
+    assert_eq!(changed(&mut r).map(|c| c.status), Some(Status::Resolved));
+    r.settle(ts("2026-11-23T09:03:00Z"));
+    assert_eq!(r.in_memory(), 0, "written: it may go");
+}
+
+#[test]
 fn timers_due_at_one_instant_fire_in_conversation_order_whatever_order_memory_was_built_in() {
     // Two conversations of one customer resolved at the same second: their
     // surveys fall due together and the throttle lets one through. Which
@@ -325,6 +338,8 @@ fn timers_due_at_one_instant_fire_in_conversation_order_whatever_order_memory_wa
         restarted.handle(ts("2026-11-23T09:00:00Z"), customer("z", "z", "Help"));
         let quiet = Input::Resolve { channel: None, thread: "z".into(), by: "sam".into(), survey: false };
         restarted.handle(ts("2026-11-23T09:01:00Z"), quiet);
+        // Written (as the shell does before settling), so it may go.
+        assert_eq!(changed(&mut restarted).map(|c| c.id), Some("email:z".to_string()));
         let work = OpenWork {
             conversations: order.iter().map(|&i| stored[i].clone()).collect(),
             surveys: order.iter().map(|&i| surveys[i].clone()).collect(),
