@@ -23,17 +23,17 @@ pub async fn pair(
     week: Week,
     as_of: Timestamp,
 ) -> anyhow::Result<(Report, Report)> {
-    let mut reports = Vec::new();
-    for w in [week, week.previous()] {
-        let (from, to) = w.bounds(hours.time_zone());
-        let mut data = store.report_data(from, to, as_of).await?;
-        if w == week {
-            data.followups = store.followup_rows(as_of).await?;
-        }
-        reports.push(compute(w, hours, as_of, &data));
-    }
-    let prev = reports.pop().expect("two reports");
-    Ok((reports.pop().expect("two reports"), prev))
+    // Read at once, each on a connection of its own (the database's two
+    // cores, not one): every read is as of `as_of`, so they agree.
+    let previous = week.previous();
+    let ((from, to), (prev_from, prev_to)) = (week.bounds(hours.time_zone()), previous.bounds(hours.time_zone()));
+    let (mut data, prev_data, followups) = tokio::try_join!(
+        store.report_data(from, to, as_of),
+        store.report_data(prev_from, prev_to, as_of),
+        store.followup_rows(as_of),
+    )?;
+    data.followups = followups;
+    Ok((compute(week, hours, as_of, &data), compute(previous, hours, as_of, &prev_data)))
 }
 
 /// The report for `week` with the previous week's for the trend, rendered.

@@ -115,12 +115,11 @@ impl Store {
         let [(_, conversations_sql), (_, checks_sql), ..] = report_queries(self.backend);
         let (from, to, as_of) = (from.as_second(), to.as_second(), as_of.as_second());
         let opened_before = to.min(as_of + 1);
-        let text: String = sqlx::query_scalar(conversations_sql)
-            .bind(from)
-            .bind(opened_before)
-            .bind(as_of)
-            .fetch_one(&self.pool)
-            .await?;
+        // The two large reads at once, each on a connection of its own.
+        let (text, checks_text): (String, String) = tokio::try_join!(
+            sqlx::query_scalar(conversations_sql).bind(from).bind(opened_before).bind(as_of).fetch_one(&self.pool),
+            sqlx::query_scalar(checks_sql).bind(from).bind(opened_before).bind(as_of).fetch_one(&self.pool),
+        )?;
         // One row per resolution, or one for a conversation never resolved.
         type Conv = (String, i64, Option<i64>, Option<i64>, Option<String>, Option<i64>, Option<i64>);
         let mut rows: Vec<Conv> = serde_json::from_str(&text).context("reading the week's conversations")?;
@@ -141,8 +140,7 @@ impl Store {
                 c.resolutions.push((ts(resolved), reopened_at.map(ts)));
             }
         }
-        let text: String =
-            sqlx::query_scalar(checks_sql).bind(from).bind(opened_before).bind(as_of).fetch_one(&self.pool).await?;
+        let text = checks_text;
         // One row per finding, or one for a reply that had none.
         type Check = (String, String, String, i64, i64, Option<i64>, Option<String>);
         let mut rows: Vec<Check> = serde_json::from_str(&text).context("reading the week's reply checks")?;
