@@ -116,13 +116,14 @@ impl Store {
         let (from, to, as_of) = (from.as_second(), to.as_second(), as_of.as_second());
         let opened_before = to.min(as_of + 1);
         // The two large reads at once, each on a connection of its own.
-        let (text, checks_text): (String, String) = tokio::try_join!(
+        let (conversations_json, checks_json): (String, String) = tokio::try_join!(
             sqlx::query_scalar(conversations_sql).bind(from).bind(opened_before).bind(as_of).fetch_one(&self.pool),
             sqlx::query_scalar(checks_sql).bind(from).bind(opened_before).bind(as_of).fetch_one(&self.pool),
         )?;
         // One row per resolution, or one for a conversation never resolved.
         type Conv = (String, i64, Option<i64>, Option<i64>, Option<String>, Option<i64>, Option<i64>);
-        let mut rows: Vec<Conv> = serde_json::from_str(&text).context("reading the week's conversations")?;
+        let mut rows: Vec<Conv> =
+            serde_json::from_str(&conversations_json).context("reading the week's conversations")?;
         rows.sort_by(|a, b| (a.1, &a.0, a.5).cmp(&(b.1, &b.0, b.5)));
         let mut conversations: Vec<ConversationRow> = Vec::new();
         for (id, opened_at, due_at, first_reply_at, first_reply_by, resolved_at, reopened_at) in rows {
@@ -140,10 +141,9 @@ impl Store {
                 c.resolutions.push((ts(resolved), reopened_at.map(ts)));
             }
         }
-        let text = checks_text;
         // One row per finding, or one for a reply that had none.
         type Check = (String, String, String, i64, i64, Option<i64>, Option<String>);
-        let mut rows: Vec<Check> = serde_json::from_str(&text).context("reading the week's reply checks")?;
+        let mut rows: Vec<Check> = serde_json::from_str(&checks_json).context("reading the week's reply checks")?;
         rows.sort_by(|a, b| (a.3, &a.0, a.5).cmp(&(b.3, &b.0, b.5)));
         let mut checks: Vec<CheckRow> = Vec::new();
         let mut last: Option<String> = None;

@@ -339,6 +339,65 @@ async fn a_message_repeated_batches_later_in_one_file_is_stored_once_on_a_new_da
     }
 }
 
+/// A batch whose write fails stops the replay, and no batch after it is
+/// committed, though on PostgreSQL the next one was already writing its
+/// inputs beside it; the replay run again once the cause is gone ends as an
+/// uninterrupted one.
+#[tokio::test]
+async fn a_batch_that_cannot_be_written_stops_the_replay_and_nothing_after_it_is_kept() {
+    const BATCH: usize = 40;
+    let events = demo_events();
+    let message_ids = |events: &[Event]| -> Vec<String> {
+        let mut ids: Vec<String> = events
+            .iter()
+            .filter_map(|e| match &e.input {
+                Input::Message(m) => Some(format!("{}:{}", m.channel.as_str(), m.id)),
+                _ => None,
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    let mut sorted = events.clone();
+    sorted.sort_by_key(|e| e.at);
+    // The first message of the fourth batch cannot be stored.
+    let poisoned = message_ids(&sorted[3 * BATCH..4 * BATCH]).into_iter().next().unwrap();
+    for db in databases().await {
+        let reference = crate::helpers::sqlite();
+        let (whole, _) = replay_into(&reference, events.clone(), Some(as_of())).await;
+        let expected = counts(&whole.store).await;
+        whole.store.close().await;
+        let mut engine = Engine::start(demo_config(&db.url), false, replay::start_of(&events)).await.unwrap();
+        let refuse = if db.backend == "sqlite" {
+            format!(
+                "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.id = '{poisoned}' \
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        } else {
+            format!("ALTER TABLE messages ADD CONSTRAINT refuse CHECK (id <> '{poisoned}')")
+        };
+        sqlx::query(&refuse).execute(engine.store.pool()).await.unwrap();
+        let err = replay::run_batched(&mut engine, events.clone(), Some(as_of()), None, BATCH).await.unwrap_err();
+        assert!(format!("{err:#}").contains("refuse"), "{}: {err:#}", db.backend);
+        let stored: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM messages ORDER BY id").fetch_all(engine.store.pool()).await.unwrap();
+        assert_eq!(
+            stored,
+            message_ids(&sorted[..3 * BATCH]),
+            "{}: the three batches before, nothing after",
+            db.backend
+        );
+        let drop =
+            if db.backend == "sqlite" { "DROP TRIGGER refuse" } else { "ALTER TABLE messages DROP CONSTRAINT refuse" };
+        sqlx::query(drop).execute(engine.store.pool()).await.unwrap();
+        engine.store.close().await;
+        let mut engine = Engine::start(demo_config(&db.url), false, replay::start_of(&events)).await.unwrap();
+        replay::run_batched(&mut engine, events.clone(), Some(as_of()), None, BATCH).await.unwrap();
+        assert_eq!(counts(&engine.store).await, expected, "{}", db.backend);
+        engine.store.close().await;
+    }
+}
+
 async fn counts(store: &Store) -> Vec<i64> {
     let mut out = Vec::new();
     for t in ["conversations", "messages", "findings", "surveys", "outbox"] {
